@@ -1,0 +1,1 @@
+"""`dynamic-mcp import <tool>`: convert another tool's MCP config into dynamic-mcp.json."""
