@@ -47,15 +47,25 @@ __all__ = [
     "interpolate",
     "load_config",
     "parse_config",
-    "resolve_config_path",
     "parse_duration",
+    "resolve_config_path",
     "variables_for",
 ]
 
 CONFIG_ENV_VAR = "DYNAMIC_MCP_CONFIG"
+DEFAULT_CONFIG = Path("dynamic-mcp.json")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h)?\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600}
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "h": 3600,
+}
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -257,9 +267,13 @@ def _problem(error: Any) -> str:
             return "needs 'command' (stdio) or 'url' (http/sse)"
         return "required field is missing"
     if kind in ("string_type", "bool_type", "list_type", "dict_type", "model_type"):
-        expected = {"string_type": "a string", "bool_type": "true or false",
-                    "list_type": "a list", "dict_type": "an object",
-                    "model_type": "an object"}[kind]
+        expected = {
+            "string_type": "a string",
+            "bool_type": "true or false",
+            "list_type": "a list",
+            "dict_type": "an object",
+            "model_type": "an object",
+        }[kind]
         return f"expected {expected}, got {json.dumps(error.get('input'))}"
     if kind == "literal_error":
         return f"{error['msg'].lower()}, got {json.dumps(error.get('input'))}"
@@ -267,19 +281,22 @@ def _problem(error: Any) -> str:
 
 
 def resolve_config_path(path: Path | None) -> Path:
-    """The config to serve: the CLI argument, else $DYNAMIC_MCP_CONFIG.
+    """The config to serve: the CLI argument, else $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json.
 
     Raises:
-        ConfigError: neither was given.
+        ConfigError: none of them names a file.
     """
     if path is not None:
         return path
     from_env = os.environ.get(CONFIG_ENV_VAR)
     if from_env:
         return Path(from_env)
+    if DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
     raise ConfigError(
-        "dynamic-mcp.json",
-        f"no config given: pass its path as an argument or set {CONFIG_ENV_VAR}",
+        DEFAULT_CONFIG,
+        f"no config: pass its path as an argument, set {CONFIG_ENV_VAR}, or create "
+        f"{DEFAULT_CONFIG} (`dynamic-mcp import <tool>` writes one)",
     )
 
 

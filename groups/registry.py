@@ -1,0 +1,112 @@
+"""All groups of a config: lookup, lazy mounting, descriptions for the model, shutdown.
+
+    registry = Registry()
+    registry.configure(config, root=server)
+    text = await registry.expand("time")       # compact JSON of the group's tools
+    result = await registry.call_tool("time", "get_current_time", {"timezone": "UTC"})
+    await registry.aclose()                    # every upstream process is gone
+
+Guarantees: configuring starts nothing; a group's upstream is mounted on the root server
+the first time it is used; a failure in one group is reported for that group alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types
+from fastmcp import FastMCP
+from fastmcp.tools.base import ToolResult
+
+from groups.config import Config, variables_for
+from groups.errors import UnknownGroupError
+from groups.upstream import State, Upstream
+
+__all__ = ["Registry", "compact_tools"]
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hold the exit
+
+
+class Registry:
+    """Every enabled group by name, and the root server their proxies are mounted on."""
+
+    def __init__(self) -> None:
+        self._upstreams: dict[str, Upstream] = {}
+        self._mounted: set[str] = set()
+        self._root: FastMCP | None = None
+
+    def __repr__(self) -> str:
+        return f"Registry({list(self._upstreams)})"
+
+    def configure(self, config: Config, *, root: FastMCP, config_path: Path | None = None) -> None:
+        """Take the groups of `config`; `${VAR}` also reads a `.env` beside `config_path`."""
+        variables = variables_for(config_path)
+        self._root = root
+        self._upstreams = {
+            name: Upstream(name, server, variables) for name, server in config.enabled().items()
+        }
+
+    def group_names(self) -> list[str]:
+        return list(self._upstreams)
+
+    def describe_groups(self) -> str:
+        """`- name: description` per group; failed groups listed apart with their reason."""
+        lines = [
+            f"- {name}: {upstream.config.description}"
+            for name, upstream in self._upstreams.items()
+            if upstream.state is not State.FAILED
+        ]
+        failed = [
+            f"- {name}: {upstream.error.cause if upstream.error else 'unavailable'}"
+            for name, upstream in self._upstreams.items()
+            if upstream.state is State.FAILED
+        ]
+        if failed:
+            lines += ["Unavailable groups:", *failed]
+        return "\n".join(lines)
+
+    async def expand(self, group: str) -> str:
+        """The group's tools as compact JSON: `[{name, description, inputSchema}, …]`."""
+        return compact_tools(await self._use(group).list_tools())
+
+    async def call_tool(self, group: str, name: str, arguments: dict[str, Any]) -> ToolResult:
+        """Forward one call to the group's upstream; its result comes back unchanged."""
+        return await self._use(group).call_tool(name, arguments)
+
+    async def aclose(self) -> None:
+        """Close every group at once, bounded, even while the server is being cancelled."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_TIMEOUT):
+            async with anyio.create_task_group() as group:
+                for upstream in self._upstreams.values():
+                    group.start_soon(upstream.aclose)
+
+    def _use(self, group: str) -> Upstream:
+        """The group's upstream, mounted on the root server on first use."""
+        upstream = self._upstreams.get(group)
+        if upstream is None:
+            raise UnknownGroupError(group, self._upstreams)
+        if group not in self._mounted and self._root is not None:
+            # Mounting exposes the upstream's resources and prompts through the root;
+            # its tools stay hidden from tools/list (see server.MetaToolsView).
+            self._root.mount(upstream.proxy, namespace=group)
+            self._mounted.add(group)
+        return upstream
+
+
+def compact_tools(tools: list[mcp_types.Tool]) -> str:
+    """The minimal form the model needs to call a tool, without `$schema` or whitespace."""
+    listed = []
+    for tool in tools:
+        schema = {key: value for key, value in tool.input_schema.items() if key != "$schema"}
+        entry: dict[str, Any] = {"name": tool.name}
+        if tool.description:
+            entry["description"] = tool.description
+        entry["inputSchema"] = schema
+        listed.append(entry)
+    return json.dumps(listed, separators=(",", ":"), ensure_ascii=False)

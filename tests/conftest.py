@@ -1,0 +1,149 @@
+"""Shared fixtures: real upstream processes, real sockets on 127.0.0.1, dynamic-mcp itself.
+
+Every wait here is bounded in time; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+
+REPO = Path(__file__).resolve().parent.parent
+UPSTREAMS = Path(__file__).resolve().parent / "upstreams"
+ECHO_SERVER = UPSTREAMS / "echo_server.py"
+PORT_WAIT = 20.0  # seconds for an HTTP upstream to start listening (a cold Python import)
+
+os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
+
+
+def stdio_entry(
+    script: Path = ECHO_SERVER, description: str = "Echo test server", **extra: Any
+) -> dict[str, Any]:
+    """A config entry that starts a Python upstream script over stdio."""
+    return {"description": description, "command": sys.executable, "args": [str(script)], **extra}
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    """Write `{"mcpServers": servers}` to a dynamic-mcp.json in tmp_path and return its path."""
+
+    def write(servers: dict[str, Any]) -> Path:
+        path = tmp_path / "dynamic-mcp.json"
+        path.write_text(json.dumps({"mcpServers": servers}))
+        return path
+
+    return write
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + PORT_WAIT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"upstream exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {PORT_WAIT}s")
+
+
+def serve_echo(transport: str) -> Iterator[str]:
+    """Run the echo upstream over `transport` on a free loopback port; yield its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ECHO_SERVER), transport, "127.0.0.1", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        path = "/mcp" if transport == "http" else "/sse"
+        yield f"http://127.0.0.1:{port}{path}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def http_echo_url() -> Iterator[str]:
+    yield from serve_echo("http")
+
+
+@pytest.fixture(scope="session")
+def sse_echo_url() -> Iterator[str]:
+    yield from serve_echo("sse")
+
+
+def dynamic_mcp_client(config: Path, *extra_args: str) -> Client:
+    """A real MCP client talking to `python -m server CONFIG` over stdio pipes."""
+    transport = StdioTransport(
+        sys.executable,
+        ["-m", "server", str(config), *extra_args],
+        # The whole environment, as an MCP client on a user's machine would pass it.
+        env=dict(os.environ),
+        cwd=str(REPO),
+        keep_alive=False,
+    )
+    return Client(transport, init_timeout=30, timeout=60)
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[[Path], Any]]:
+    """Open dynamic-mcp clients for configs; all are closed when the test ends."""
+    clients: list[Client] = []
+
+    async def open_client(config: Path, *extra_args: str) -> Client:
+        client = dynamic_mcp_client(config, *extra_args)
+        await client.__aenter__()
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in reversed(clients):
+        await client.__aexit__(None, None, None)
+
+
+def server_process(config: Path) -> psutil.Process:
+    """The dynamic-mcp server this test process started for `config`."""
+    for child in psutil.Process().children(recursive=True):
+        command = child.cmdline()
+        if command[1:4] == ["-m", "server", str(config)]:
+            return child
+    raise LookupError(f"no dynamic-mcp process serves {config}")
+
+
+def upstream_processes(server: psutil.Process) -> list[psutil.Process]:
+    """Live processes started, directly or not, by one dynamic-mcp server."""
+    return [p for p in server.children(recursive=True) if _alive(p)]
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(processes: list[psutil.Process], timeout: float = 10.0) -> list[psutil.Process]:
+    """Wait (bounded) for processes to exit; return those still alive."""
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    return [p for p in alive if _alive(p)]

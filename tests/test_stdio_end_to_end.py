@@ -1,0 +1,318 @@
+"""dynamic-mcp as a user runs it: a subprocess driven by a real MCP client over stdio,
+in front of real upstream processes over stdio, streamable HTTP and SSE."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from conftest import (
+    ECHO_SERVER,
+    server_process,
+    stdio_entry,
+    upstream_processes,
+    wait_gone,
+)
+from fastmcp import Client
+
+
+async def test_the_client_sees_exactly_the_two_meta_tools(write_config, connect):
+    config = write_config({"echo": stdio_entry(), "other": stdio_entry(description="Other")})
+    client = await connect(config)
+
+    tools = {tool.name: tool for tool in await client.list_tools()}
+
+    assert sorted(tools) == ["call_dynamic_tool", "get_dynamic_tools"]
+    description = tools["get_dynamic_tools"].description
+    assert "- echo: Echo test server" in description
+    assert "- other: Other" in description
+    for tool in tools.values():
+        assert tool.input_schema["properties"]["group"]["enum"] == ["echo", "other"]
+
+
+async def test_no_upstream_runs_before_first_use_and_one_serves_five_calls(write_config, connect):
+    config = write_config({"echo": stdio_entry()})
+    client = await connect(config)
+    server = server_process(config)
+    assert upstream_processes(server) == []
+
+    pids = set()
+    for _ in range(5):
+        result = await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "echo", "name": "pid", "args": {}}
+        )
+        pids.add(result.structured_content["result"])
+
+    assert len(pids) == 1
+    assert [p.pid for p in upstream_processes(server)] == list(pids)
+
+
+async def test_two_concurrent_first_requests_for_a_group_spawn_one_process(write_config, connect):
+    config = write_config({"echo": stdio_entry()})
+    client = await connect(config)
+    results = []
+
+    async def first_call() -> None:
+        results.append(
+            await client.call_tool_mcp(
+                "call_dynamic_tool", {"group": "echo", "name": "pid", "args": {}}
+            )
+        )
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(first_call)
+        tasks.start_soon(first_call)
+
+    assert len({result.structured_content["result"] for result in results}) == 1
+    assert len(upstream_processes(server_process(config))) == 1
+
+
+async def test_expansion_is_compact_json_of_name_description_and_input_schema(
+    write_config, connect
+):
+    client = await connect(write_config({"echo": stdio_entry()}))
+
+    result = await client.call_tool_mcp("get_dynamic_tools", {"group": "echo"})
+
+    text = result.content[0].text
+    assert not result.is_error
+    assert text == json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+    tools = {tool["name"]: tool for tool in json.loads(text)}
+    assert sorted(tools) == ["add", "echo", "env", "fail", "pid", "pixel"]
+    assert tools["echo"] == {
+        "name": "echo",
+        "description": "Send the text back unchanged.",
+        "inputSchema": {
+            "additionalProperties": False,
+            "properties": {"text": {"description": "Text to send back", "type": "string"}},
+            "required": ["text"],
+            "type": "object",
+        },
+    }
+    assert all(set(tool) == {"name", "description", "inputSchema"} for tool in tools.values())
+
+
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("echo", {"text": "héllo"}),  # plain text
+        ("add", {"numbers": [1, 2, 3]}),  # structuredContent beside its text
+        ("pixel", {}),  # image, text and an embedded resource
+        ("fail", {"message": "broken on purpose"}),  # the upstream's own isError result
+        ("echo", {}),  # arguments that break the schema: the upstream's own error
+    ],
+)
+async def test_results_come_back_exactly_as_the_upstream_sent_them(
+    write_config, connect, tool, args
+):
+    via_proxy = await connect(write_config({"echo": stdio_entry()}))
+    async with Client(ECHO_SERVER) as direct:
+        expected = await direct.call_tool_mcp(tool, args)
+
+    actual = await via_proxy.call_tool_mcp(
+        "call_dynamic_tool", {"group": "echo", "name": tool, "args": args}
+    )
+
+    assert actual.is_error == expected.is_error
+    assert actual.structured_content == expected.structured_content
+    assert [block.model_dump() for block in actual.content] == [
+        block.model_dump() for block in expected.content
+    ]
+
+
+async def test_an_unknown_group_is_an_error_result_listing_the_valid_groups(write_config, connect):
+    client = await connect(write_config({"echo": stdio_entry()}))
+
+    for tool, args in [
+        ("get_dynamic_tools", {"group": "ehco"}),
+        ("call_dynamic_tool", {"group": "ehco", "name": "echo", "args": {}}),
+    ]:
+        result = await client.call_tool_mcp(tool, args)
+        assert result.is_error
+        assert result.content[0].text == "Unknown group 'ehco'. Valid groups: echo."
+
+
+async def test_an_unknown_tool_is_an_error_result_listing_the_groups_tools(write_config, connect):
+    client = await connect(write_config({"echo": stdio_entry()}))
+
+    result = await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "echo", "name": "ecko", "args": {}}
+    )
+
+    assert result.is_error
+    assert result.content[0].text == (
+        "Unknown tool 'ecko' in group 'echo'. Valid tools: add, echo, env, fail, pid, pixel."
+    )
+
+
+async def test_a_stdio_upstream_sees_the_whole_environment_plus_its_env(
+    write_config, connect, monkeypatch
+):
+    monkeypatch.setenv("DYNAMIC_MCP_TEST_INHERITED", "from-the-user")
+    monkeypatch.setenv("DYNAMIC_MCP_TEST_SECRET", "s3cret")
+    config = write_config(
+        {"echo": stdio_entry(env={"CONFIGURED": "token=${DYNAMIC_MCP_TEST_SECRET}"})}
+    )
+    client = await connect(config)
+
+    async def env(name: str) -> str:
+        result = await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "echo", "name": "env", "args": {"name": name}}
+        )
+        return result.content[0].text
+
+    assert await env("DYNAMIC_MCP_TEST_INHERITED") == "from-the-user"
+    assert await env("CONFIGURED") == "token=s3cret"
+
+
+async def test_an_unset_variable_fails_only_its_own_group(write_config, connect):
+    config = write_config(
+        {
+            "broken": stdio_entry(args=[str(ECHO_SERVER), "${DYNAMIC_MCP_TEST_NEVER_SET}"]),
+            "echo": stdio_entry(),
+        }
+    )
+    client = await connect(config)
+
+    broken = await client.call_tool_mcp("get_dynamic_tools", {"group": "broken"})
+    working = await client.call_tool_mcp("get_dynamic_tools", {"group": "echo"})
+
+    assert broken.is_error
+    assert "DYNAMIC_MCP_TEST_NEVER_SET" in broken.content[0].text
+    assert not working.is_error
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_remote_groups_expand_and_call_over_their_transport(
+    write_config, connect, transport, request
+):
+    url = request.getfixturevalue(f"{transport}_echo_url")
+    client = await connect(
+        write_config({"remote": {"description": "Remote echo", "type": transport, "url": url}})
+    )
+
+    expanded = await client.call_tool_mcp("get_dynamic_tools", {"group": "remote"})
+    pids = set()
+    for _ in range(3):
+        result = await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "remote", "name": "pid", "args": {}}
+        )
+        pids.add(result.structured_content["result"])
+
+    assert "echo" in {tool["name"] for tool in json.loads(expanded.content[0].text)}
+    assert len(pids) == 1
+
+
+async def test_the_published_time_server_works_through_dynamic_mcp(write_config, connect):
+    config = write_config(
+        {
+            "time": {
+                "description": "Time",
+                "command": sys.executable,
+                "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+            }
+        }
+    )
+    client = await connect(config)
+
+    expanded = await client.call_tool_mcp("get_dynamic_tools", {"group": "time"})
+    result = await client.call_tool_mcp(
+        "call_dynamic_tool",
+        {"group": "time", "name": "get_current_time", "args": {"timezone": "Europe/Helsinki"}},
+    )
+
+    assert {t["name"] for t in json.loads(expanded.content[0].text)} >= {"get_current_time"}
+    assert json.loads(result.content[0].text)["timezone"] == "Europe/Helsinki"
+
+
+@pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed")
+async def test_the_published_everything_server_works_through_dynamic_mcp(write_config, connect):
+    config = write_config(
+        {
+            "everything": {
+                "description": "MCP reference server",
+                "command": "npx",
+                "args": ["-y", "@modelcontextprotocol/server-everything"],
+            }
+        }
+    )
+    client = await connect(config)
+
+    expanded = await client.call_tool_mcp("get_dynamic_tools", {"group": "everything"})
+    echoed = await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "everything", "name": "echo", "args": {"message": "hi"}}
+    )
+
+    assert not expanded.is_error, expanded.content[0].text
+    assert "echo" in {tool["name"] for tool in json.loads(expanded.content[0].text)}
+    assert echoed.content[0].text == "Echo: hi"
+
+
+@pytest.mark.parametrize("how", ["stdin closed", "SIGTERM", "SIGINT"])
+async def test_no_upstream_process_outlives_the_server(write_config, connect, how):
+    config = write_config({"echo": stdio_entry(), "second": stdio_entry(description="Two")})
+    client = await connect(config)
+    for group in ("echo", "second"):
+        await client.call_tool_mcp("get_dynamic_tools", {"group": group})
+    server = server_process(config)
+    upstreams = upstream_processes(server)
+    assert len(upstreams) == 2
+
+    if how == "stdin closed":
+        await client.close()
+    else:
+        os.kill(server.pid, signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+
+    assert wait_gone([server, *upstreams]) == []
+
+
+def test_stdout_carries_only_protocol(write_config, tmp_path: Path):
+    """Every stdout line is a JSON-RPC message, even with debug logging on."""
+    import subprocess
+
+    config = write_config({"echo": stdio_entry()})
+    requests = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "get_dynamic_tools", "arguments": {"group": "echo"}},
+        },
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", str(config), "--log-level", "debug"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    lines = []
+    for request in requests:
+        process.stdin.write((json.dumps(request) + "\n").encode())
+        process.stdin.flush()
+        if "id" in request:
+            lines.append(process.stdout.readline())
+    stdout, stderr = process.communicate(timeout=30)
+    lines += stdout.splitlines()
+
+    messages = [json.loads(line) for line in lines if line.strip()]
+    assert [m.get("id") for m in messages if "id" in m] == [1, 2]
+    assert all(m["jsonrpc"] == "2.0" for m in messages)
+    assert b"connecting group echo" in stderr

@@ -1,0 +1,87 @@
+"""A small real upstream for the tests: every content kind, errors, and its own pid.
+
+python echo_server.py                      # stdio
+python echo_server.py http 127.0.0.1 PORT  # streamable HTTP
+python echo_server.py sse 127.0.0.1 PORT   # HTTP+SSE
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from typing import Annotated
+
+from fastmcp import FastMCP
+from fastmcp.tools.base import ToolResult
+from mcp_types import EmbeddedResource, ImageContent, TextContent, TextResourceContents
+from pydantic import BaseModel, Field
+
+# A 1x1 transparent PNG, so image content is a real image.
+PIXEL_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+mcp = FastMCP("echo-upstream")
+
+
+class Sum(BaseModel):
+    total: int
+    count: int
+
+
+@mcp.tool
+def pid() -> int:
+    """Return the process id of this upstream."""
+    return os.getpid()
+
+
+@mcp.tool
+def echo(text: Annotated[str, Field(description="Text to send back")]) -> str:
+    """Send the text back unchanged."""
+    return text
+
+
+@mcp.tool
+def add(numbers: list[int]) -> Sum:
+    """Add numbers; the result is structured content."""
+    return Sum(total=sum(numbers), count=len(numbers))
+
+
+@mcp.tool
+def pixel() -> ToolResult:
+    """Return a 1x1 PNG image, a caption and an embedded resource."""
+    return ToolResult(
+        content=[
+            ImageContent(
+                type="image", data=base64.b64encode(PIXEL_PNG).decode(), mime_type="image/png"
+            ),
+            TextContent(type="text", text="a transparent pixel"),
+            EmbeddedResource(
+                type="resource",
+                resource=TextResourceContents(
+                    uri="memo://pixel", text="pixel notes", mime_type="text/plain"
+                ),
+            ),
+        ]
+    )
+
+
+@mcp.tool
+def fail(message: str) -> str:
+    """Always fail with the given message."""
+    raise ValueError(message)
+
+
+@mcp.tool
+def env(name: str) -> str:
+    """Return an environment variable of this process, or '<unset>'."""
+    return os.environ.get(name, "<unset>")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 1:
+        mcp.run(show_banner=False, log_level="ERROR")
+    else:
+        transport, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        mcp.run(transport=transport, host=host, port=port, show_banner=False, log_level="ERROR")
