@@ -167,7 +167,7 @@ def serve(
     Parameters
     ----------
     config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG).
+        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
     transport
         stdio for an MCP client that starts this process; http to serve streamable HTTP.
     host
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         app(argv)
     except DynamicMcpError as exc:
-        print(f"dynamic-mcp: {exc}", file=sys.stderr)
+        sys.stderr.write(f"dynamic-mcp: {exc}\n")
         sys.exit(2)
 
 

@@ -194,8 +194,6 @@ ServerConfig = Annotated[
 class Config(_Strict):
     """The whole file: `{"mcpServers": {name: server}}`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
-
     servers: dict[str, ServerConfig] = Field(alias="mcpServers")
     schema_: str | None = Field(default=None, alias="$schema")
 

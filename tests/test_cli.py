@@ -1,0 +1,111 @@
+"""The command line as a user meets it: the installed `dynamic-mcp` script in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO, free_port, stdio_entry, wait_for_port
+from fastmcp import Client
+
+SCRIPT = shutil.which("dynamic-mcp") or str(Path(os.__file__).parents[2] / "bin" / "dynamic-mcp")
+
+
+def run(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [SCRIPT, *args],
+        cwd=cwd,
+        env=env or dict(os.environ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_version_prints_the_package_version():
+    from importlib.metadata import version
+
+    assert run("--version").stdout.strip() == version("dynamic-mcp-server")
+
+
+def test_help_names_the_config_argument_and_the_transports():
+    help_text = run("--help").stdout
+    assert "CONFIG" in help_text
+    assert "--transport" in help_text
+    assert "import" in help_text
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "{path}: no such file"),
+        ('{"mcpServers": {"a": {"description": "x",}}}', "{path}:1:42: invalid JSON"),
+        (
+            '{"mcpServers": {"a": {"description": "x", "comand": "e"}}}',
+            "{path}: mcpServers.a.comand: unknown field",
+        ),
+    ],
+)
+def test_a_bad_config_is_one_line_on_stderr_and_exit_code_2(tmp_path: Path, content, expected):
+    path = tmp_path / "dynamic-mcp.json"
+    if content is not None:
+        path.write_text(content)
+
+    result = run(str(path))
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"dynamic-mcp: {expected.format(path=path)}")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_config_the_error_says_how_to_give_one(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_CONFIG"}
+    result = run(cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "DYNAMIC_MCP_CONFIG" in result.stderr
+
+
+def test_the_config_path_can_come_from_the_environment(tmp_path: Path):
+    path = tmp_path / "elsewhere.json"
+    path.write_text(json.dumps({"mcpServers": {"a": {"description": "x", "comand": "e"}}}))
+    result = run(cwd=tmp_path, env={**os.environ, "DYNAMIC_MCP_CONFIG": str(path)})
+    assert result.stderr.startswith(f"dynamic-mcp: {path}: mcpServers.a.comand")
+
+
+def test_serving_over_http_answers_an_mcp_client(tmp_path: Path):
+    """`--transport http` serves streamable HTTP on 127.0.0.1 at /mcp."""
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry()}}))
+    port = free_port()
+
+    async def talk() -> tuple[list[str], str]:
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            names = [tool.name for tool in await client.list_tools()]
+            result = await client.call_tool_mcp(
+                "call_dynamic_tool", {"group": "echo", "name": "echo", "args": {"text": "hi"}}
+            )
+            return names, result.content[0].text
+
+    process = subprocess.Popen(
+        [SCRIPT, str(config), "--transport", "http", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        names, echoed = asyncio.run(talk())
+    finally:
+        process.terminate()
+        process.wait(15)
+
+    assert names == ["get_dynamic_tools", "call_dynamic_tool"]
+    assert echoed == "hi"

@@ -1,0 +1,163 @@
+"""The dynamic-mcp.json model: what loads, what is refused, and where the error points."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from groups.config import (
+    HttpServer,
+    SseServer,
+    StdioServer,
+    UnsetVariableError,
+    interpolate,
+    load_config,
+    parse_config,
+    variables_for,
+)
+from groups.errors import ConfigError
+
+
+def config_text(**servers: dict) -> str:
+    return json.dumps({"mcpServers": servers})
+
+
+def test_every_field_of_a_dmcp_config_loads():
+    config = parse_config(
+        config_text(
+            local={
+                "type": "stdio",
+                "description": "Local",
+                "command": "npx",
+                "args": ["-y", "pkg"],
+                "env": {"KEY": "${KEY}"},
+                "cwd": "/tmp",
+                "features": {"resources": False},
+                "enabled": True,
+                "timeout": {"tools": "1min", "resources": "500ms", "prompts": 5},
+            },
+            remote={
+                "type": "http",
+                "description": "Remote",
+                "url": "https://example.test/mcp",
+                "headers": {"Authorization": "Bearer ${TOKEN}"},
+                "oauth_client_id": "client",
+                "oauth_scopes": ["read"],
+            },
+            legacy={"type": "sse", "description": "Old", "url": "https://example.test/sse"},
+        )
+    )
+
+    local, remote, legacy = (config.servers[n] for n in ("local", "remote", "legacy"))
+    assert isinstance(local, StdioServer) and local.env == {"KEY": "${KEY}"}
+    assert local.features.resources is False and local.features.tools is True
+    assert local.timeout.tools == timedelta(minutes=1)
+    assert local.timeout.resources == timedelta(milliseconds=500)
+    assert local.timeout.prompts == timedelta(seconds=5)
+    assert isinstance(remote, HttpServer) and remote.oauth_scopes == ["read"]
+    assert isinstance(legacy, SseServer)
+
+
+@pytest.mark.parametrize(
+    ("entry", "kind"),
+    [
+        ({"command": "x"}, StdioServer),  # command alone means stdio
+        ({"url": "http://127.0.0.1:1/mcp"}, HttpServer),  # a url alone means streamable HTTP
+        ({"url": "http://127.0.0.1:1/sse", "type": "sse"}, SseServer),
+    ],
+)
+def test_the_transport_follows_from_the_fields(entry, kind):
+    config = parse_config(config_text(s={"description": "d", **entry}))
+    assert type(config.servers["s"]) is kind
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"description": "d", "comand": "x"}, "mcpServers.s.comand"),  # a typo is named
+        ({"command": "x"}, "mcpServers.s.description"),  # description is required
+        ({"description": "  ", "command": "x"}, "mcpServers.s.description"),  # and not blank
+        ({"description": "d"}, "mcpServers.s.command"),  # neither command nor url
+        ({"description": "d", "command": "x", "url": "http://h"}, "mcpServers.s"),  # both
+        ({"description": "d", "type": "websocket", "url": "ws://h"}, "mcpServers.s"),
+        ({"description": "d", "command": "x", "headers": {}}, "mcpServers.s.headers"),
+        ({"description": "d", "command": "x", "args": "a b"}, "mcpServers.s.args"),
+        (
+            {"description": "d", "command": "x", "timeout": {"tools": "3x"}},
+            "mcpServers.s.timeout.tools",
+        ),
+        ({"description": "d", "command": "x", "enabled": "no"}, "mcpServers.s.enabled"),
+        (
+            {"description": "d", "command": "x", "features": {"sampling": True}},
+            "mcpServers.s.features.sampling",
+        ),
+    ],
+)
+def test_a_bad_entry_names_its_server_and_field(entry, field):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config_text(s=entry), "cfg.json")
+    assert caught.value.server == "s"
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"cfg.json: {field}: ")
+
+
+def test_invalid_json_points_at_line_and_column():
+    with pytest.raises(ConfigError) as caught:
+        parse_config('{"mcpServers": {\n  "a": {"description": "x",}\n}}', "cfg.json")
+    assert (caught.value.line, caught.value.column) == (2, 28)
+    assert str(caught.value).startswith("cfg.json:2:28: invalid JSON")
+
+
+def test_a_missing_file_is_a_config_error_naming_it(tmp_path: Path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "absent.json")
+    assert caught.value.file == tmp_path / "absent.json"
+
+
+def test_top_level_must_hold_mcp_servers():
+    with pytest.raises(ConfigError) as caught:
+        parse_config('{"servers": {}}')
+    assert caught.value.field == "servers"  # VS Code's key is not ours: named, not ignored
+
+
+def test_disabled_servers_are_left_out_of_the_enabled_groups():
+    config = parse_config(
+        config_text(
+            on={"description": "a", "command": "x"},
+            off={"description": "b", "command": "x", "enabled": False},
+        )
+    )
+    assert list(config.enabled()) == ["on"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${A}", "1"),
+        ("pre-${A}-post", "pre-1-post"),
+        ("${MISSING:-fallback}", "fallback"),
+        ("${A:-unused}", "1"),
+        ("$A and $${A}", "$A and $1"),  # only the braced form is a reference
+    ],
+)
+def test_variables_are_interpolated(text, expected):
+    assert interpolate(text, {"A": "1"}) == expected
+
+
+def test_an_unset_variable_is_named():
+    with pytest.raises(UnsetVariableError) as caught:
+        interpolate("Bearer ${TOKEN}", {})
+    assert caught.value.name == "TOKEN"
+
+
+def test_a_dotenv_beside_the_config_feeds_variables_and_the_environment_wins(
+    tmp_path: Path, monkeypatch
+):
+    (tmp_path / ".env").write_text("FROM_FILE=file\nBOTH=file\n")
+    monkeypatch.setenv("BOTH", "environment")
+    variables = variables_for(tmp_path / "dynamic-mcp.json")
+    assert variables["FROM_FILE"] == "file"
+    assert variables["BOTH"] == "environment"
