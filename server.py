@@ -31,6 +31,7 @@ from mcp_types import TextContent
 
 from groups.config import CONFIG_ENV_VAR, Config, load_config, resolve_config_path
 from groups.errors import DynamicMcpError
+from groups.notifier import ListChangedNotifier
 from groups.registry import Registry
 
 __all__ = ["app", "build_server", "main", "mcp"]
@@ -90,6 +91,8 @@ def build_server(load: Config | Path | None = None, *, registry: Registry | None
     does) touches no file. Nothing upstream is started until a group is first used.
     """
     registry = registry or Registry()
+    notifier = ListChangedNotifier()
+    registry.on_change = notifier.broadcast
 
     @asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -104,6 +107,7 @@ def build_server(load: Config | Path | None = None, *, registry: Registry | None
             await registry.aclose()
 
     server = FastMCP("dynamic-mcp", version=__version__, lifespan=lifespan)
+    server.add_middleware(notifier)
     server.add_middleware(MetaToolsView(server, registry))
 
     @server.tool

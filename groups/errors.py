@@ -4,6 +4,7 @@
     ├── ConfigError                 dynamic-mcp.json is missing, unreadable or invalid
     ├── UnknownGroupError           the model named a group that is not configured
     ├── UnknownToolError            the model named a tool its group does not have
+    ├── FeatureDisabledError        the config turns off the feature (tools…) asked for
     ├── GroupUnavailableError       an upstream could not be started, reached or initialized
     └── UpstreamTimeoutError        an upstream call ran past its configured limit
 
@@ -19,6 +20,7 @@ from pathlib import Path
 __all__ = [
     "ConfigError",
     "DynamicMcpError",
+    "FeatureDisabledError",
     "GroupUnavailableError",
     "UnknownGroupError",
     "UnknownToolError",
@@ -80,6 +82,18 @@ class UnknownToolError(DynamicMcpError):
         self.valid = sorted(valid)
         choices = ", ".join(self.valid) or "(the group has no tools)"
         super().__init__(f"Unknown tool {tool!r} in group {group!r}. Valid tools: {choices}.")
+
+
+class FeatureDisabledError(DynamicMcpError):
+    """The group's config sets `features.<feature>` to false."""
+
+    def __init__(self, group: str, feature: str) -> None:
+        self.group = group
+        self.feature = feature
+        super().__init__(
+            f"Group {group!r} does not offer {feature}: its config sets features.{feature} "
+            f"to false."
+        )
 
 
 class GroupUnavailableError(DynamicMcpError):

@@ -7,13 +7,17 @@
     await registry.aclose()                    # every upstream process is gone
 
 Guarantees: configuring starts nothing; a group's upstream is mounted on the root server
-the first time it is used; a failure in one group is reported for that group alone.
+the first time it is used; a failure in one group is reported for that group alone, and
+retried in the background until `aclose()`; every change
+of a group's availability is announced through `on_change` (tools/list_changed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,10 @@ from groups.config import Config, variables_for
 from groups.errors import UnknownGroupError
 from groups.upstream import State, Upstream
 
-__all__ = ["Registry", "compact_tools"]
+__all__ = ["ChangeListener", "Registry", "compact_tools"]
+
+# Called with the kinds of lists that changed: "tools", "resources", "prompts".
+ChangeListener = Callable[..., Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
@@ -36,20 +43,22 @@ SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hol
 class Registry:
     """Every enabled group by name, and the root server their proxies are mounted on."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_change: ChangeListener | None = None) -> None:
         self._upstreams: dict[str, Upstream] = {}
         self._mounted: set[str] = set()
         self._root: FastMCP | None = None
-
-    def __repr__(self) -> str:
-        return f"Registry({list(self._upstreams)})"
+        # Background retries outlive the request that saw the failure, so they are plain
+        # tasks (as FastMCP's own session tasks are), cancelled by aclose().
+        self._retries: set[asyncio.Task[None]] = set()
+        self.on_change = on_change
 
     def configure(self, config: Config, *, root: FastMCP, config_path: Path | None = None) -> None:
         """Take the groups of `config`; `${VAR}` also reads a `.env` beside `config_path`."""
         variables = variables_for(config_path)
         self._root = root
         self._upstreams = {
-            name: Upstream(name, server, variables) for name, server in config.enabled().items()
+            name: Upstream(name, server, variables, on_state_change=self._state_changed)
+            for name, server in config.enabled().items()
         }
 
     def group_names(self) -> list[str]:
@@ -73,20 +82,31 @@ class Registry:
 
     async def expand(self, group: str) -> str:
         """The group's tools as compact JSON: `[{name, description, inputSchema}, …]`."""
-        return compact_tools(await self._use(group).list_tools())
+        return compact_tools(await (await self._use(group)).list_tools())
 
     async def call_tool(self, group: str, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Forward one call to the group's upstream; its result comes back unchanged."""
-        return await self._use(group).call_tool(name, arguments)
+        return await (await self._use(group)).call_tool(name, arguments)
 
     async def aclose(self) -> None:
         """Close every group at once, bounded, even while the server is being cancelled."""
+        for retry in self._retries:
+            retry.cancel()
         with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_TIMEOUT):
             async with anyio.create_task_group() as group:
                 for upstream in self._upstreams.values():
                     group.start_soon(upstream.aclose)
 
-    def _use(self, group: str) -> Upstream:
+    async def _state_changed(self, upstream: Upstream) -> None:
+        """A group failed or recovered: retry it while failed, and tell the clients."""
+        if upstream.state is State.FAILED:
+            retry = asyncio.create_task(upstream.keep_retrying(), name=f"retry {upstream.name}")
+            self._retries.add(retry)
+            retry.add_done_callback(self._retries.discard)
+        if self.on_change is not None:
+            await self.on_change("tools")
+
+    async def _use(self, group: str) -> Upstream:
         """The group's upstream, mounted on the root server on first use."""
         upstream = self._upstreams.get(group)
         if upstream is None:
@@ -96,6 +116,10 @@ class Registry:
             # its tools stay hidden from tools/list (see server.MetaToolsView).
             self._root.mount(upstream.proxy, namespace=group)
             self._mounted.add(group)
+            features = upstream.config.features
+            changed = [k for k in ("resources", "prompts") if getattr(features, k)]
+            if changed and self.on_change is not None:
+                await self.on_change(*changed)
         return upstream
 
 

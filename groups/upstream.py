@@ -1,18 +1,24 @@
-"""One group's upstream: connected lazily, one session kept and shared, closed for good.
+"""One group's upstream: connected lazily, one session kept and shared, retried, closed.
 
     upstream = Upstream("time", server_config, variables)
     tools = await upstream.list_tools()          # first use: spawn + initialize
     result = await upstream.call_tool("get_current_time", {"timezone": "UTC"})
     await upstream.aclose()                      # the child process is gone
 
-Guarantees: nothing is started before the first request; concurrent first requests share
-one connection attempt (one `anyio.Lock`); every later request reuses the same session
-(one process per stdio group); a connection attempt is bounded by `CONNECT_TIMEOUT`; a
-session that died is replaced on the next request; after `aclose()` no process or socket
-of this group is left.
+Guarantees:
+- nothing is started before the first request, and concurrent first requests share one
+  connection attempt (one `anyio.Lock`); later requests reuse the same session (one
+  process per stdio group), and a session that died is replaced on the next request;
+- an attempt is bounded by `CONNECT_TIMEOUT`; after a failure the group is FAILED and
+  requests answer at once with the reason and when the next retry is due, while
+  `keep_retrying()` tries again in the background (2 s, 4 s, 8 s after a transient
+  failure, then every 30 s);
+- every call is bounded by the group's configured timeout; on expiry the upstream is sent
+  a cancellation and the model a `UpstreamTimeoutError`;
+- after `aclose()` no process or socket of this group is left.
 
-The upstream is served through a FastMCP proxy (`self.proxy`) whose client factory is
-`self.client`, so the proxy always talks through this one held session.
+The upstream is served through a FastMCP proxy (`self.proxy`, see `groups.proxy`) whose
+client factory is `self.client`, so the proxy always talks through this one held session.
 """
 
 from __future__ import annotations
@@ -20,29 +26,36 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
 import mcp_types
 from fastmcp.exceptions import NotFoundError
-from fastmcp.server.providers.proxy import FastMCPProxy, ProxyClient
+from fastmcp.server.providers.proxy import ProxyClient
 from fastmcp.tools.base import ToolResult
 
-from groups.config import ServerConfig
+from groups.config import ServerConfig, StdioServer
 from groups.errors import (
+    FeatureDisabledError,
     GroupUnavailableError,
     UnknownToolError,
     UpstreamTimeoutError,
 )
+from groups.failures import Failure, classify, is_connection_lost
+from groups.proxy import GroupProxy
 from groups.transport import build_transport
 
 __all__ = ["CONNECT_TIMEOUT", "State", "Upstream"]
 
 logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0  # spawn + initialize; a silent upstream must never hang the server
+CONNECT_TIMEOUT = 10.0  # spawn + initialize per attempt; a silent upstream must not hang us
+QUICK_RETRY_DELAYS = (2.0, 4.0, 8.0)  # after a transient failure, as the Rust dynamic-mcp
+BACKGROUND_RETRY_INTERVAL = 30.0  # then, and after a permanent failure, until it recovers
 CLOSE_TIMEOUT = 5.0  # graceful stop of one session before its process is killed
+LOG_PREVIEW = 500  # characters of a request or result shown in debug logs
 
 
 class State(enum.Enum):
@@ -50,73 +63,152 @@ class State(enum.Enum):
 
     IDLE = "idle"  # configured; nothing started yet (the state at server start)
     READY = "ready"  # a session is open and serving requests
-    FAILED = "failed"  # the last connection attempt failed; `error` says why
+    FAILED = "failed"  # the last attempt failed; `error` says why, `retry_at` when next
     CLOSED = "closed"  # the server is shutting down; no new connections
+
+
+StateListener = Callable[["Upstream"], Awaitable[None]]
 
 
 class Upstream:
     """The connection to one upstream MCP server, and the proxy that serves it."""
 
-    def __init__(self, name: str, config: ServerConfig, variables: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: ServerConfig,
+        variables: Mapping[str, str],
+        *,
+        on_state_change: StateListener | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.state = State.IDLE
         self.error: GroupUnavailableError | None = None
+        self.retry_at: float | None = None  # time.monotonic() of the next background attempt
+        self._failures = 0  # consecutive failed attempts
         self._variables = variables
+        self._on_state_change = on_state_change
         self._client: ProxyClient | None = None
+        self._session_lost = False  # a request saw the session end before its task noticed
         self._lock = anyio.Lock()
         self._tools: list[mcp_types.Tool] | None = None
-        self.proxy = FastMCPProxy(client_factory=self.client, name=name)
+        self.proxy = GroupProxy(name, self.client, config.features)
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r}, state={self.state.value})"
+
+    # ---- the session ------------------------------------------------------------------
 
     async def client(self) -> ProxyClient:
         """The connected client, connecting first if there is no live session.
 
         Raises:
-            GroupUnavailableError: the upstream could not be started or initialized.
+            GroupUnavailableError: the group is failed (at once, with the last reason and
+                when the next retry is due) or this attempt to connect failed.
         """
         async with self._lock:
             if self.state is State.CLOSED:
-                raise GroupUnavailableError(self.name, "the server is shutting down")
-            if self._client is None or not _session_alive(self._client):
-                await self._drop_client()
-                self._client = await self._connect()
-                self.state, self.error = State.READY, None
+                raise GroupUnavailableError(self.name, "dynamic-mcp is shutting down")
+            if self.state is State.FAILED:
+                raise self._still_failed()
+            if self._client is None or self._session_lost or not _session_alive(self._client):
+                if self._client is not None:
+                    logger.warning("group %s: the upstream session ended; reconnecting", self.name)
+                await self._attempt()
+            assert self._client is not None
             return self._client
 
+    async def keep_retrying(self) -> None:
+        """Retry a failed group in the background until it connects or is closed."""
+        while self.state is State.FAILED and self.retry_at is not None:
+            await anyio.sleep(max(0.0, self.retry_at - time.monotonic()))
+            async with self._lock:
+                if self.state is not State.FAILED:
+                    return
+                logger.info("group %s: retrying (attempt %d)", self.name, self._failures + 1)
+                try:
+                    await self._attempt()
+                except GroupUnavailableError:
+                    continue
+            await self._notify()
+
+    async def aclose(self) -> None:
+        """End the session and its process; the upstream cannot be used again."""
+        async with self._lock:
+            self.state, self.retry_at = State.CLOSED, None
+            await self._drop_client()
+
+    # ---- requests ---------------------------------------------------------------------
+
     async def list_tools(self) -> list[mcp_types.Tool]:
-        """The upstream's tools, fetched once per session."""
+        """The upstream's tools, fetched once per session.
+
+        Raises:
+            FeatureDisabledError: the config turns this group's tools off.
+            GroupUnavailableError, UpstreamTimeoutError: as for `call_tool`.
+        """
+        self._require_tools()
         await self.client()
         if self._tools is None:
-            self._tools = [tool.to_mcp_tool() for tool in await self.proxy.list_tools()]
+            timeout = self.config.timeout.tools.total_seconds()
+            logger.debug("→ %s tools/list", self.name)
+            with self._bounded("Listing tools", timeout):
+                listed = await self.proxy.list_tools()
+            self._tools = [tool.to_mcp_tool() for tool in listed]
+            logger.debug("← %s tools/list: %d tools", self.name, len(self._tools))
         return self._tools
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Call one tool and return the upstream's result unchanged (content, isError…).
 
         Raises:
+            FeatureDisabledError: the config turns this group's tools off.
             UnknownToolError: the upstream has no tool `name`.
             UpstreamTimeoutError: no answer within the group's tool timeout.
-            GroupUnavailableError: the upstream could not be reached.
+            GroupUnavailableError: the upstream could not be reached, or died mid-call.
         """
-        timeout = self.config.timeout.tools.total_seconds()
+        self._require_tools()
         await self.client()
+        timeout = self.config.timeout.tools.total_seconds()
+        logger.debug("→ %s tools/call %s %s", self.name, name, _preview(arguments))
         try:
-            with anyio.fail_after(timeout):
-                return await self.proxy.call_tool(name, arguments)
+            with self._bounded(f"Tool {name!r}", timeout):
+                result = await self.proxy.call_tool(name, arguments)
         except NotFoundError:
             tools = await self.list_tools()
             raise UnknownToolError(self.name, name, [tool.name for tool in tools]) from None
-        except TimeoutError:
-            raise UpstreamTimeoutError(self.name, f"Tool {name!r}", timeout) from None
+        logger.debug(
+            "← %s tools/call %s%s %s",
+            self.name,
+            name,
+            " (isError)" if result.is_error else "",
+            _preview(result.content),
+        )
+        return result
 
-    async def aclose(self) -> None:
-        """End the session and its process; the upstream cannot be used again."""
-        async with self._lock:
-            self.state = State.CLOSED
-            await self._drop_client()
+    def _bounded(self, operation: str, timeout: float) -> _Bounded:
+        return _Bounded(self, operation, timeout)
+
+    def _require_tools(self) -> None:
+        if not self.config.features.tools:
+            raise FeatureDisabledError(self.name, "tools")
+
+    # ---- connecting -------------------------------------------------------------------
+
+    async def _attempt(self) -> None:
+        """One connection attempt; on failure the group becomes FAILED (and raises)."""
+        await self._drop_client()
+        try:
+            self._client = await self._connect()
+        except GroupUnavailableError as error:
+            await self._fail(error)
+            raise
+        recovered = self.state is State.FAILED
+        self._session_lost = False
+        self.state, self.error, self.retry_at, self._failures = State.READY, None, None, 0
+        self._tools = None
+        logger.info("group %s connected%s", self.name, " again" if recovered else "")
 
     async def _connect(self) -> ProxyClient:
         transport = build_transport(self.name, self.config, self._variables)
@@ -127,34 +219,90 @@ class Upstream:
             forward_incoming_headers=False,
             init_timeout=CONNECT_TIMEOUT,
         )
-        logger.info("connecting group %s", self.name)
+        logger.info("connecting group %s: %s", self.name, _describe(self.config))
         try:
             with anyio.fail_after(CONNECT_TIMEOUT):
                 await client.__aenter__()  # held until aclose(): one session for all requests
-        except TimeoutError:
-            await _close_quietly(client)
-            error = GroupUnavailableError(
-                self.name, f"no answer to initialize within {CONNECT_TIMEOUT:g}s"
-            )
-            self._fail(error)
-            raise error from None
         except Exception as exc:
             await _close_quietly(client)
-            error = GroupUnavailableError(self.name, _reason(exc))
-            self._fail(error)
-            raise error from exc
-        self._tools = None
-        logger.info("group %s connected", self.name)
+            failure = classify(exc)
+            if isinstance(exc, TimeoutError):
+                failure = Failure(f"no answer within {CONNECT_TIMEOUT:g}s", permanent=False)
+            raise GroupUnavailableError(
+                self.name, failure.reason, attempts=self._failures + 1, permanent=failure.permanent
+            ) from exc
         return client
 
-    def _fail(self, error: GroupUnavailableError) -> None:
+    async def _fail(self, error: GroupUnavailableError) -> None:
+        first_failure = self.state is not State.FAILED
+        self._failures += 1
+        quick = self._failures - 1
+        if not error.permanent and quick < len(QUICK_RETRY_DELAYS):
+            delay = QUICK_RETRY_DELAYS[quick]
+        else:
+            delay = BACKGROUND_RETRY_INTERVAL
         self.state, self.error = State.FAILED, error
-        logger.warning("%s", error)
+        self.retry_at = time.monotonic() + delay
+        logger.warning("%s (next attempt in %gs)", error, delay)
+        if first_failure:
+            await self._notify()
+
+    def _still_failed(self) -> GroupUnavailableError:
+        """The last failure, told again with when the next retry is due."""
+        assert self.error is not None
+        wait = max(0.0, (self.retry_at or time.monotonic()) - time.monotonic())
+        return GroupUnavailableError(
+            self.name,
+            f"{self.error.cause}; retrying in the background, next attempt in {wait:.0f}s",
+            attempts=self._failures,
+            permanent=self.error.permanent,
+        )
+
+    async def _notify(self) -> None:
+        if self._on_state_change is not None:
+            await self._on_state_change(self)
 
     async def _drop_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             await _close_quietly(client)
+
+
+class _Bounded:
+    """A time limit on one upstream request that reports the group's own timeout.
+
+    Leaving the scope cancels the request; the MCP client then sends the upstream a
+    `notifications/cancelled`. A session that dies mid-request becomes an error naming
+    the group rather than a raw transport exception.
+    """
+
+    def __init__(self, upstream: Upstream, operation: str, timeout: float) -> None:
+        self._upstream = upstream
+        self._operation = operation
+        self._timeout = timeout
+        self._scope = anyio.fail_after(timeout)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            self._scope.__exit__(kind, exc, tb)
+        except TimeoutError:
+            raise UpstreamTimeoutError(
+                self._upstream.name, self._operation, self._timeout
+            ) from None
+        if exc is None or isinstance(exc, NotFoundError | UpstreamTimeoutError):
+            return False
+        client = self._upstream._client
+        if is_connection_lost(exc) or (client is not None and not _session_alive(client)):
+            self._upstream._session_lost = True
+            raise GroupUnavailableError(
+                self._upstream.name,
+                f"the upstream went away during {self._operation.lower()}; "
+                "the next request reconnects",
+            ) from exc
+        return False
 
 
 def _session_alive(client: ProxyClient) -> bool:
@@ -176,11 +324,15 @@ async def _close_quietly(client: ProxyClient) -> None:
             logger.debug("closing %s: %s", client.name, exc)
 
 
-def _reason(exc: BaseException) -> str:
-    """One readable line for a connection failure, from the innermost useful cause."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).strip() or type(exc).__name__
-    prefix = "Client failed to connect: "
-    text = text.removeprefix(prefix)
-    return text.splitlines()[0]
+def _describe(config: ServerConfig) -> str:
+    """The config as written, `${VAR}` unresolved: secrets stay out of the log."""
+    if isinstance(config, StdioServer):
+        env = f" env: {sorted(config.env)}" if config.env else ""
+        return f"{config.command} {' '.join(config.args)}{env}"
+    headers = f" headers: {sorted(config.headers)}" if config.headers else ""
+    return f"{config.type} {config.url}{headers}"
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= LOG_PREVIEW else text[:LOG_PREVIEW] + "…"

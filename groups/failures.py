@@ -1,0 +1,87 @@
+"""Why a connection attempt failed, in one line, and whether trying again can help.
+
+    failure = classify(exc)          # Failure(reason="command not found: 'npx'", permanent=True)
+
+FastMCP wraps most connect failures in `RuntimeError("Client failed to connect: …")`; the
+useful part is the innermost cause, which is translated here once.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
+
+__all__ = ["Failure", "classify", "is_connection_lost"]
+
+# HTTP answers that no retry will change: fix the URL or the credentials.
+PERMANENT_HTTP_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 410, 415})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A connection failure as the model and the user should read it."""
+
+    reason: str
+    permanent: bool
+
+
+def classify(exc: BaseException) -> Failure:
+    """Translate a connect-time exception (with its causes) into a `Failure`."""
+    for cause in _chain(exc):
+        if isinstance(cause, FileNotFoundError):
+            return Failure(f"command not found: {cause.filename!r}", permanent=True)
+        if isinstance(cause, PermissionError):
+            return Failure(f"command is not executable: {cause.filename!r}", permanent=True)
+        if isinstance(cause, OSError) and cause.errno == errno.ENOEXEC:
+            return Failure(f"command is not a program: {cause.filename!r}", permanent=True)
+        if isinstance(cause, httpx2.HTTPStatusError):
+            status = cause.response.status_code
+            return Failure(
+                f"HTTP {status} from {cause.request.url}",
+                permanent=status in PERMANENT_HTTP_STATUSES,
+            )
+        if isinstance(cause, httpx2.ConnectError):
+            return Failure(f"cannot connect: {cause}", permanent=False)
+        if isinstance(cause, httpx2.TransportError):
+            return Failure(f"connection failed: {cause}", permanent=False)
+        if isinstance(cause, MCPError):
+            text = str(cause)
+            if cause.code == CONNECTION_CLOSED:
+                return Failure(
+                    "the upstream closed the connection while starting "
+                    "(a stdio server that exited: its stderr in the log says why)",
+                    permanent=False,
+                )
+            return Failure(text, permanent="protocol version" in text.lower())
+        if isinstance(cause, TimeoutError):
+            return Failure("no answer to initialize in time", permanent=False)
+    text = str(exc).strip().removeprefix("Client failed to connect: ")
+    return Failure(text.splitlines()[0] if text else type(exc).__name__, permanent=False)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether a request failed because the upstream session ended under it."""
+    for cause in _chain(exc):
+        if isinstance(cause, MCPError) and cause.code == CONNECTION_CLOSED:
+            return True
+        if isinstance(cause, anyio.ClosedResourceError | anyio.BrokenResourceError):
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes, innermost last; exception groups by first member."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 20:
+        chain.append(current)
+        if isinstance(current, BaseExceptionGroup) and current.exceptions:
+            current = current.exceptions[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return chain

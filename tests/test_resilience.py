@@ -1,0 +1,232 @@
+"""Upstreams that crash, hang, never start, write junk or answer huge: each fails alone,
+with one readable line for the model, and the server keeps serving everything else."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types
+import pytest
+from conftest import ECHO_SERVER, UPSTREAMS, stdio_entry
+from fastmcp import Client
+
+from server import build_server
+
+MISBEHAVING = UPSTREAMS / "misbehaving.py"
+
+
+def misbehaving(*args: str, **extra: Any) -> dict[str, Any]:
+    return stdio_entry(
+        MISBEHAVING, "Misbehaving test server", args=[str(MISBEHAVING), *args], **extra
+    )
+
+
+async def call(client: Client, group: str, name: str, args: Any = None) -> mcp_types.CallToolResult:
+    payload = {"group": group, "name": name} | ({} if args is None else {"args": args})
+    return await client.call_tool_mcp("call_dynamic_tool", payload)
+
+
+async def expand(client: Client, group: str) -> mcp_types.CallToolResult:
+    return await client.call_tool_mcp("get_dynamic_tools", {"group": group})
+
+
+@pytest.fixture
+def serve(write_config):
+    """An in-memory client of a dynamic-mcp built from `servers` (upstreams are real processes)."""
+
+    def make(servers: dict[str, Any], **client_options: Any) -> Client:
+        return Client(build_server(write_config(servers)), **client_options)
+
+    return make
+
+
+async def test_a_crashed_stdio_upstream_is_restarted_by_the_next_request(serve):
+    async with serve({"flaky": misbehaving("crash-after", "2")}) as client:
+        first = await call(client, "flaky", "pid")
+        await call(client, "flaky", "pid")
+        in_flight = await call(client, "flaky", "pid")  # the upstream dies on this one
+        after = await call(client, "flaky", "pid")
+
+    assert in_flight.is_error
+    assert "'flaky'" in in_flight.content[0].text
+    assert not after.is_error
+    assert after.structured_content["result"] != first.structured_content["result"]
+
+
+async def test_an_upstream_that_exits_at_start_fails_only_its_group(serve):
+    async with serve({"dead": misbehaving("exit-at-start"), "echo": stdio_entry()}) as client:
+        dead = await expand(client, "dead")
+        again = await expand(client, "dead")
+        alive = await call(client, "echo", "echo", {"text": "still here"})
+        description = (await client.list_tools())[0].description
+
+    assert dead.is_error and again.is_error
+    assert dead.content[0].text.startswith("Group 'dead' is unavailable")
+    assert "next attempt in" in again.content[0].text  # answered at once, not after a retry
+    assert alive.content[0].text == "still here"
+    assert "Unavailable groups:\n- dead: " in description
+    assert "- echo: Echo test server" in description
+
+
+async def test_a_missing_command_is_a_permanent_failure_naming_the_command(serve):
+    async with serve({"typo": {"description": "x", "command": "no-such-command-dmcp"}}) as client:
+        result = await expand(client, "typo")
+
+    assert result.is_error
+    assert result.content[0].text == (
+        "Group 'typo' is unavailable: command not found: 'no-such-command-dmcp'"
+    )
+
+
+async def test_a_failed_group_recovers_in_the_background_and_clients_are_told(
+    serve, tmp_path: Path
+):
+    changed = anyio.Event()
+    changes = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            changes.append(message)
+            if len(changes) == 2:  # failed, then recovered
+                changed.set()
+
+    servers = {"late": misbehaving("fail-first", "1", str(tmp_path / "runs"))}
+    async with serve(servers, message_handler=on_message, mode="legacy") as client:
+        failed = await expand(client, "late")
+        with anyio.fail_after(15):
+            await changed.wait()
+        recovered = await expand(client, "late")
+        description = (await client.list_tools())[0].description
+
+    assert failed.is_error
+    assert not recovered.is_error
+    assert "Unavailable groups" not in description
+
+
+async def test_a_hanging_call_times_out_naming_the_limit_and_cancels_upstream(
+    serve, tmp_path: Path, monkeypatch
+):
+    marker = tmp_path / "cancelled"
+    monkeypatch.setenv("HANG_MARKER", str(marker))
+    servers = {
+        "slow": misbehaving("slow-start", "0", timeout={"tools": "500ms"}),
+        "echo": stdio_entry(),
+    }
+    async with serve(servers) as client:
+        await expand(client, "echo")
+        results: dict[str, mcp_types.CallToolResult] = {}
+
+        async def hang() -> None:
+            results["slow"] = await call(client, "slow", "hang")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(hang)
+            # Meanwhile the other group answers at once.
+            results["echo"] = await call(client, "echo", "echo", {"text": "meanwhile"})
+            assert "slow" not in results
+        with anyio.fail_after(5):
+            while not marker.exists():  # noqa: ASYNC110 - written by another process
+                await anyio.sleep(0.05)
+
+    assert results["echo"].content[0].text == "meanwhile"
+    assert results["slow"].is_error
+    assert (
+        results["slow"]
+        .content[0]
+        .text.startswith("Tool 'hang' in group 'slow' timed out after 0.5s.")
+    )
+    assert marker.read_text() == "cancelled"
+
+
+async def test_an_upstream_that_writes_junk_to_stdout_still_works(serve):
+    async with serve({"junk": misbehaving("junk")}) as client:
+        result = await call(client, "junk", "echo", {"text": "ok"})
+    assert result.content[0].text == "ok"
+
+
+async def test_a_silent_upstream_fails_after_the_connect_timeout(serve, monkeypatch):
+    monkeypatch.setattr("groups.upstream.CONNECT_TIMEOUT", 1.0)
+    async with serve({"mute": misbehaving("slow-start", "30")}) as client:
+        result = await expand(client, "mute")
+    assert result.is_error
+    assert result.content[0].text == "Group 'mute' is unavailable: no answer within 1s"
+
+
+async def test_a_result_of_several_megabytes_comes_through_whole(serve):
+    async with serve({"big": misbehaving("slow-start", "0")}) as client:
+        result = await call(client, "big", "big", {"megabytes": 5})
+    assert len(result.content[0].text) == 5 * 1024 * 1024
+
+
+async def test_fifty_concurrent_calls_over_five_groups_all_get_their_own_answer(serve):
+    groups = {f"g{i}": stdio_entry() for i in range(5)}
+    async with serve(groups) as client:
+        answers: dict[tuple[str, int], str] = {}
+
+        async def one(group: str, index: int) -> None:
+            result = await call(client, group, "echo", {"text": f"{group}-{index}"})
+            answers[(group, index)] = result.content[0].text
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tasks:
+                for index in range(10):
+                    for group in groups:
+                        tasks.start_soon(one, group, index)
+
+    assert len(answers) == 50
+    assert all(text == f"{group}-{index}" for (group, index), text in answers.items())
+
+
+async def test_a_disabled_group_is_hidden_entirely(serve):
+    servers = {"on": stdio_entry(), "off": stdio_entry(description="Off", enabled=False)}
+    async with serve(servers) as client:
+        tools = await client.list_tools()
+        result = await expand(client, "off")
+
+    assert tools[0].input_schema["properties"]["group"]["enum"] == ["on"]
+    assert "off" not in tools[0].description
+    assert result.content[0].text == "Unknown group 'off'. Valid groups: on."
+
+
+async def test_features_switch_off_tools_resources_and_prompts(serve):
+    servers = {"quiet": stdio_entry(features={"tools": False, "prompts": False})}
+    async with serve(servers) as client:
+        result = await expand(client, "quiet")
+        prompts = await client.list_prompts()
+
+    assert result.is_error
+    assert result.content[0].text == (
+        "Group 'quiet' does not offer tools: its config sets features.tools to false."
+    )
+    assert prompts == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("not an object", "args"),  # the meta-tool's own schema refuses it
+        ({"wrong": 1}, "text"),  # the upstream's schema refuses it: its own error comes back
+    ],
+)
+async def test_bad_arguments_are_error_results_naming_the_problem(serve, args, expected):
+    async with serve({"echo": stdio_entry()}) as client:
+        result = await call(client, "echo", "echo", args)
+    assert result.is_error
+    assert expected in result.content[0].text
+
+
+async def test_the_upstream_error_for_schema_violations_passes_through_unchanged(serve):
+    async with serve({"echo": stdio_entry()}) as client:
+        via_proxy = await call(client, "echo", "echo", {"wrong": 1})
+    async with Client(ECHO_SERVER) as direct:
+        expected = await direct.call_tool_mcp("echo", {"wrong": 1})
+    assert via_proxy.content[0].text == expected.content[0].text
+
+
+def test_the_misbehaving_upstream_is_a_real_process():
+    """Guard: the scripts above run as real upstreams (not imported in-process)."""
+    assert json.loads(json.dumps(misbehaving("junk")))["command"] == sys.executable

@@ -1,0 +1,86 @@
+"""An upstream that misbehaves on purpose, one way per run:
+
+    python misbehaving.py crash-after N     serves N tool calls, then the process dies
+    python misbehaving.py exit-at-start     exits with status 3 before speaking MCP
+    python misbehaving.py junk              writes non-JSON lines to stdout, then serves
+    python misbehaving.py slow-start SECS   sleeps SECS before serving
+    python misbehaving.py fail-first N FILE exits at start on its first N runs (counted in FILE)
+
+Every mode serves the same tools: `pid`, `echo`, `hang` (never returns; writes the file
+named by $HANG_MARKER when it is cancelled) and `big` (a text result of N megabytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from fastmcp import FastMCP
+
+mcp = FastMCP("misbehaving-upstream")
+calls_left = [int(sys.argv[2])] if sys.argv[1] == "crash-after" else [None]
+
+
+def count_call() -> None:
+    if calls_left[0] is not None:
+        if calls_left[0] <= 0:
+            os._exit(1)  # die the way a crash does: no goodbye on the protocol
+        calls_left[0] -= 1
+
+
+@mcp.tool
+def pid() -> int:
+    """Return the process id."""
+    count_call()
+    return os.getpid()
+
+
+@mcp.tool
+def echo(text: str) -> str:
+    """Send the text back."""
+    count_call()
+    return text
+
+
+@mcp.tool
+async def hang() -> str:
+    """Never return; note the cancellation when it comes."""
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        marker = os.environ.get("HANG_MARKER")
+        if marker:
+            Path(marker).write_text("cancelled")  # noqa: ASYNC240 - tiny, and we are exiting
+        raise
+    return "unreachable"
+
+
+@mcp.tool
+def big(megabytes: int) -> str:
+    """Return a text of the given size."""
+    return "x" * (megabytes * 1024 * 1024)
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    if mode == "exit-at-start":
+        sys.exit(3)
+    if mode == "junk":
+        sys.stdout.write("this is not JSON-RPC\n{broken json\n")
+        sys.stdout.flush()
+    if mode == "slow-start":
+        time.sleep(float(sys.argv[2]))
+    if mode == "fail-first":
+        counter = Path(sys.argv[3])
+        runs = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(runs + 1))
+        if runs < int(sys.argv[2]):
+            sys.exit(4)
+    mcp.run(show_banner=False, log_level="ERROR")
+
+
+if __name__ == "__main__":
+    main()
