@@ -31,6 +31,7 @@ from mcp_types import TextContent
 
 from groups.config import CONFIG_ENV_VAR, Config, load_config, resolve_config_path
 from groups.errors import DynamicMcpError
+from groups.limits import GroupTimeLimits
 from groups.notifier import ListChangedNotifier
 from groups.registry import Registry
 
@@ -109,6 +110,7 @@ def build_server(load: Config | Path | None = None, *, registry: Registry | None
     server = FastMCP("dynamic-mcp", version=__version__, lifespan=lifespan)
     server.add_middleware(notifier)
     server.add_middleware(MetaToolsView(server, registry))
+    server.add_middleware(GroupTimeLimits(registry))
 
     @server.tool
     async def get_dynamic_tools(group: str) -> ToolResult:
@@ -226,6 +228,9 @@ def _configure_logging(level: LogLevel) -> None:
         named.setLevel(level.upper())
         named.handlers[:] = [handler]
         named.propagate = False
+    # FastMCP and the MCP SDK log to stderr through their own handlers; match the level.
+    for name in ("fastmcp", "mcp"):
+        logging.getLogger(name).setLevel(level.upper())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

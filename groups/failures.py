@@ -30,8 +30,14 @@ class Failure:
     permanent: bool
 
 
-def classify(exc: BaseException) -> Failure:
-    """Translate a connect-time exception (with its causes) into a `Failure`."""
+def classify(exc: BaseException, http_error: tuple[int, str] | None = None) -> Failure:
+    """Translate a connect-time exception (with its causes) into a `Failure`.
+
+    `http_error` is the last HTTP error status and URL seen during the attempt, if any.
+    """
+    if http_error is not None:
+        status, url = http_error
+        return Failure(f"HTTP {status} from {url}", permanent=status in PERMANENT_HTTP_STATUSES)
     for cause in _chain(exc):
         if isinstance(cause, FileNotFoundError):
             return Failure(f"command not found: {cause.filename!r}", permanent=True)

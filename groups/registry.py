@@ -26,7 +26,7 @@ import mcp_types
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 
-from groups.config import Config, variables_for
+from groups.config import Config, ServerConfig, variables_for
 from groups.errors import UnknownGroupError
 from groups.upstream import State, Upstream
 
@@ -63,6 +63,11 @@ class Registry:
 
     def group_names(self) -> list[str]:
         return list(self._upstreams)
+
+    def config_of(self, group: str) -> ServerConfig | None:
+        """The config of an enabled group, or None."""
+        upstream = self._upstreams.get(group)
+        return upstream.config if upstream else None
 
     def describe_groups(self) -> str:
         """`- name: description` per group; failed groups listed apart with their reason."""

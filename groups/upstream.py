@@ -45,7 +45,7 @@ from groups.errors import (
 )
 from groups.failures import Failure, classify, is_connection_lost
 from groups.proxy import GroupProxy
-from groups.transport import build_transport
+from groups.transport import HttpErrorLog, build_transport
 
 __all__ = ["CONNECT_TIMEOUT", "State", "Upstream"]
 
@@ -211,7 +211,8 @@ class Upstream:
         logger.info("group %s connected%s", self.name, " again" if recovered else "")
 
     async def _connect(self) -> ProxyClient:
-        transport = build_transport(self.name, self.config, self._variables)
+        http_errors = HttpErrorLog()
+        transport = build_transport(self.name, self.config, self._variables, http_errors)
         client = ProxyClient(
             transport,
             name=f"dynamic-mcp:{self.name}",
@@ -225,7 +226,7 @@ class Upstream:
                 await client.__aenter__()  # held until aclose(): one session for all requests
         except Exception as exc:
             await _close_quietly(client)
-            failure = classify(exc)
+            failure = classify(exc, http_errors.last)
             if isinstance(exc, TimeoutError):
                 failure = Failure(f"no answer within {CONNECT_TIMEOUT:g}s", permanent=False)
             raise GroupUnavailableError(

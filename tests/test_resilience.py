@@ -13,6 +13,7 @@ import mcp_types
 import pytest
 from conftest import ECHO_SERVER, UPSTREAMS, stdio_entry
 from fastmcp import Client
+from mcp.shared.exceptions import MCPError as McpError
 
 from server import build_server
 
@@ -142,6 +143,21 @@ async def test_a_hanging_call_times_out_naming_the_limit_and_cancels_upstream(
     assert marker.read_text() == "cancelled"
 
 
+async def test_slow_resources_and_prompts_time_out_by_their_own_limits(serve):
+    servers = {"slow": misbehaving("slow-start", "0", timeout={"resources": 0.3, "prompts": 0.3})}
+    async with serve(servers) as client:
+        await expand(client, "slow")  # mounts the group: its resources and prompts appear
+        with pytest.raises(McpError) as resource:
+            await client.read_resource("slow://slow/forever")
+        with pytest.raises(McpError) as prompt:
+            await client.get_prompt("slow_slow_prompt")
+
+    assert "Resource 'slow://slow/forever' in group 'slow' timed out after 0.3s" in str(
+        resource.value
+    )
+    assert "Prompt 'slow_slow_prompt' in group 'slow' timed out after 0.3s" in str(prompt.value)
+
+
 async def test_an_upstream_that_writes_junk_to_stdout_still_works(serve):
     async with serve({"junk": misbehaving("junk")}) as client:
         result = await call(client, "junk", "echo", {"text": "ok"})
@@ -230,3 +246,72 @@ async def test_the_upstream_error_for_schema_violations_passes_through_unchanged
 def test_the_misbehaving_upstream_is_a_real_process():
     """Guard: the scripts above run as real upstreams (not imported in-process)."""
     assert json.loads(json.dumps(misbehaving("junk")))["command"] == sys.executable
+
+
+async def test_an_expanded_groups_resources_and_prompts_reach_the_client(serve):
+    async with serve({"echo": stdio_entry()}) as client:
+        before = await client.list_resources()
+        await expand(client, "echo")
+        resources = [str(r.uri) for r in await client.list_resources()]
+        text = await client.read_resource("memo://echo/greeting")
+        prompts = [p.name for p in await client.list_prompts()]
+        rendered = await client.get_prompt("echo_summarize", {"topic": "MCP"})
+
+    assert before == []  # nothing is started just to list resources
+    assert resources == ["memo://echo/greeting"]
+    assert text[0].text == "hello from the echo upstream"
+    assert prompts == ["echo_summarize"]
+    assert rendered.messages[0].content.text == "Summarize MCP in one line."
+
+
+async def test_turning_resources_off_hides_them(serve):
+    async with serve({"echo": stdio_entry(features={"resources": False})}) as client:
+        await expand(client, "echo")
+        resources = await client.list_resources()
+        prompts = [p.name for p in await client.list_prompts()]
+    assert resources == []
+    assert prompts == ["echo_summarize"]
+
+
+@pytest.fixture
+def unauthorized_url():
+    """An HTTP endpoint on 127.0.0.1 that answers every request with 401."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/mcp"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+async def test_http_401_is_a_permanent_failure_naming_the_status(serve, unauthorized_url):
+    async with serve({"locked": {"description": "x", "url": unauthorized_url}}) as client:
+        result = await expand(client, "locked")
+    assert result.is_error
+    assert result.content[0].text.startswith("Group 'locked' is unavailable: HTTP 401 from")
+
+
+async def test_a_refused_connection_is_reported_and_retried(serve):
+    from conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/mcp"  # nothing listens there
+    async with serve({"down": {"description": "x", "url": url}}) as client:
+        first = await expand(client, "down")
+        second = await expand(client, "down")
+    assert first.content[0].text.startswith("Group 'down' is unavailable: cannot connect")
+    assert "next attempt in 2s" in second.content[0].text

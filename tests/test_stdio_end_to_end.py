@@ -303,16 +303,125 @@ def test_stdout_carries_only_protocol(write_config, tmp_path: Path):
         stderr=subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    lines = []
+    messages = []
     for request in requests:
         process.stdin.write((json.dumps(request) + "\n").encode())
         process.stdin.flush()
         if "id" in request:
-            lines.append(process.stdout.readline())
+            messages += read_response(process, request["id"])
     stdout, stderr = process.communicate(timeout=30)
-    lines += stdout.splitlines()
+    messages += [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
-    messages = [json.loads(line) for line in lines if line.strip()]
     assert [m.get("id") for m in messages if "id" in m] == [1, 2]
     assert all(m["jsonrpc"] == "2.0" for m in messages)
     assert b"connecting group echo" in stderr
+
+
+def test_debug_logs_show_upstream_exchanges_but_never_secret_values(
+    write_config, http_echo_url, monkeypatch
+):
+    import subprocess
+
+    monkeypatch.setenv("DYNAMIC_MCP_TEST_ENV_SECRET", "env-secret-value-1")
+    monkeypatch.setenv("DYNAMIC_MCP_TEST_TOKEN", "header-secret-value-2")
+    config = write_config(
+        {
+            "local": stdio_entry(env={"API_KEY": "${DYNAMIC_MCP_TEST_ENV_SECRET}"}),
+            "remote": {
+                "description": "Remote",
+                "url": http_echo_url,
+                "headers": {"Authorization": "Bearer ${DYNAMIC_MCP_TEST_TOKEN}"},
+            },
+        }
+    )
+    lines = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *[
+            {
+                "jsonrpc": "2.0",
+                "id": 2 + i,
+                "method": "tools/call",
+                "params": {
+                    "name": "call_dynamic_tool",
+                    "arguments": {"group": group, "name": "echo", "args": {"text": "hi"}},
+                },
+            }
+            for i, group in enumerate(["local", "remote"])
+        ],
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", str(config), "--log-level", "debug"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    for line in lines:
+        process.stdin.write((json.dumps(line) + "\n").encode())
+        process.stdin.flush()
+        if "id" in line:
+            read_response(process, line["id"])
+    _, stderr = process.communicate(timeout=30)
+    log = stderr.decode()
+
+    assert "→ local tools/call echo {'text': 'hi'}" in log
+    assert "← remote tools/call echo" in log
+    assert "env-secret-value-1" not in log
+    assert "header-secret-value-2" not in log
+
+
+def read_response(process, request_id: int, limit: int = 20) -> list[dict]:
+    """Read stdout messages up to the response to `request_id` (notifications may come first)."""
+    messages = []
+    for _ in range(limit):
+        message = json.loads(process.stdout.readline())
+        messages.append(message)
+        if message.get("id") == request_id:
+            return messages
+    raise AssertionError(f"no response to request {request_id} in {limit} messages")
+
+
+async def test_over_stdio_a_dead_upstream_fails_its_group_and_a_crash_is_recovered(
+    write_config, connect
+):
+    from conftest import UPSTREAMS
+
+    misbehaving = UPSTREAMS / "misbehaving.py"
+    config = write_config(
+        {
+            "dead": stdio_entry(misbehaving, "Dead", args=[str(misbehaving), "exit-at-start"]),
+            "crashy": stdio_entry(
+                misbehaving, "Crashy", args=[str(misbehaving), "crash-after", "1"]
+            ),
+        }
+    )
+    client = await connect(config)
+
+    dead = await client.call_tool_mcp("get_dynamic_tools", {"group": "dead"})
+    first = await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "crashy", "name": "echo", "args": {"text": "one"}}
+    )
+    crashed = await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "crashy", "name": "echo", "args": {"text": "two"}}
+    )
+    recovered = await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "crashy", "name": "echo", "args": {"text": "three"}}
+    )
+    description = (await client.list_tools())[0].description
+
+    assert dead.is_error
+    assert dead.content[0].text.startswith("Group 'dead' is unavailable: the upstream closed")
+    assert "Unavailable groups:\n- dead: the upstream closed" in description
+    assert first.content[0].text == "one"
+    assert crashed.is_error and "'crashy'" in crashed.content[0].text
+    assert recovered.content[0].text == "three"

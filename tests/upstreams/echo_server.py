@@ -79,6 +79,18 @@ def env(name: str) -> str:
     return os.environ.get(name, "<unset>")
 
 
+@mcp.resource("memo://greeting")
+def greeting() -> str:
+    """A fixed text resource."""
+    return "hello from the echo upstream"
+
+
+@mcp.prompt
+def summarize(topic: str) -> str:
+    """Ask for a summary of a topic."""
+    return f"Summarize {topic} in one line."
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 1:
         mcp.run(show_banner=False, log_level="ERROR")

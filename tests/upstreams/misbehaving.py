@@ -7,7 +7,8 @@
     python misbehaving.py fail-first N FILE exits at start on its first N runs (counted in FILE)
 
 Every mode serves the same tools: `pid`, `echo`, `hang` (never returns; writes the file
-named by $HANG_MARKER when it is cancelled) and `big` (a text result of N megabytes).
+named by $HANG_MARKER when it is cancelled) and `big` (a text result of N megabytes), and a
+resource `slow://forever` and a prompt `slow_prompt` that never finish.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ async def hang() -> str:
 def big(megabytes: int) -> str:
     """Return a text of the given size."""
     return "x" * (megabytes * 1024 * 1024)
+
+
+@mcp.resource("slow://forever")
+async def slow_resource() -> str:
+    """A resource that never finishes reading."""
+    await asyncio.sleep(3600)
+    return "unreachable"
+
+
+@mcp.prompt
+async def slow_prompt() -> str:
+    """A prompt that never finishes rendering."""
+    await asyncio.sleep(3600)
+    return "unreachable"
 
 
 def main() -> None:

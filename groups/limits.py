@@ -1,0 +1,60 @@
+"""Per-group time limits on resources and prompts that clients read through the root.
+
+    server.add_middleware(GroupTimeLimits(registry))
+
+Tool calls are bounded in `Upstream.call_tool`; resources and prompts of a mounted group
+reach the upstream through FastMCP's own routing, so their limits (`timeout.resources`,
+`timeout.prompts`) are applied here, around that routing. A mounted group's resources are
+named `scheme://group/path` and its prompts `group_name` (FastMCP's namespacing).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anyio
+from fastmcp.exceptions import PromptError, ResourceError
+from fastmcp.server.middleware import Middleware, MiddlewareContext
+
+from groups.errors import UpstreamTimeoutError
+from groups.registry import Registry
+
+__all__ = ["GroupTimeLimits"]
+
+_NAMESPACED_URI = re.compile(r"^[^:]+://([^/]+)/")
+
+
+class GroupTimeLimits(Middleware):
+    """Bounds resources/read and prompts/get by the owning group's configured timeout."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def on_read_resource(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+        uri = str(context.message.uri)
+        match = _NAMESPACED_URI.match(uri)
+        group = match.group(1) if match else None
+        return await self._bounded(group, "resources", f"Resource {uri!r}", context, call_next)
+
+    async def on_get_prompt(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+        name = context.message.name
+        # The longest group name that prefixes it: groups "a" and "a_b" both fit "a_b_x".
+        owners = [g for g in self._registry.group_names() if name.startswith(f"{g}_")]
+        group = max(owners, key=len) if owners else None
+        return await self._bounded(group, "prompts", f"Prompt {name!r}", context, call_next)
+
+    async def _bounded(
+        self, group: str | None, kind: str, operation: str, context: Any, call_next: Any
+    ) -> Any:
+        config = self._registry.config_of(group) if group else None
+        if config is None:
+            return await call_next(context)
+        limit = getattr(config.timeout, kind).total_seconds()
+        try:
+            with anyio.fail_after(limit):
+                return await call_next(context)
+        except TimeoutError:
+            # FastMCP shows a client the message of its own error types, and masks others.
+            shown = ResourceError if kind == "resources" else PromptError
+            raise shown(str(UpstreamTimeoutError(group, operation, limit))) from None
