@@ -272,29 +272,31 @@ async def test_no_upstream_process_outlives_the_server(write_config, connect, ho
     assert wait_gone([server, *upstreams]) == []
 
 
-def test_stdout_carries_only_protocol(write_config, tmp_path: Path):
-    """Every stdout line is a JSON-RPC message, even with debug logging on."""
+def raw_debug_session(config: Path, tool_calls: list[dict]) -> tuple[list[dict], str]:
+    """Speak raw JSON-RPC to `python -m server CONFIG --log-level debug` over its pipes.
+
+    Initializes, makes each tools/call in turn (waiting for its response), closes stdin,
+    and returns every stdout message and the whole stderr.
+    """
     import subprocess
 
-    config = write_config({"echo": stdio_entry()})
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"},
+        },
+    }
     requests = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "test", "version": "1"},
-            },
-        },
+        initialize,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "tools/call",
-            "params": {"name": "get_dynamic_tools", "arguments": {"group": "echo"}},
-        },
+        *[
+            {"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": params}
+            for index, params in enumerate(tool_calls, start=1)
+        ],
     ]
     process = subprocess.Popen(
         [sys.executable, "-m", "server", str(config), "--log-level", "debug"],
@@ -311,17 +313,36 @@ def test_stdout_carries_only_protocol(write_config, tmp_path: Path):
             messages += read_response(process, request["id"])
     stdout, stderr = process.communicate(timeout=30)
     messages += [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return messages, stderr.decode()
 
-    assert [m.get("id") for m in messages if "id" in m] == [1, 2]
+
+def read_response(process, request_id: int, limit: int = 20) -> list[dict]:
+    """Read stdout messages up to the response to `request_id` (notifications may come first)."""
+    messages = []
+    for _ in range(limit):
+        message = json.loads(process.stdout.readline())
+        messages.append(message)
+        if message.get("id") == request_id:
+            return messages
+    raise AssertionError(f"no response to request {request_id} in {limit} messages")
+
+
+def test_stdout_carries_only_protocol(write_config):
+    """Every stdout line is a JSON-RPC message, even with debug logging on."""
+    config = write_config({"echo": stdio_entry()})
+
+    messages, stderr = raw_debug_session(
+        config, [{"name": "get_dynamic_tools", "arguments": {"group": "echo"}}]
+    )
+
+    assert [m["id"] for m in messages if "id" in m] == [0, 1]
     assert all(m["jsonrpc"] == "2.0" for m in messages)
-    assert b"connecting group echo" in stderr
+    assert "connecting group echo" in stderr
 
 
 def test_debug_logs_show_upstream_exchanges_but_never_secret_values(
     write_config, http_echo_url, monkeypatch
 ):
-    import subprocess
-
     monkeypatch.setenv("DYNAMIC_MCP_TEST_ENV_SECRET", "env-secret-value-1")
     monkeypatch.setenv("DYNAMIC_MCP_TEST_TOKEN", "header-secret-value-2")
     config = write_config(
@@ -334,61 +355,20 @@ def test_debug_logs_show_upstream_exchanges_but_never_secret_values(
             },
         }
     )
-    lines = [
+    calls = [
         {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "test", "version": "1"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        *[
-            {
-                "jsonrpc": "2.0",
-                "id": 2 + i,
-                "method": "tools/call",
-                "params": {
-                    "name": "call_dynamic_tool",
-                    "arguments": {"group": group, "name": "echo", "args": {"text": "hi"}},
-                },
-            }
-            for i, group in enumerate(["local", "remote"])
-        ],
+            "name": "call_dynamic_tool",
+            "arguments": {"group": group, "name": "echo", "args": {"text": "hi"}},
+        }
+        for group in ("local", "remote")
     ]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", str(config), "--log-level", "debug"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    for line in lines:
-        process.stdin.write((json.dumps(line) + "\n").encode())
-        process.stdin.flush()
-        if "id" in line:
-            read_response(process, line["id"])
-    _, stderr = process.communicate(timeout=30)
-    log = stderr.decode()
+
+    _, log = raw_debug_session(config, calls)
 
     assert "→ local tools/call echo {'text': 'hi'}" in log
     assert "← remote tools/call echo" in log
     assert "env-secret-value-1" not in log
     assert "header-secret-value-2" not in log
-
-
-def read_response(process, request_id: int, limit: int = 20) -> list[dict]:
-    """Read stdout messages up to the response to `request_id` (notifications may come first)."""
-    messages = []
-    for _ in range(limit):
-        message = json.loads(process.stdout.readline())
-        messages.append(message)
-        if message.get("id") == request_id:
-            return messages
-    raise AssertionError(f"no response to request {request_id} in {limit} messages")
 
 
 async def test_over_stdio_a_dead_upstream_fails_its_group_and_a_crash_is_recovered(
