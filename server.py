@@ -2,7 +2,7 @@
 
     dynamic-mcp dynamic-mcp.json                 # serve over stdio
     dynamic-mcp --transport http --port 8931     # serve streamable HTTP on 127.0.0.1
-    fastmcp run server.py                        # config from $DYNAMIC_MCP_CONFIG
+    fastmcp run server.py                        # $DYNAMIC_MCP_CONFIG or ./dynamic-mcp.json
 
 The client sees exactly two tools. `get_dynamic_tools(group)` connects the group's
 upstream on first use and returns its tools as compact JSON; `call_dynamic_tool` forwards
@@ -79,17 +79,26 @@ class MetaToolsView(Middleware):
         names = self._registry.group_names()
         parameters = {**tool.parameters, "properties": dict(tool.parameters["properties"])}
         parameters["properties"]["group"] = {"type": "string", "enum": names}
+        if "args" in parameters["properties"]:
+            # The signature's `dict | None` renders as an anyOf; the model needs only this.
+            parameters["properties"]["args"] = {"type": "object"}
         description = CALL_TOOL_DESCRIPTION
         if tool.name == "get_dynamic_tools":
             description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups()}"
         return tool.model_copy(update={"description": description, "parameters": parameters})
 
 
-def build_server(load: Config | Path | None = None, *, registry: Registry | None = None) -> FastMCP:
-    """The root server for a config (a loaded `Config`, a path, or `$DYNAMIC_MCP_CONFIG`).
+def build_server(
+    config_path: Path | None = None,
+    *,
+    config: Config | None = None,
+    registry: Registry | None = None,
+) -> FastMCP:
+    """The root server for the config at `config_path` (default: `resolve_config_path`).
 
-    The config is read when the server starts, so importing this module (as `fastmcp run`
-    does) touches no file. Nothing upstream is started until a group is first used.
+    Without an already loaded `config`, the file is read when the server starts, so
+    importing this module (as `fastmcp run` does) touches no file. `${VAR}` also reads a
+    `.env` beside `config_path`. Nothing upstream is started until a group is first used.
     """
     registry = registry or Registry()
     notifier = ListChangedNotifier()
@@ -97,11 +106,8 @@ def build_server(load: Config | Path | None = None, *, registry: Registry | None
 
     @asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        if isinstance(load, Config):
-            registry.configure(load, root=server)
-        else:
-            path = resolve_config_path(load)
-            registry.configure(load_config(path), root=server, config_path=path)
+        path = config_path if config else resolve_config_path(config_path)
+        registry.configure(config or load_config(path), root=server, config_path=path)
         try:
             yield {"registry": registry}
         finally:
@@ -142,7 +148,7 @@ def _error(exc: DynamicMcpError) -> ToolResult:
     return ToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
 
 
-# `fastmcp run server.py` looks for `mcp`: config from $DYNAMIC_MCP_CONFIG at start-up.
+# `fastmcp run server.py` looks for `mcp`; the config is found when it starts.
 mcp = build_server()
 
 # ---- command line -----------------------------------------------------------------------
@@ -186,7 +192,7 @@ def serve(
     _configure_logging(log_level)
     path = resolve_config_path(config)
     registry = Registry()
-    server = build_server(load_config(path), registry=registry)
+    server = build_server(path, config=load_config(path), registry=registry)
     options = {"host": host, "port": port} if transport == "http" else {}
     anyio.run(_serve_until_signal, server, registry, transport, options)
 
