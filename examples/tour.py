@@ -15,11 +15,14 @@ import os
 import sys
 from pathlib import Path
 
+import mcp_types
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "examples" / "dynamic-mcp.json"
+FIRST_RUN_TRIES = 12  # times FIRST_RUN_WAIT: a minute for uvx to download a server once
+FIRST_RUN_WAIT = 5.0
 # One call per bundled group, so the tour ends with real results.
 SAMPLE_CALLS = {
     "time": ("get_current_time", {"timezone": "Europe/Helsinki"}),
@@ -29,6 +32,17 @@ SAMPLE_CALLS = {
 
 def show(title: str, body: str = "") -> None:
     sys.stdout.write(f"\n== {title}\n{body}\n")
+
+
+async def expand(client: Client, group: str) -> mcp_types.CallToolResult:
+    """Expand a group, waiting out a first run's download (uvx fetches the server once)."""
+    for _ in range(FIRST_RUN_TRIES):
+        result = await client.call_tool_mcp("get_dynamic_tools", {"group": group})
+        if not result.is_error or "next attempt in" not in result.content[0].text:
+            return result
+        show(f"{group}: not ready yet, dynamic-mcp retries in the background", "")
+        await asyncio.sleep(FIRST_RUN_WAIT)
+    return result
 
 
 async def tour(config: Path) -> None:
@@ -45,7 +59,7 @@ async def tour(config: Path) -> None:
         show("get_dynamic_tools description", tools[0].description or "")
         groups = tools[0].input_schema["properties"]["group"]["enum"]
         for group in groups:
-            result = await client.call_tool_mcp("get_dynamic_tools", {"group": group})
+            result = await expand(client, group)
             text = result.content[0].text
             if result.is_error:
                 show(f"get_dynamic_tools({group!r}) failed", text)
