@@ -13,6 +13,7 @@
         ├── ImportSourceMissingError    the tool's config file is not where it should be
         ├── ImportSourceInvalidError    the tool's config file cannot be read or parsed
         ├── OutputExistsError           the output exists and nobody may be asked about it
+        ├── OutputWriteError            the output file or its folder cannot be written
         ├── ImportCancelledError        the user declined, or stdin ended mid-question
         └── NothingToImportError        the source lists no server that can be imported
 
@@ -37,6 +38,7 @@ __all__ = [
     "NoProjectScopeError",
     "NothingToImportError",
     "OutputExistsError",
+    "OutputWriteError",
     "UnknownGroupError",
     "UnknownImporterError",
     "UnknownToolError",
@@ -182,10 +184,12 @@ class ImportSourceMissingError(ImportFailedError):
         self.looked_at = list(looked_at)
         where = ", ".join(str(path) for path in self.looked_at)
         if scope == "project":
+            what = "project config"
             hint = "Run this in the project's directory, or add --global to import the user config."
         else:
-            hint = "Drop --global to import the current project's config instead."
-        super().__init__(f"No {title} {scope} config: looked at {where}. {hint}")
+            what = "user config (--global)"
+            hint = "Drop --global to import the current directory's project config instead."
+        super().__init__(f"No {title} {what}: looked at {where}. {hint}")
 
 
 class ImportSourceInvalidError(ImportFailedError):
@@ -214,6 +218,15 @@ class OutputExistsError(ImportFailedError):
             f"{output} already exists. Pass --force to replace it, "
             f"or --merge to add the imported servers to it."
         )
+
+
+class OutputWriteError(ImportFailedError):
+    """The output file, or the folder it goes in, cannot be created or replaced."""
+
+    def __init__(self, output: Path, reason: str) -> None:
+        self.output = output
+        self.reason = reason
+        super().__init__(f"Cannot write {output}: {reason}. Nothing was changed.")
 
 
 class ImportCancelledError(ImportFailedError):
