@@ -34,7 +34,7 @@ from importers import IMPORTERS, find
 from importers.entries import Found, Parsed, Unusable
 from importers.formats import SourceSyntaxError
 from importers.importer import Importer
-from importers.output import check_entry, compose, load_existing, servers_key, write_atomically
+from importers.output import check_entry, compose, load_existing, write_atomically
 from importers.paths import Platform, UserDirs, current_platform
 from importers.prompts import Console
 from importers.report import Outcome, show, summarize
@@ -129,7 +129,7 @@ def run(request: Request, console: Console) -> Outcome:
             "to edit, and every feature is kept."
         )
     outcome = Outcome()
-    taken = set(existing[servers_key(existing)]) if existing else set()
+    taken = set(existing["mcpServers"]) if existing else set()
     for number, (name, server) in enumerate(servers.items(), start=1):
         console.say()
         ask_about(name, server, f"[{number}/{len(servers)}]", importer, taken, outcome, console)

@@ -53,11 +53,6 @@ def load_existing(path: Path) -> dict[str, Any]:
     return data
 
 
-def servers_key(data: dict[str, Any]) -> str:
-    """The key an existing config keeps its servers under (the model accepts both)."""
-    return "servers" if "servers" in data and "mcpServers" not in data else "mcpServers"
-
-
 def compose(existing: dict[str, Any] | None, servers: dict[str, dict[str, Any]], path: Path) -> str:
     """The new file's text: the existing config (if merging) plus `servers`, validated.
 
@@ -65,8 +60,7 @@ def compose(existing: dict[str, Any] | None, servers: dict[str, dict[str, Any]],
         ConfigError: the result does not validate (a bug: each entry was checked before).
     """
     data = dict(existing or {})
-    key = servers_key(data)
-    data[key] = {**data.get(key, {}), **servers}
+    data["mcpServers"] = {**data.get("mcpServers", {}), **servers}
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     parse_config(text, path)
     return text
@@ -74,8 +68,7 @@ def compose(existing: dict[str, Any] | None, servers: dict[str, dict[str, Any]],
 
 def holds_secrets(text: str) -> bool:
     """Whether any server in the config text has env values or headers."""
-    data = json.loads(text)
-    servers = data[servers_key(data)]
+    servers = json.loads(text)["mcpServers"]
     return any(entry.get("env") or entry.get("headers") for entry in servers.values())
 
 
