@@ -80,7 +80,7 @@ def convert_entry(draft: Draft, dialect: Dialect) -> None:
     declared = draft.text("type") or draft.text("transportType")
     if declared is not None and declared not in TYPES:
         raise Skip(f"transport {declared!r} is not one dynamic-mcp speaks (stdio, http, sse)")
-    url, implied = _url(draft, dialect)
+    url, implied = _url(draft, dialect, declared)
     if declared is not None:
         kind = TYPES[declared]
     elif url is not None and draft.raw.get("command") is None:
@@ -89,6 +89,8 @@ def convert_entry(draft: Draft, dialect: Dialect) -> None:
         kind = "stdio"
     if kind == "stdio":
         command = draft.text("command")
+        if command is None and draft.raw.get("tcp") is not None:
+            raise Skip("a tcp (WebSocket) transport, which dynamic-mcp does not speak")
         if command is None:
             raise Skip("has neither 'command' (stdio) nor a URL (http/sse)")
         draft.put("command", command)
@@ -110,14 +112,19 @@ def convert_entry(draft: Draft, dialect: Dialect) -> None:
     draft.description = draft.text("description")
 
 
-def _url(draft: Draft, dialect: Dialect) -> tuple[str | None, Kind]:
-    """The entry's URL and the transport its key implies, honoring the tool's URL keys."""
+def _url(draft: Draft, dialect: Dialect, declared: str | None) -> tuple[str | None, Kind]:
+    """The entry's URL and the transport its key implies, honoring the tool's URL keys.
+
+    The transport is guessed from the URL only when the entry does not declare one.
+    """
     for key, kind in dialect.url_keys.items():
         if (value := draft.text(key)) is not None:
             return value, kind
     url = draft.text("url")
     if dialect.bare_url != "auto":
         return url, dialect.bare_url
+    if declared is not None:
+        return url, "http"  # unused: the declared type decides
     if url is not None and urlsplit(url).path.rstrip("/").endswith("/sse"):
         draft.notes.append(
             'transport guessed as sse from the URL ending in /sse: set "type": "http" '

@@ -70,7 +70,7 @@ def summarize(output: Path, mode: int, outcome: Outcome, console: Console) -> No
     attention = list(outcome.attention)
     if outcome.placeholders:
         names = ", ".join(outcome.placeholders)
-        attention.insert(0, ("placeholder descriptions", f"{names}: edit them in {output}"))
+        attention.insert(0, (names, f"the description is a placeholder; edit it in {output}"))
     _section("Needs attention", attention, console)
     console.say("Run it with:")
     console.say(f"  dynamic-mcp {shlex.quote(str(output))}")
