@@ -111,7 +111,12 @@ class Request:
 
 
 def run(request: Request, console: Console) -> Outcome:
-    """The whole import: locate, parse, decide about the output, ask, write, summarize."""
+    """The whole import: locate, parse, decide about the output, ask, write, summarize.
+
+    Raises:
+        ImportFailedError: one of its subclasses, for each way the import can stop.
+        ConfigError: --merge (or the merge answer) met an output that is not a valid config.
+    """
     importer = find(request.tool)
     if importer is None:
         raise UnknownImporterError(request.tool, [known.name for known in IMPORTERS])
@@ -119,8 +124,9 @@ def run(request: Request, console: Console) -> Outcome:
     text = read_source(source)
     servers = parse_source(source, lambda: importer.parse(text))
     console.say(f"Importing from {importer.title}: {source}")
-    if request.scope == "global" and importer.for_directory is not None:
-        local = parse_source(source, lambda: importer.for_directory(text, request.cwd))
+    for_directory = importer.for_directory
+    if request.scope == "global" and for_directory is not None:
+        local = parse_source(source, lambda: for_directory(text, request.cwd))
         servers = offer_directory(source, servers, local, request.cwd, console)
     existing = plan_output(request, console)
     if not console.interactive:

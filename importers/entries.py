@@ -1,7 +1,8 @@
 """What an importer hands back for each server, and the builder every importer uses.
 
-    def convert(draft: Draft) -> None:
-        draft.entry["command"] = draft.text("command", required=True)
+    def convert(draft: Draft) -> Found:
+        draft.put("command", draft.text("command", required=True))
+        return draft.finish()
     servers = convert_all({"fs": {"command": "npx", "alwaysAllow": ["x"]}}, convert)
     servers["fs"]    # Found(entry={'command': 'npx'}, notes=('not carried over: alwaysAllow ...',))
 

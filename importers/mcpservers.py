@@ -1,6 +1,6 @@
 """The `mcpServers`-style JSON entry most tools share, read in each tool's dialect.
 
-    CURSOR = Dialect(syntaxes={"env-colon"}, editor=True)
+    CURSOR = Dialect(syntaxes=frozenset({"env-colon"}), editor=True)
     parse_servers({"fs": {"command": "npx", "args": ["-y", "x"]}}, CURSOR)
 
 Guarantees: the transport is decided the way the source tool decides it (an explicit
