@@ -32,8 +32,8 @@ from typing import Any
 
 import anyio
 import mcp_types
-from fastmcp.exceptions import NotFoundError
-from fastmcp.server.providers.proxy import ProxyClient
+from fastmcp.server.dependencies import get_context
+from fastmcp.server.providers.proxy import ProxyClient, _stash_proxy_request_context
 from fastmcp.tools.base import ToolResult
 
 from groups.config import ServerConfig, StdioServer
@@ -141,26 +141,29 @@ class Upstream:
 
     # ---- requests ---------------------------------------------------------------------
 
-    async def list_tools(self) -> list[mcp_types.Tool]:
-        """The upstream's tools, fetched once per session.
+    async def list_tools(self, *, refresh: bool = False) -> list[mcp_types.Tool]:
+        """The upstream's tools, fetched once per session (again with `refresh`).
 
         Raises:
             FeatureDisabledError: the config turns this group's tools off.
             GroupUnavailableError, UpstreamTimeoutError: as for `call_tool`.
         """
         self._require_tools()
-        await self.client()
-        if self._tools is None:
+        client = await self.client()
+        if self._tools is None or refresh:
             timeout = self.config.timeout.tools.total_seconds()
             logger.debug("→ %s tools/list", self.name)
             with self._bounded("Listing tools", timeout):
-                listed = await self.proxy.list_tools()
-            self._tools = [tool.to_mcp_tool() for tool in listed]
+                self._tools = await client.list_tools()
             logger.debug("← %s tools/list: %d tools", self.name, len(self._tools))
         return self._tools
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Call one tool and return the upstream's result unchanged (content, isError…).
+
+        The call goes straight to the held session rather than through the group's
+        FastMCP proxy server: the same request on the wire, without a second server's
+        dispatch on every call (about 0.75 ms, measured in bench/).
 
         Raises:
             FeatureDisabledError: the config turns this group's tools off.
@@ -168,24 +171,29 @@ class Upstream:
             UpstreamTimeoutError: no answer within the group's tool timeout.
             GroupUnavailableError: the upstream could not be reached, or died mid-call.
         """
-        self._require_tools()
-        await self.client()
+        if not any(tool.name == name for tool in await self.list_tools()):
+            tools = await self.list_tools(refresh=True)  # the upstream may have added it
+            if not any(tool.name == name for tool in tools):
+                raise UnknownToolError(self.name, name, [tool.name for tool in tools])
+        client = await self.client()
+        _forward_requests_to_caller(client)
         timeout = self.config.timeout.tools.total_seconds()
         logger.debug("→ %s tools/call %s %s", self.name, name, _preview(arguments))
-        try:
-            with self._bounded(f"Tool {name!r}", timeout):
-                result = await self.proxy.call_tool(name, arguments)
-        except NotFoundError:
-            tools = await self.list_tools()
-            raise UnknownToolError(self.name, name, [tool.name for tool in tools]) from None
+        with self._bounded(f"Tool {name!r}", timeout):
+            answer = await client.call_tool_mcp(name, arguments)
         logger.debug(
             "← %s tools/call %s%s %s",
             self.name,
             name,
-            " (isError)" if result.is_error else "",
-            _preview(result.content),
+            " (isError)" if answer.is_error else "",
+            _preview(answer.content),
         )
-        return result
+        return ToolResult(
+            content=answer.content,
+            structured_content=answer.structured_content,
+            meta=answer.meta,
+            is_error=answer.is_error,
+        )
 
     def _bounded(self, operation: str, timeout: float) -> _Bounded:
         return _Bounded(self, operation, timeout)
@@ -293,7 +301,7 @@ class _Bounded:
             raise UpstreamTimeoutError(
                 self._upstream.name, self._operation, self._timeout
             ) from None
-        if exc is None or isinstance(exc, NotFoundError | UpstreamTimeoutError):
+        if exc is None or isinstance(exc, UpstreamTimeoutError):
             return False
         client = self._upstream._client
         if is_connection_lost(exc) or (client is not None and not _session_alive(client)):
@@ -304,6 +312,19 @@ class _Bounded:
                 "the next request reconnects",
             ) from exc
         return False
+
+
+def _forward_requests_to_caller(client: ProxyClient) -> None:
+    """Let the upstream's progress, logs, sampling and elicitation reach the calling client.
+
+    FastMCP's proxy tools do this before each backend call; calling the session directly,
+    we do the same, through the same (private) helper so the behaviour cannot drift.
+    """
+    try:
+        context = get_context()
+    except RuntimeError:  # not inside a client request (e.g. a direct library call)
+        return
+    _stash_proxy_request_context(client, context)
 
 
 def _session_alive(client: ProxyClient) -> bool:

@@ -1,0 +1,166 @@
+"""Run the benchmarks: `uv run python -m bench [--quick] [--systems a,b] [--chart]`.
+
+Every system runs the same workloads in one process, one after another, so the figures are
+side by side on the same machine at the same time. Markdown goes to stdout, JSON to
+bench/results/latest.json. A system that cannot run here is listed with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+from cyclopts import App
+
+from bench import measure, report, tokens
+from bench.systems import REPO, SYSTEMS, System
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# Published upstreams from PyPI (uvx) and npm (npx): a realistic fleet for token counts.
+FLEET: dict[str, dict[str, Any]] = {
+    "time": {
+        "description": "Current time and time-zone conversion.",
+        "command": "uvx",
+        "args": ["mcp-server-time"],
+    },
+    "git": {
+        "description": "Read and change a local git repository.",
+        "command": "uvx",
+        "args": ["mcp-server-git", "--repository", str(REPO)],
+    },
+    "fetch": {
+        "description": "Fetch a web page as Markdown.",
+        "command": "uvx",
+        "args": ["mcp-server-fetch"],
+    },
+    "everything": {
+        "description": "MCP reference server exercising every feature.",
+        "command": "npx",
+        "args": ["-y", "@modelcontextprotocol/server-everything"],
+    },
+    "filesystem": {
+        "description": "Read, write and search files under one directory.",
+        "command": "npx",
+        "args": ["-y", "@modelcontextprotocol/server-filesystem", str(REPO)],
+    },
+    "memory": {
+        "description": "A knowledge graph the model can store facts in.",
+        "command": "npx",
+        "args": ["-y", "@modelcontextprotocol/server-memory"],
+    },
+    "sequential-thinking": {
+        "description": "Step-by-step reasoning scratchpad.",
+        "command": "npx",
+        "args": ["-y", "@modelcontextprotocol/server-sequential-thinking"],
+    },
+}
+
+app = App(name="bench", help=__doc__)
+
+
+@app.default
+def run(
+    *,
+    quick: bool = False,
+    systems: str = "direct,dynamic-mcp,dmcp,modular-mcp",
+    chart: bool = True,
+) -> None:
+    """Measure every system and print the table.
+
+    Parameters
+    ----------
+    quick
+        Small counts, under a minute: what CI runs to keep the suite from rotting.
+    systems
+        Comma-separated: direct, dynamic-mcp, dmcp, modular-mcp.
+    chart
+        Draw bench/results/scaling.png (needs matplotlib: `uv sync --group bench-chart`).
+    """
+    chosen = [SYSTEMS[name.strip()] for name in systems.split(",") if name.strip()]
+    results = anyio.run(_measure_all, chosen, quick)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    sys.stdout.write(report.markdown(results))
+    if chart and not quick:
+        sys.stdout.write(report.chart(results, RESULTS / "scaling.png") + "\n")
+
+
+async def _measure_all(chosen: list[System], quick: bool) -> dict[str, Any]:
+    group_counts = [1, 3] if quick else [1, 20, 50]
+    calls = 30 if quick else 300
+    repeats = 1 if quick else 3  # start-up is noisy on a 2-core machine: take the median
+    results: dict[str, Any] = {
+        "mode": "quick" if quick else "full",
+        "machine": _machine(),
+        "group_counts": group_counts,
+        "repeats": repeats,
+        "systems": {},
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        token_servers = measure.synthetic_servers(3) if quick else FLEET
+        results["token_workload"] = "3 synthetic groups" if quick else "7 published servers"
+        for system in chosen:
+            reason = system.unavailable()
+            if reason:
+                results["systems"][system.name] = {"skipped": reason}
+                continue
+            _progress(f"{system.name}: context tokens")
+            figures: dict[str, Any] = {}
+            config = measure.write_config(folder, "tokens", token_servers)
+            figures["tokens"] = await measure.context_tokens(system, config, token_servers)
+            if system.name == "direct":
+                figures["tokens"]["minimal_tokens"] = await _minimal(system, config, token_servers)
+            figures["startup"] = {}
+            for count in group_counts:
+                _progress(f"{system.name}: start-up with {count} groups, {repeats}x")
+                servers = measure.synthetic_servers(count, delay=0.3)
+                config = measure.write_config(folder, f"startup{count}", servers)
+                runs = [await measure.startup(system, config, servers) for _ in range(repeats)]
+                figures["startup"][str(count)] = measure.median_of(runs)
+            servers = measure.synthetic_servers(5)
+            config = measure.write_config(folder, "five", servers)
+            _progress(f"{system.name}: cold group, latency, concurrency")
+            figures["cold"] = await measure.cold_group(system, config, servers)
+            figures["latency"] = await measure.call_latency(system, config, servers, calls)
+            figures["concurrency"] = await measure.concurrency(system, config, servers)
+            results["systems"][system.name] = figures
+    return results
+
+
+async def _minimal(system: System, config: Path, servers: dict[str, Any]) -> int:
+    """Tokens of the minimal form of each group's tools, read from the upstreams directly."""
+    harness = system.harness(config, servers)
+    await harness.start()
+    try:
+        total = 0
+        for group in servers:
+            total += tokens.count(tokens.minimal_form(await harness.group_tools(group)))
+        return total
+    finally:
+        await harness.close()
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(f"bench: {message}\n")
+
+
+if __name__ == "__main__":
+    app()

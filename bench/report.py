@@ -1,0 +1,210 @@
+"""Turn bench results into Markdown tables, the targets of issue 7, and a chart."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["chart", "markdown", "targets"]
+
+OURS = "dynamic-mcp"
+PEERS = ("dmcp", "modular-mcp")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    systems = results["systems"]
+    ran = {name: figures for name, figures in systems.items() if "skipped" not in figures}
+    machine = results["machine"]
+    lines = [
+        f"# Benchmarks ({results['mode']} run)",
+        "",
+        f"Machine: {machine['cpus']} CPUs, {machine['memory_gb']} GiB, Python "
+        f"{machine['python']}, {machine['platform']}.",
+        "",
+    ]
+    for name, figures in systems.items():
+        if "skipped" in figures:
+            lines.append(f"- **{name}** skipped: {figures['skipped']}")
+    lines += ["", f"## Context tokens (o200k; {results['token_workload']})", ""]
+    lines += _table(
+        ["system", "tools/list every turn", "all expansions", "tools/list as sent"],
+        [
+            [
+                n,
+                f["tokens"]["visible_tokens"],
+                f["tokens"]["expansion_tokens"],
+                f["tokens"]["visible_listing_tokens"],
+            ]
+            for n, f in ran.items()
+        ],
+    )
+    if "direct" in ran:
+        minimal = ran["direct"]["tokens"]["minimal_tokens"]
+        lines += ["", f"Minimal form of every tool (name, description, inputSchema): {minimal}."]
+    for count in results["group_counts"]:
+        lines += [
+            "",
+            f"## Start-up, memory and shutdown with {count} groups "
+            "(synthetic upstream, 300 ms start-up delay)",
+            "",
+        ]
+        rows = []
+        for name, figures in ran.items():
+            s = figures["startup"][str(count)]
+            rows.append(
+                [
+                    name,
+                    _s(s["initialize_s"]),
+                    _s(s["tools_list_s"]),
+                    _s(s["all_groups_ready_s"]),
+                    _mb(s["idle_rss_mb"]),
+                    s["idle_upstream_processes"],
+                    _mb(s["expanded_rss_mb"]),
+                    s["expanded_upstream_processes"],
+                    _s(s["shutdown_s"]),
+                ]
+            )
+        lines += _table(
+            [
+                "system",
+                "initialize",
+                "tools/list",
+                "every group usable",
+                "idle RSS",
+                "idle processes",
+                "expanded RSS",
+                "processes",
+                "shutdown",
+            ],
+            rows,
+        )
+    lines += ["", "## Calls (5 synthetic groups)", ""]
+    direct_p50 = ran.get("direct", {}).get("latency", {}).get("call_p50_ms")
+    rows = []
+    for name, f in ran.items():
+        lat, cold, conc = f["latency"], f["cold"], f["concurrency"]
+        overhead = lat["call_p50_ms"] - direct_p50 if direct_p50 is not None else math.nan
+        rows.append(
+            [
+                name,
+                _s(cold["first_expansion_s"]),
+                _s(cold["first_call_s"]),
+                _ms(lat["call_p50_ms"]),
+                _ms(lat["call_p95_ms"]),
+                _ms(lat["call_p99_ms"]),
+                _ms(overhead),
+                f"{conc['concurrent_correct']}/50",
+                _s(conc["concurrent_total_s"]),
+                _s(conc["call_during_hang_s"]),
+            ]
+        )
+    lines += _table(
+        [
+            "system",
+            "first expansion",
+            "first call",
+            "p50",
+            "p95",
+            "p99",
+            "p50 over direct",
+            "50 concurrent: correct",
+            "total",
+            "call while another group hangs",
+        ],
+        rows,
+    )
+    lines += ["", "## Targets", ""]
+    lines += _table(["target", "measured", "met"], targets(results))
+    return "\n".join(lines) + "\n"
+
+
+def targets(results: dict[str, Any]) -> list[list[Any]]:
+    """Issue 7's targets as measured ratios for dynamic-mcp: [target, figure, met]."""
+    ran = {n: f for n, f in results["systems"].items() if "skipped" not in f}
+    ours = ran.get(OURS)
+    if ours is None:
+        return [["dynamic-mcp did not run", "", ""]]
+    rows: list[list[Any]] = []
+    peers = [ran[p]["tokens"]["visible_tokens"] for p in PEERS if p in ran]
+    visible = ours["tokens"]["visible_tokens"]
+    if peers:
+        ratio = visible / min(peers)
+        rows.append(
+            [
+                "tools/list ≤ smallest peer's",
+                f"{visible} vs {min(peers)} ({ratio:.2f}x)",
+                _yes(ratio <= 1),
+            ]
+        )
+    if "direct" in ran:
+        minimal = ran["direct"]["tokens"]["minimal_tokens"]
+        ratio = ours["tokens"]["expansion_tokens"] / minimal
+        rows.append(["all expansions ≤ minimal form", f"{ratio:.2f}x", _yes(ratio <= 1)])
+    counts = [str(c) for c in results["group_counts"]]
+    low, high = ours["startup"][counts[0]], ours["startup"][counts[-1]]
+    for key, label in (("tools_list_s", "start-up"), ("idle_rss_mb", "idle memory")):
+        ratio = high[key] / low[key]
+        rows.append(
+            [
+                f"{label} with {counts[-1]} groups within 10% of {counts[0]}",
+                f"{ratio:.2f}x",
+                _yes(ratio <= 1.10),
+            ]
+        )
+    if "direct" in ran:
+        overhead = ours["latency"]["call_p50_ms"] - ran["direct"]["latency"]["call_p50_ms"]
+        rows.append(
+            ["call p50 overhead over direct < 2 ms", f"{overhead:.2f} ms", _yes(overhead < 2)]
+        )
+    shutdowns = [ours["startup"][c]["shutdown_s"] for c in counts]
+    worst = max(shutdowns)
+    rows.append(["shutdown < 1 s, no orphan", _s(worst), _yes(not math.isnan(worst) and worst < 1)])
+    return rows
+
+
+def chart(results: dict[str, Any], path: Path) -> str:
+    """Start-up time and idle memory against group count, one line per system."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "(no chart: install the bench-chart group for matplotlib)"
+    counts = results["group_counts"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, figures in results["systems"].items():
+        if "skipped" in figures:
+            continue
+        startup = [figures["startup"][str(c)] for c in counts]
+        left.plot(counts, [s["tools_list_s"] for s in startup], marker="o", label=name)
+        right.plot(counts, [s["idle_rss_mb"] for s in startup], marker="o", label=name)
+    left.set(title="Spawn to tools/list answered", xlabel="groups", ylabel="seconds")
+    right.set(title="Idle memory after start (proxy + children)", xlabel="groups", ylabel="MB")
+    left.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return f"Chart: {path.name}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _s(seconds: float) -> str:
+    return "orphan left" if math.isnan(seconds) else f"{seconds:.2f} s"
+
+
+def _ms(milliseconds: float) -> str:
+    return "n/a" if math.isnan(milliseconds) else f"{milliseconds:.2f} ms"
+
+
+def _mb(megabytes: float) -> str:
+    return f"{megabytes:.0f} MB"
+
+
+def _yes(met: bool) -> str:
+    return "yes" if met else "no"
