@@ -22,7 +22,8 @@ from cyclopts import App
 from bench import measure, report, tokens
 from bench.systems import REPO, SYSTEMS, System
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results"  # latest.json, not committed
+CHART = Path(__file__).resolve().parent / "scaling.png"  # committed with bench/README.md
 
 # Published upstreams from PyPI (uvx) and npm (npx): a realistic fleet for token counts.
 FLEET: dict[str, dict[str, Any]] = {
@@ -82,7 +83,7 @@ def run(
     systems
         Comma-separated: direct, dynamic-mcp, dmcp, modular-mcp.
     chart
-        Draw bench/results/scaling.png (needs matplotlib: `uv sync --group bench-chart`).
+        Draw bench/scaling.png (needs matplotlib: `uv run --group bench-chart ...`).
     """
     chosen = [SYSTEMS[name.strip()] for name in systems.split(",") if name.strip()]
     results = anyio.run(_measure_all, chosen, quick)
@@ -90,13 +91,13 @@ def run(
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     sys.stdout.write(report.markdown(results))
     if chart and not quick:
-        sys.stdout.write(report.chart(results, RESULTS / "scaling.png") + "\n")
+        sys.stdout.write(report.chart(results, CHART) + "\n")
 
 
 async def _measure_all(chosen: list[System], quick: bool) -> dict[str, Any]:
     group_counts = [1, 3] if quick else [1, 20, 50]
     calls = 30 if quick else 300
-    repeats = 1 if quick else 3  # start-up is noisy on a 2-core machine: take the median
+    repeats = 1 if quick else 2  # start-up is noisy on a 2-core machine: take the median
     results: dict[str, Any] = {
         "mode": "quick" if quick else "full",
         "machine": _machine(),

@@ -28,7 +28,7 @@ from fastmcp.tools.base import ToolResult
 
 from groups.config import Config, ServerConfig, variables_for
 from groups.errors import UnknownGroupError
-from groups.upstream import State, Upstream
+from groups.upstream import STARTS_AT_ONCE, State, Upstream
 
 __all__ = ["ChangeListener", "Registry", "compact_tools"]
 
@@ -56,8 +56,15 @@ class Registry:
         """Take the groups of `config`; `${VAR}` also reads a `.env` beside `config_path`."""
         variables = variables_for(config_path)
         self._root = root
+        start_slots = anyio.Semaphore(STARTS_AT_ONCE)  # shared: a limit on the machine's load
         self._upstreams = {
-            name: Upstream(name, server, variables, on_state_change=self._state_changed)
+            name: Upstream(
+                name,
+                server,
+                variables,
+                on_state_change=self._state_changed,
+                start_slots=start_slots,
+            )
             for name, server in config.enabled().items()
         }
 

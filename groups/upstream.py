@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -52,6 +53,9 @@ __all__ = ["CONNECT_TIMEOUT", "State", "Upstream"]
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0  # spawn + initialize per attempt; a silent upstream must not hang us
+# Upstreams starting at once. Dozens of cold starts on two cores each take longer than
+# CONNECT_TIMEOUT, fail, and restart together forever; queued, they all come up.
+STARTS_AT_ONCE = max(4, 2 * (os.cpu_count() or 2))
 QUICK_RETRY_DELAYS = (2.0, 4.0, 8.0)  # after a transient failure, as the Rust dynamic-mcp
 BACKGROUND_RETRY_INTERVAL = 30.0  # then, and after a permanent failure, until it recovers
 CLOSE_TIMEOUT = 5.0  # graceful stop of one session before its process is killed
@@ -80,6 +84,7 @@ class Upstream:
         variables: Mapping[str, str],
         *,
         on_state_change: StateListener | None = None,
+        start_slots: anyio.Semaphore | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -89,6 +94,7 @@ class Upstream:
         self._failures = 0  # consecutive failed attempts
         self._variables = variables
         self._on_state_change = on_state_change
+        self._start_slots = start_slots or anyio.Semaphore(STARTS_AT_ONCE)
         self._client: ProxyClient | None = None
         self._session_lost = False  # a request saw the session end before its task noticed
         self._lock = anyio.Lock()
@@ -228,10 +234,12 @@ class Upstream:
             forward_incoming_headers=False,
             init_timeout=CONNECT_TIMEOUT,
         )
-        logger.info("connecting group %s: %s", self.name, _describe(self.config))
         try:
-            with anyio.fail_after(CONNECT_TIMEOUT):
-                await client.__aenter__()  # held until aclose(): one session for all requests
+            # The time limit starts once it is this upstream's turn to start.
+            async with self._start_slots:
+                logger.info("connecting group %s: %s", self.name, _describe(self.config))
+                with anyio.fail_after(CONNECT_TIMEOUT):
+                    await client.__aenter__()  # held until aclose(): one session for all
         except Exception as exc:
             await _close_quietly(client)
             failure = classify(exc, http_errors.last)

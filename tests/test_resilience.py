@@ -315,3 +315,21 @@ async def test_a_refused_connection_is_reported_and_retried(serve):
         second = await expand(client, "down")
     assert first.content[0].text.startswith("Group 'down' is unavailable: cannot connect")
     assert "next attempt in 2s" in second.content[0].text
+
+
+async def test_many_groups_expanded_at_once_all_come_up(serve):
+    """Cold starts are queued, so a burst of them never times out together and loops."""
+    groups = {f"g{i:02d}": stdio_entry() for i in range(16)}
+    async with serve(groups) as client:
+        results: dict[str, mcp_types.CallToolResult] = {}
+
+        async def one(group: str) -> None:
+            results[group] = await expand(client, group)
+
+        with anyio.fail_after(90):
+            async with anyio.create_task_group() as tasks:
+                for group in groups:
+                    tasks.start_soon(one, group)
+
+    failed = {g: r.content[0].text for g, r in results.items() if r.is_error}
+    assert failed == {}
