@@ -26,6 +26,9 @@ RESULTS = Path(__file__).resolve().parent / "results"  # latest.json, not commit
 CHART = Path(__file__).resolve().parent / "scaling.png"  # committed with bench/README.md
 
 # Published upstreams from PyPI (uvx) and npm (npx): a realistic fleet for token counts.
+# UV_OFFLINE: run from uv's warm cache. modular-mcp passes its children only a few
+# variables (HOME, PATH, ...), so a uvx that goes online fails on a proxied network.
+UVX_ENV = {"UV_OFFLINE": "1"}
 FLEET: dict[str, dict[str, Any]] = {
     "time": {
         "description": "Current time and time-zone conversion.",
@@ -114,27 +117,45 @@ async def _measure_all(chosen: list[System], quick: bool) -> dict[str, Any]:
             if reason:
                 results["systems"][system.name] = {"skipped": reason}
                 continue
-            _progress(f"{system.name}: context tokens")
-            figures: dict[str, Any] = {}
-            config = measure.write_config(folder, "tokens", token_servers)
-            figures["tokens"] = await measure.context_tokens(system, config, token_servers)
-            if system.name == "direct":
-                figures["tokens"]["minimal_tokens"] = await _minimal(system, config, token_servers)
-            figures["startup"] = {}
-            for count in group_counts:
-                _progress(f"{system.name}: start-up with {count} groups, {repeats}x")
-                servers = measure.synthetic_servers(count, delay=0.3)
-                config = measure.write_config(folder, f"startup{count}", servers)
-                runs = [await measure.startup(system, config, servers) for _ in range(repeats)]
-                figures["startup"][str(count)] = measure.median_of(runs)
-            servers = measure.synthetic_servers(5)
-            config = measure.write_config(folder, "five", servers)
-            _progress(f"{system.name}: cold group, latency, concurrency")
-            figures["cold"] = await measure.cold_group(system, config, servers)
-            figures["latency"] = await measure.call_latency(system, config, servers, calls)
-            figures["concurrency"] = await measure.concurrency(system, config, servers)
-            results["systems"][system.name] = figures
+            try:
+                results["systems"][system.name] = await _measure_one(
+                    system, folder, token_servers, group_counts, calls, repeats
+                )
+            except Exception as exc:  # a peer that breaks on a workload is reported, not fatal
+                _progress(f"{system.name} failed: {exc!r}")
+                results["systems"][system.name] = {"skipped": f"failed during the run: {exc}"}
     return results
+
+
+async def _measure_one(
+    system: System,
+    folder: Path,
+    token_servers: dict[str, Any],
+    group_counts: list[int],
+    calls: int,
+    repeats: int,
+) -> dict[str, Any]:
+    """Every measurement of one system."""
+    _progress(f"{system.name}: context tokens")
+    figures: dict[str, Any] = {}
+    config = measure.write_config(folder, "tokens", token_servers)
+    figures["tokens"] = await measure.context_tokens(system, config, token_servers)
+    if system.name == "direct":
+        figures["tokens"]["minimal_tokens"] = await _minimal(system, config, token_servers)
+    figures["startup"] = {}
+    for count in group_counts:
+        _progress(f"{system.name}: start-up with {count} groups, {repeats}x")
+        servers = measure.synthetic_servers(count, delay=0.3)
+        config = measure.write_config(folder, f"startup{count}", servers)
+        runs = [await measure.startup(system, config, servers) for _ in range(repeats)]
+        figures["startup"][str(count)] = measure.median_of(runs)
+    servers = measure.synthetic_servers(5)
+    config = measure.write_config(folder, "five", servers)
+    _progress(f"{system.name}: cold group, latency, concurrency")
+    figures["cold"] = await measure.cold_group(system, config, servers)
+    figures["latency"] = await measure.call_latency(system, config, servers, calls)
+    figures["concurrency"] = await measure.concurrency(system, config, servers)
+    return figures
 
 
 async def _minimal(system: System, config: Path, servers: dict[str, Any]) -> int:
