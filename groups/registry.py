@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,6 @@ __all__ = ["ChangeListener", "Registry", "compact_tools"]
 
 # Called with the kinds of lists that changed: "tools", "resources", "prompts".
 ChangeListener = Callable[..., Awaitable[None]]
-
-logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hold the exit
 

@@ -17,8 +17,9 @@ Guarantees:
   a cancellation and the model a `UpstreamTimeoutError`;
 - after `aclose()` no process or socket of this group is left.
 
-The upstream is served through a FastMCP proxy (`self.proxy`, see `groups.proxy`) whose
-client factory is `self.client`, so the proxy always talks through this one held session.
+Tools are listed and called on the held session itself. The group's resources and
+prompts are served through a FastMCP proxy (`self.proxy`, see `groups.proxy`), mounted on
+the root, whose client factory is `self.client`: it talks through the same session.
 """
 
 from __future__ import annotations
