@@ -55,6 +55,11 @@ async def context_tokens(system: System, config: Path, servers: dict[str, Any]) 
         "visible_tokens": tokens.count(tokens.minimal_form(visible)),
         "visible_listing_tokens": tokens.count(tokens.listing(visible)),
         "expansion_tokens": sum(tokens.count(text) for text in expansions),
+        # The same tools in minimal form: an upstream may list more tools to a proxy that
+        # forwards sampling and elicitation, so compare each system with its own tools.
+        "expansion_minimal_tokens": sum(
+            tokens.count(tokens.reminimized(text)) for text in expansions
+        ),
     }
 
 

@@ -28,12 +28,19 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"- **{name}** skipped: {figures['skipped']}")
     lines += ["", f"## Context tokens (o200k; {results['token_workload']})", ""]
     lines += _table(
-        ["system", "tools/list every turn", "all expansions", "tools/list as sent"],
+        [
+            "system",
+            "tools/list every turn",
+            "all expansions",
+            "same tools, minimal form",
+            "tools/list as sent",
+        ],
         [
             [
                 n,
                 f["tokens"]["visible_tokens"],
                 f["tokens"]["expansion_tokens"],
+                f["tokens"]["expansion_minimal_tokens"],
                 f["tokens"]["visible_listing_tokens"],
             ]
             for n, f in ran.items()
@@ -137,10 +144,14 @@ def targets(results: dict[str, Any]) -> list[list[Any]]:
                 _yes(ratio <= 1),
             ]
         )
-    if "direct" in ran:
-        minimal = ran["direct"]["tokens"]["minimal_tokens"]
-        ratio = ours["tokens"]["expansion_tokens"] / minimal
-        rows.append(["all expansions ≤ minimal form", f"{ratio:.2f}x", _yes(ratio <= 1)])
+    for name in (OURS, *PEERS):
+        if name in ran:
+            figures = ran[name]["tokens"]
+            ratio = figures["expansion_tokens"] / figures["expansion_minimal_tokens"]
+            label = "all expansions ≤ minimal form of the same tools"
+            if name != OURS:
+                label += f" ({name}, for reference)"
+            rows.append([label, f"{ratio:.2f}x", _yes(ratio <= 1)])
     counts = [str(c) for c in results["group_counts"]]
     low, high = ours["startup"][counts[0]], ours["startup"][counts[-1]]
     for key, label in (("tools_list_s", "start-up"), ("idle_rss_mb", "idle memory")):

@@ -12,7 +12,7 @@ from typing import Any
 
 import mcp_types
 
-__all__ = ["count", "listing", "minimal_form"]
+__all__ = ["count", "listing", "minimal_form", "reminimized"]
 
 
 @cache
@@ -37,4 +37,23 @@ def minimal_form(tools: list[mcp_types.Tool]) -> str:
     for tool in tools:
         schema = {k: v for k, v in tool.input_schema.items() if k != "$schema"}
         entries.append({"name": tool.name, "description": tool.description, "inputSchema": schema})
+    return json.dumps(entries, separators=(",", ":"))
+
+
+def reminimized(expansion: str) -> str:
+    """An expansion's tools re-serialized in minimal form (the text itself if not JSON tools)."""
+    try:
+        listed = json.loads(expansion)
+    except json.JSONDecodeError:
+        return expansion
+    if not isinstance(listed, list) or not all(isinstance(t, dict) for t in listed):
+        return expansion
+    entries = [
+        {
+            "name": t.get("name"),
+            "description": t.get("description"),
+            "inputSchema": {k: v for k, v in t.get("inputSchema", {}).items() if k != "$schema"},
+        }
+        for t in listed
+    ]
     return json.dumps(entries, separators=(",", ":"))
