@@ -139,7 +139,11 @@ async def _measure_one(
     _progress(f"{system.name}: context tokens")
     figures: dict[str, Any] = {}
     config = measure.write_config(folder, "tokens", token_servers)
-    figures["tokens"] = await measure.context_tokens(system, config, token_servers)
+    try:
+        figures["tokens"] = await measure.context_tokens(system, config, token_servers)
+    except Exception as exc:  # e.g. a peer that cannot start one of the published servers
+        _progress(f"{system.name}: context tokens failed: {exc!r}")
+        figures["tokens"] = {"failed": str(exc)}
     if system.name == "direct":
         figures["tokens"]["minimal_tokens"] = await _minimal(system, config, token_servers)
     figures["startup"] = {}

@@ -44,8 +44,12 @@ def markdown(results: dict[str, Any]) -> str:
                 f["tokens"]["visible_listing_tokens"],
             ]
             for n, f in ran.items()
+            if "failed" not in f["tokens"]
         ],
     )
+    for name, figures in ran.items():
+        if "failed" in figures["tokens"]:
+            lines += ["", f"{name} could not run this workload: {figures['tokens']['failed']}"]
     if "direct" in ran:
         minimal = ran["direct"]["tokens"]["minimal_tokens"]
         lines += ["", f"Minimal form of every tool (name, description, inputSchema): {minimal}."]
@@ -133,7 +137,11 @@ def targets(results: dict[str, Any]) -> list[list[Any]]:
     if ours is None:
         return [["dynamic-mcp did not run", "", ""]]
     rows: list[list[Any]] = []
-    peers = [ran[p]["tokens"]["visible_tokens"] for p in PEERS if p in ran]
+    peers = [
+        ran[p]["tokens"]["visible_tokens"]
+        for p in PEERS
+        if p in ran and "failed" not in ran[p]["tokens"]
+    ]
     visible = ours["tokens"]["visible_tokens"]
     if peers:
         ratio = visible / min(peers)
@@ -145,7 +153,7 @@ def targets(results: dict[str, Any]) -> list[list[Any]]:
             ]
         )
     for name in (OURS, *PEERS):
-        if name in ran:
+        if name in ran and "failed" not in ran[name]["tokens"]:
             figures = ran[name]["tokens"]
             ratio = figures["expansion_tokens"] / figures["expansion_minimal_tokens"]
             label = "all expansions ≤ minimal form of the same tools"
