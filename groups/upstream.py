@@ -29,7 +29,8 @@ import enum
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -148,15 +149,20 @@ class Upstream:
 
     # ---- requests ---------------------------------------------------------------------
 
-    async def list_tools(self, *, refresh: bool = False) -> list[mcp_types.Tool]:
-        """The upstream's tools, fetched once per session (again with `refresh`).
+    async def list_tools(self) -> list[mcp_types.Tool]:
+        """The upstream's tools, fetched once per session.
 
         Raises:
             FeatureDisabledError: the config turns this group's tools off.
             GroupUnavailableError, UpstreamTimeoutError: as for `call_tool`.
         """
         self._require_tools()
-        client = await self.client()
+        return await self._tools_on(await self.client())
+
+    async def _tools_on(
+        self, client: ProxyClient, *, refresh: bool = False
+    ) -> list[mcp_types.Tool]:
+        """The tools of the session `client` holds: cached, or fetched (again with `refresh`)."""
         if self._tools is None or refresh:
             timeout = self.config.timeout.tools.total_seconds()
             logger.debug("→ %s tools/list", self.name)
@@ -178,11 +184,12 @@ class Upstream:
             UpstreamTimeoutError: no answer within the group's tool timeout.
             GroupUnavailableError: the upstream could not be reached, or died mid-call.
         """
-        if not any(tool.name == name for tool in await self.list_tools()):
-            tools = await self.list_tools(refresh=True)  # the upstream may have added it
+        self._require_tools()
+        client = await self.client()
+        if not any(tool.name == name for tool in await self._tools_on(client)):
+            tools = await self._tools_on(client, refresh=True)  # the upstream may have added it
             if not any(tool.name == name for tool in tools):
                 raise UnknownToolError(self.name, name, [tool.name for tool in tools])
-        client = await self.client()
         _forward_requests_to_caller(client)
         timeout = self.config.timeout.tools.total_seconds()
         logger.debug("→ %s tools/call %s %s", self.name, name, _preview(arguments))
@@ -202,8 +209,29 @@ class Upstream:
             is_error=answer.is_error,
         )
 
-    def _bounded(self, operation: str, timeout: float) -> _Bounded:
-        return _Bounded(self, operation, timeout)
+    @contextmanager
+    def _bounded(self, operation: str, timeout: float) -> Iterator[None]:
+        """A time limit on one upstream request that reports the group's own timeout.
+
+        Leaving the scope cancels the request; the MCP client then sends the upstream a
+        `notifications/cancelled`. A session that dies mid-request becomes an error naming
+        the group rather than a raw transport exception.
+        """
+        try:
+            with anyio.fail_after(timeout):
+                yield
+        except TimeoutError:
+            raise UpstreamTimeoutError(self.name, operation, timeout) from None
+        except Exception as exc:
+            client = self._client
+            if is_connection_lost(exc) or (client is not None and not _session_alive(client)):
+                self._session_lost = True
+                raise GroupUnavailableError(
+                    self.name,
+                    f"the upstream went away during {operation.lower()}; "
+                    "the next request reconnects",
+                ) from exc
+            raise
 
     def _require_tools(self) -> None:
         if not self.config.features.tools:
@@ -284,43 +312,6 @@ class Upstream:
         client, self._client = self._client, None
         if client is not None:
             await _close_quietly(client)
-
-
-class _Bounded:
-    """A time limit on one upstream request that reports the group's own timeout.
-
-    Leaving the scope cancels the request; the MCP client then sends the upstream a
-    `notifications/cancelled`. A session that dies mid-request becomes an error naming
-    the group rather than a raw transport exception.
-    """
-
-    def __init__(self, upstream: Upstream, operation: str, timeout: float) -> None:
-        self._upstream = upstream
-        self._operation = operation
-        self._timeout = timeout
-        self._scope = anyio.fail_after(timeout)
-
-    def __enter__(self) -> None:
-        self._scope.__enter__()
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        try:
-            self._scope.__exit__(kind, exc, tb)
-        except TimeoutError:
-            raise UpstreamTimeoutError(
-                self._upstream.name, self._operation, self._timeout
-            ) from None
-        if exc is None or isinstance(exc, UpstreamTimeoutError):
-            return False
-        client = self._upstream._client
-        if is_connection_lost(exc) or (client is not None and not _session_alive(client)):
-            self._upstream._session_lost = True
-            raise GroupUnavailableError(
-                self._upstream.name,
-                f"the upstream went away during {self._operation.lower()}; "
-                "the next request reconnects",
-            ) from exc
-        return False
 
 
 def _forward_requests_to_caller(client: ProxyClient) -> None:
