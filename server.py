@@ -7,155 +7,134 @@
 The client sees exactly two tools. `get_dynamic_tools(group)` connects the group's
 upstream on first use and returns its tools as compact JSON; `call_dynamic_tool` forwards
 one call and returns the upstream's result unchanged. Everything about upstreams lives in
-`groups/`; this module only presents the registry over MCP.
+`groups/`; this module declares the two tools and the commands.
+
+Commands that serve nothing (`--version`, `--help`, `import`) import none of the server
+stack: FastMCP is imported where a server is built, on first use.
 """
 
-from __future__ import annotations
-
-import logging
-import os
-import signal
+# No `from __future__ import annotations`: FastMCP reads the meta-tools' annotations when
+# they are declared, and their types are imported inside `build_server`.
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import anyio
 from cyclopts import App, Parameter
-from fastmcp import FastMCP
-from fastmcp.server.middleware import Middleware, MiddlewareContext
-from fastmcp.tools.base import Tool, ToolResult
-from mcp_types import TextContent
 
-from groups.config import CONFIG_ENV_VAR, Config, load_config, resolve_config_path
+from groups import CONFIG_ENV_VAR
 from groups.errors import DynamicMcpError
-from groups.limits import GroupTimeLimits
-from groups.notifier import ListChangedNotifier
-from groups.registry import Registry
 
-__all__ = ["app", "build_server", "main", "mcp"]
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
+    from fastmcp.server.auth import AuthProvider
 
-logger = logging.getLogger("dynamic_mcp")
+    from groups.config import Config
+    from groups.registry import Registry
 
-try:
-    __version__ = version("dynamic-mcp-server")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0.0.0"
-
-META_TOOLS = ("get_dynamic_tools", "call_dynamic_tool")
-
-GET_TOOLS_INTRO = (
-    "Load the tools of one group (an MCP server) on demand; "
-    "then run one with call_dynamic_tool. Groups:"
-)
-CALL_TOOL_DESCRIPTION = (
-    "Run a tool of a group. Call get_dynamic_tools(group) first to learn the tool names "
-    "and their input schemas; pass the tool's arguments as args."
-)
+__all__ = ["app", "build_server", "main", "mcp"]  # noqa: F822 - `mcp` comes from __getattr__
 
 
-class MetaToolsView(Middleware):
-    """Shows the client only the two meta-tools, described from the registry's current state.
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
-    Mounted upstream servers add their own tools to the root; they stay callable through
-    `call_dynamic_tool` but never reach the client's `tools/list`. The list is built from
-    the root's own tools without asking the mounted upstreams, so listing costs no
-    upstream round trip and cannot fail because of one.
-    """
-
-    def __init__(self, server: FastMCP, registry: Registry) -> None:
-        self._server = server
-        self._registry = registry
-
-    async def on_list_tools(
-        self, context: MiddlewareContext[Any], call_next: Any
-    ) -> Sequence[Tool]:
-        tools = await self._server.local_provider.list_tools()
-        return [self._describe(tool) for tool in tools if tool.name in META_TOOLS]
-
-    def _describe(self, tool: Tool) -> Tool:
-        names = self._registry.group_names()
-        parameters = {**tool.parameters, "properties": dict(tool.parameters["properties"])}
-        parameters["properties"]["group"] = {"type": "string", "enum": names}
-        if "args" in parameters["properties"]:
-            # The signature's `dict | None` renders as an anyOf; the model needs only this.
-            parameters["properties"]["args"] = {"type": "object"}
-        description = CALL_TOOL_DESCRIPTION
-        if tool.name == "get_dynamic_tools":
-            description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups()}"
-        return tool.model_copy(update={"description": description, "parameters": parameters})
+    try:
+        return installed("dynamic-mcp-server")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "0.0.0"
 
 
 def build_server(
     config_path: Path | None = None,
     *,
-    config: Config | None = None,
-    registry: Registry | None = None,
-) -> FastMCP:
+    config: "Config | None" = None,
+    registry: "Registry | None" = None,
+    auth: "AuthProvider | None" = None,
+) -> "FastMCP":
     """The root server for the config at `config_path` (default: `resolve_config_path`).
 
     Without an already loaded `config`, the file is read when the server starts, so
     importing this module (as `fastmcp run` does) touches no file. `${VAR}` also reads a
     `.env` beside `config_path`. Nothing upstream is started until a group is first used.
+    `auth` guards HTTP serving (`groups.http_access`).
     """
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from fastmcp import FastMCP
+    from mcp_types import CallToolResult
+
+    from groups.callers import current_caller
+    from groups.config import load_config, resolve_config_path
+    from groups.limits import GroupTimeLimits
+    from groups.meta_tools import MetaTools, error_result, text_result
+    from groups.notifier import Notifier
+    from groups.registry import Registry
+
     registry = registry or Registry()
-    notifier = ListChangedNotifier()
-    registry.on_change = notifier.broadcast
+    notifier = Notifier(on_leave=registry.release)
+    meta_tools = MetaTools(registry, notifier)
+
+    def changed(*kinds: str) -> None:
+        if "tools" in kinds:
+            meta_tools.changed()
+        notifier.announce(*kinds)
+
+    registry.on_change = changed
 
     @asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         path = config_path if config else resolve_config_path(config_path)
         registry.configure(config or load_config(path), root=server, config_path=path)
+        meta_tools.changed()
         try:
             yield {"registry": registry}
         finally:
+            await notifier.aclose()
             await registry.aclose()
 
-    server = FastMCP("dynamic-mcp", version=__version__, lifespan=lifespan)
-    server.add_middleware(notifier)
-    server.add_middleware(MetaToolsView(server, registry))
+    server = FastMCP("dynamic-mcp", version=version(), lifespan=lifespan, auth=auth)
     server.add_middleware(GroupTimeLimits(registry))
 
-    @server.tool
-    async def get_dynamic_tools(group: str) -> ToolResult:
+    @server.tool(output_schema=None)
+    async def get_dynamic_tools(group: str) -> CallToolResult:
         """Load the tools of one group (an MCP server) on demand."""
         try:
-            return _text(await registry.expand(group))
+            return text_result(await registry.expand(group, current_caller.get()))
         except DynamicMcpError as exc:
-            return _error(exc)
+            return error_result(exc)
 
-    @server.tool
+    @server.tool(output_schema=None)
     async def call_dynamic_tool(
         group: str, name: str, args: dict[str, Any] | None = None
-    ) -> ToolResult:
+    ) -> CallToolResult:
         """Run a tool of a group."""
         try:
-            return await registry.call_tool(group, name, args or {})
+            return await registry.call_tool(group, name, args or {}, current_caller.get())
         except DynamicMcpError as exc:
-            return _error(exc)
+            return error_result(exc)
 
+    meta_tools.serve(server, get_dynamic_tools, call_dynamic_tool)
     return server
 
 
-def _text(text: str) -> ToolResult:
-    return ToolResult(content=[TextContent(type="text", text=text)])
+def __getattr__(name: str) -> Any:
+    """`mcp`, built on first access: `fastmcp run server.py` finds the config when it starts."""
+    if name == "mcp":
+        from groups.serving import quiet_fastmcp
 
+        quiet_fastmcp()
+        server = globals()["mcp"] = build_server()
+        return server
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-def _error(exc: DynamicMcpError) -> ToolResult:
-    """A failure the model can act on: an isError result, never a protocol error."""
-    return ToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
-
-
-# `fastmcp run server.py` looks for `mcp`; the config is found when it starts.
-mcp = build_server()
 
 # ---- command line -----------------------------------------------------------------------
 
 app = App(
     name="dynamic-mcp",
-    version=__version__,
+    version=version,
     help="An MCP proxy that shows the model two tools and loads each server's tools on demand.",
     default_parameter=Parameter(negative=()),
 )
@@ -172,6 +151,7 @@ def serve(
     transport: Literal["stdio", "http"] = "stdio",
     host: str = "127.0.0.1",
     port: int = 8931,
+    token_file: Path | None = None,
     log_level: Annotated[LogLevel, Parameter(env_var="DYNAMIC_MCP_LOG_LEVEL")] = "warning",
 ) -> None:
     """Serve the upstream servers of CONFIG as groups behind two tools.
@@ -183,60 +163,36 @@ def serve(
     transport
         stdio for an MCP client that starts this process; http to serve streamable HTTP.
     host
-        Address to listen on with --transport http.
+        Address to listen on with --transport http. Other than loopback, it needs a token.
     port
         Port to listen on with --transport http.
+    token_file
+        File holding the bearer token HTTP clients must send (mode 600). Default:
+        $DYNAMIC_MCP_HTTP_TOKEN; none is needed on loopback.
     log_level
         Least severe log message written to stderr.
     """
-    _configure_logging(log_level)
-    path = resolve_config_path(config)
+    import anyio
+
+    from groups.config import load_config, resolve_config_path
+    from groups.registry import Registry
+    from groups.serving import configure_logging, quiet_fastmcp, serve_http, serve_stdio
+
     registry = Registry()
-    server = build_server(path, config=load_config(path), registry=registry)
-    options = {"host": host, "port": port} if transport == "http" else {}
-    anyio.run(_serve_until_signal, server, registry, transport, options)
+    configure_logging(log_level, registry.redactor)
+    path = resolve_config_path(config)
+    loaded = load_config(path)
+    if transport == "stdio":
+        quiet_fastmcp()
+        anyio.run(serve_stdio, build_server(path, config=loaded, registry=registry), registry)
+        return
+    from groups.http_access import BearerToken, http_token
 
-
-async def _serve_until_signal(
-    server: FastMCP, registry: Registry, transport: str, options: dict[str, Any]
-) -> None:
-    """Serve until the client goes away or SIGINT/SIGTERM arrives, closing every upstream.
-
-    Python's default SIGTERM ends the process without unwinding, which would leave stdio
-    upstreams running. On a signal we close the upstreams ourselves and then exit at once:
-    the stdio transport reads stdin in a worker thread that no cancellation can interrupt,
-    so waiting for the server to unwind could block until the client writes again.
-    """
-    async with anyio.create_task_group() as tasks:
-
-        async def exit_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for received in signals:
-                    logger.info("%s received, closing upstreams", signal.Signals(received).name)
-                    await registry.aclose()
-                    logging.shutdown()
-                    os._exit(0)
-
-        async def serve() -> None:
-            await server.run_async(transport=transport, show_banner=False, **options)
-            tasks.cancel_scope.cancel()  # the client closed stdin: stop watching signals
-
-        tasks.start_soon(exit_on_signal)
-        tasks.start_soon(serve)
-
-
-def _configure_logging(level: LogLevel) -> None:
-    """All logs go to stderr: in stdio mode stdout carries only the protocol."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("dynamic-mcp %(levelname)s %(name)s: %(message)s"))
-    for name in ("dynamic_mcp", "groups", "importers"):
-        named = logging.getLogger(name)
-        named.setLevel(level.upper())
-        named.handlers[:] = [handler]
-        named.propagate = False
-    # FastMCP and the MCP SDK log to stderr through their own handlers; match the level.
-    for name in ("fastmcp", "mcp"):
-        logging.getLogger(name).setLevel(level.upper())
+    token = http_token(host, token_file)
+    quiet_fastmcp()
+    auth = BearerToken(token) if token else None
+    server = build_server(path, config=loaded, registry=registry, auth=auth)
+    anyio.run(serve_http, server, registry, host, port)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -30,12 +30,18 @@ from pydantic import (
     PlainSerializer,
     Tag,
     ValidationError,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from groups import CONFIG_ENV_VAR
 from groups.errors import ConfigError
 
+if TYPE_CHECKING:
+    from groups.secrets import Redactor
+
 __all__ = [
+    "GROUP_NAME_RULE",
     "Config",
     "Duration",
     "Features",
@@ -52,7 +58,6 @@ __all__ = [
     "variables_for",
 ]
 
-CONFIG_ENV_VAR = "DYNAMIC_MCP_CONFIG"
 DEFAULT_CONFIG = Path("dynamic-mcp.json")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h)?\s*$", re.IGNORECASE)
@@ -191,11 +196,28 @@ ServerConfig = Annotated[
 ]
 
 
+# Group names become file names (OAuth tokens), URI hosts and prefixes: keep them plain.
+GROUP_NAME_RULE = "letters, digits, '-', '_' and '.' (not only dots)"
+_GROUP_NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")
+
+
 class Config(_Strict):
     """The whole file: `{"mcpServers": {name: server}}`."""
 
     servers: dict[str, ServerConfig] = Field(alias="mcpServers")
     schema_: str | None = Field(default=None, alias="$schema")
+
+    @field_validator("servers")
+    @classmethod
+    def _plain_group_names(cls, servers: dict[str, ServerConfig]) -> dict[str, ServerConfig]:
+        for name in servers:
+            if not _GROUP_NAME.match(name):
+                raise PydanticCustomError(
+                    "group_name",
+                    "group name {name} may use only " + GROUP_NAME_RULE,
+                    {"name": repr(name)},
+                )
+        return servers
 
     def enabled(self) -> dict[str, ServerConfig]:
         """The servers that are not switched off with `enabled: false`."""
@@ -243,6 +265,9 @@ def _config_error(path: Path | str, exc: ValidationError) -> ConfigError:
     # A typo ("comand") also makes the real field missing: name the typo first.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     error = errors[0]
+    if error["type"] == "group_name":
+        name = error["ctx"]["name"][1:-1]  # the repr's quotes
+        return ConfigError(path, error["msg"], server=name, field=f"mcpServers.{name}")
     # Drop the union tag pydantic puts in the location: ('mcpServers','x','stdio','comand').
     loc = [str(part) for part in error["loc"] if part not in ("stdio", "http", "sse")]
     if len(loc) > 3 and loc[0] == "mcpServers" and loc[2] in ("timeout", "features"):
@@ -321,8 +346,8 @@ def variables_for(config_path: Path | None) -> dict[str, str]:
     return {**from_file, **os.environ}
 
 
-def interpolate(text: str, variables: Mapping[str, str]) -> str:
-    """Replace `${VAR}` and `${VAR:-default}`.
+def interpolate(text: str, variables: Mapping[str, str], redactor: Redactor | None = None) -> str:
+    """Replace `${VAR}` and `${VAR:-default}`; `redactor` learns each value put in.
 
     Raises:
         UnsetVariableError: a variable without a default is not set.
@@ -331,9 +356,13 @@ def interpolate(text: str, variables: Mapping[str, str]) -> str:
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in variables:
-            return variables[name]
-        if default is not None:
-            return default
-        raise UnsetVariableError(name)
+            value = variables[name]
+        elif default is not None:
+            value = default
+        else:
+            raise UnsetVariableError(name)
+        if redactor is not None:
+            redactor.add(value, f"${{{name}}}")
+        return value
 
     return _VARIABLE.sub(substitute, text)

@@ -2,11 +2,14 @@
 
     DynamicMcpError                 base: the CLI prints it, the meta-tools return it as isError
     ├── ConfigError                 dynamic-mcp.json is missing, unreadable or invalid
+    ├── NotAMetaToolError           a client called a tool other than the two meta-tools
+    ├── BadArgumentsError           a meta-tool's own arguments are missing or of a wrong type
     ├── UnknownGroupError           the model named a group that is not configured
     ├── UnknownToolError            the model named a tool its group does not have
     ├── FeatureDisabledError        the config turns off the feature (tools…) asked for
     ├── GroupUnavailableError       an upstream could not be started, reached or initialized
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
+    ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
     └── ImportFailedError           `dynamic-mcp import` stopped; it wrote nothing
         ├── UnknownImporterError        no importer has that tool name
         ├── NoProjectScopeError         the tool keeps no per-project config
@@ -27,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
+    "BadArgumentsError",
     "ConfigError",
     "DynamicMcpError",
     "FeatureDisabledError",
@@ -36,12 +40,14 @@ __all__ = [
     "ImportSourceInvalidError",
     "ImportSourceMissingError",
     "NoProjectScopeError",
+    "NotAMetaToolError",
     "NothingToImportError",
     "OutputExistsError",
     "OutputWriteError",
     "UnknownGroupError",
     "UnknownImporterError",
     "UnknownToolError",
+    "UnsafeServingError",
     "UpstreamTimeoutError",
 ]
 
@@ -81,6 +87,38 @@ class ConfigError(DynamicMcpError):
         super().__init__(f"{where}: {problem}")
 
 
+class NotAMetaToolError(DynamicMcpError):
+    """A client called a tool by a name other than the two meta-tools (a group's tool, say).
+
+    `group` and `tool` are set when the name reads as `<group>_<tool>` of a configured group.
+    """
+
+    def __init__(self, name: str, *, group: str | None = None, tool: str | None = None) -> None:
+        self.name = name
+        self.group = group
+        self.tool = tool
+        hint = "call a group's tool with call_dynamic_tool(group, name, args)"
+        if group is not None and tool is not None:
+            hint = (
+                f"to run {tool!r} of group {group!r}, call call_dynamic_tool "
+                f"with group={group!r} and name={tool!r}"
+            )
+        super().__init__(
+            f"Unknown tool {name!r}: this server's tools are get_dynamic_tools and "
+            f"call_dynamic_tool; {hint}."
+        )
+
+
+class BadArgumentsError(DynamicMcpError):
+    """A meta-tool was called without one of its own arguments, or with one of a wrong type."""
+
+    def __init__(self, tool: str, argument: str, problem: str) -> None:
+        self.tool = tool
+        self.argument = argument
+        self.problem = problem
+        super().__init__(f"{tool}: {argument!r} {problem}.")
+
+
 class UnknownGroupError(DynamicMcpError):
     """The model asked for a group that is not in the config (or is disabled)."""
 
@@ -118,16 +156,25 @@ class GroupUnavailableError(DynamicMcpError):
     """The group's upstream could not be started, reached or initialized.
 
     `cause` is a one-line reason fit for the tool description; `permanent` says whether
-    retrying without changing the config or the environment can help.
+    retrying without changing the config or the environment can help; `on_next_request`
+    says the cause is cheap to check again, so the next request tries at once (an unset
+    variable: the user sets it and asks again).
     """
 
     def __init__(
-        self, group: str, cause: str, *, attempts: int = 1, permanent: bool = False
+        self,
+        group: str,
+        cause: str,
+        *,
+        attempts: int = 1,
+        permanent: bool = False,
+        on_next_request: bool = False,
     ) -> None:
         self.group = group
         self.cause = cause
         self.attempts = attempts
         self.permanent = permanent
+        self.on_next_request = on_next_request
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         super().__init__(f"Group {group!r} is unavailable{tries}: {cause}")
 
@@ -143,6 +190,14 @@ class UpstreamTimeoutError(DynamicMcpError):
             f"{operation} in group {group!r} timed out after {timeout:g}s. "
             f"Retry, or raise timeout in this server's config entry."
         )
+
+
+class UnsafeServingError(DynamicMcpError):
+    """`--transport http` was asked for where anyone could reach it without a token."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(problem)
 
 
 # ---- `dynamic-mcp import` -----------------------------------------------------------------

@@ -30,27 +30,30 @@ class Failure:
     permanent: bool
 
 
-def classify(exc: BaseException, http_error: tuple[int, str] | None = None) -> Failure:
+def classify(
+    exc: BaseException,
+    http_error: tuple[int, str] | None = None,
+    command: str | None = None,
+) -> Failure:
     """Translate a connect-time exception (with its causes) into a `Failure`.
 
-    `http_error` is the last HTTP error status and URL seen during the attempt, if any.
+    `http_error` is the last HTTP error status and URL seen during the attempt, if any;
+    `command` is a stdio upstream's command as the config writes it, the name to show.
     """
     if http_error is not None:
         status, url = http_error
         return Failure(f"HTTP {status} from {url}", permanent=status in PERMANENT_HTTP_STATUSES)
     for cause in _chain(exc):
+        shown = repr(command or getattr(cause, "filename", None))
         if isinstance(cause, FileNotFoundError):
-            return Failure(f"command not found: {cause.filename!r}", permanent=True)
+            return Failure(f"command not found: {shown}", permanent=True)
         if isinstance(cause, PermissionError):
-            return Failure(f"command is not executable: {cause.filename!r}", permanent=True)
+            return Failure(f"command is not executable: {shown}", permanent=True)
         if isinstance(cause, OSError) and cause.errno == errno.ENOEXEC:
-            return Failure(f"command is not a program: {cause.filename!r}", permanent=True)
+            return Failure(f"command is not a program: {shown}", permanent=True)
         if isinstance(cause, httpx2.HTTPStatusError):
             status = cause.response.status_code
-            return Failure(
-                f"HTTP {status} from {cause.request.url}",
-                permanent=status in PERMANENT_HTTP_STATUSES,
-            )
+            return Failure(f"HTTP {status}", permanent=status in PERMANENT_HTTP_STATUSES)
         if isinstance(cause, httpx2.ConnectError):
             return Failure(f"cannot connect: {cause}", permanent=False)
         if isinstance(cause, httpx2.TransportError):

@@ -1,53 +1,92 @@
-"""Tell every connected client when a list changed (`notifications/*/list_changed`).
+"""The clients connected now, and telling them when a list changed (`*/list_changed`).
 
-    notifier = ListChangedNotifier()
-    server.add_middleware(notifier)        # learns each client connection from its requests
-    await notifier.broadcast("tools")      # e.g. a group failed or recovered
+    notifier = Notifier(on_leave=registry.release)
+    notifier.see(caller)          # on each request: a new client is remembered, once
+    notifier.announce("tools")    # a group failed or recovered: returns at once
 
-Guarantees: a client that has gone away is forgotten, never an error for the others.
-Notifications reach clients on the session-based protocol versions (every MCP client in
-use today); FastMCP does not yet serve `subscriptions/listen` for the 2026-07-28 era.
+Guarantees:
+- one entry per client connection that can hear a notification later, forgotten when the
+  connection closes (its `exit_stack`), so the list never grows with requests: a
+  2026-07-28 client, whose every request is a connection of its own, is never kept;
+- `announce` never waits on a client: it sends in the background, every client at once,
+  each send bounded by `SEND_TIMEOUT`, so a slow or dead client stalls nobody;
+- `on_leave` runs once for each client that goes, for what was kept for it elsewhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import mcp_types
-from fastmcp.server.middleware import Middleware, MiddlewareContext
+import anyio
+from mcp.server.connection import Connection
 
-__all__ = ["ListChangedNotifier"]
+from groups.callers import Caller
+
+__all__ = ["SEND_TIMEOUT", "Notifier"]
 
 logger = logging.getLogger(__name__)
 
-NOTIFICATIONS = {
-    "tools": mcp_types.ToolListChangedNotification,
-    "resources": mcp_types.ResourceListChangedNotification,
-    "prompts": mcp_types.PromptListChangedNotification,
+SEND_TIMEOUT = 2.0  # one notification to one client; a stuck client is skipped after this
+
+_SEND = {
+    "tools": Connection.send_tool_list_changed,
+    "resources": Connection.send_resource_list_changed,
+    "prompts": Connection.send_prompt_list_changed,
 }
 
+LeaveListener = Callable[[Connection], Awaitable[None]]
 
-class ListChangedNotifier(Middleware):
-    """Remembers client connections, and sends them list_changed notifications."""
 
-    def __init__(self) -> None:
-        # The SDK builds a session object per request; the connection behind it is stable.
-        self._sessions: dict[Any, Any] = {}
+class Notifier:
+    """Client connections by identity, and the notifications sent to them."""
 
-    async def on_request(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
-        ctx = context.fastmcp_context
-        if ctx is not None and ctx.request_context is not None:
-            session = ctx.session
-            self._sessions[getattr(session, "_connection", session)] = session
-        return await call_next(context)
+    def __init__(self, on_leave: LeaveListener | None = None) -> None:
+        self._clients: dict[Connection, None] = {}  # an ordered set
+        self._sending: set[asyncio.Task[None]] = set()
+        self._on_leave = on_leave
 
-    async def broadcast(self, *kinds: str) -> None:
+    def __repr__(self) -> str:
+        return f"Notifier({len(self._clients)} clients)"
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def see(self, caller: Caller) -> None:
+        """Remember the caller's connection if it is new and outlives its request."""
+        connection = caller.connection
+        if connection in self._clients or not (caller.can_be_notified_later or caller.key):
+            return
+        self._clients[connection] = None
+        connection.exit_stack.push_async_callback(self._leave, connection)
+
+    def announce(self, *kinds: str) -> None:
         """Send one notification per kind ("tools", "resources", "prompts") to every client."""
-        for connection, session in list(self._sessions.items()):
-            try:
-                for kind in kinds:
-                    await session.send_notification(NOTIFICATIONS[kind]())
-            except Exception as exc:  # the client is gone; it will not be asked again
-                logger.debug("dropping a closed client session: %s", exc)
-                self._sessions.pop(connection, None)
+        if not self._clients or not kinds:
+            return
+        task = asyncio.get_running_loop().create_task(self._broadcast(kinds))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def aclose(self) -> None:
+        """Stop sending: the server is going away."""
+        for task in list(self._sending):
+            task.cancel()
+
+    async def _broadcast(self, kinds: tuple[str, ...]) -> None:
+        async with anyio.create_task_group() as sending:
+            for connection in list(self._clients):
+                sending.start_soon(self._send, connection, kinds)
+
+    async def _send(self, connection: Connection, kinds: tuple[str, ...]) -> None:
+        with anyio.move_on_after(SEND_TIMEOUT) as scope:
+            for kind in kinds:
+                await _SEND[kind](connection)  # best effort: a closed stream is skipped
+        if scope.cancelled_caught:
+            logger.debug("a client took over %gs to take a notification", SEND_TIMEOUT)
+
+    async def _leave(self, connection: Connection) -> None:
+        self._clients.pop(connection, None)
+        if self._on_leave is not None:
+            await self._on_leave(connection)

@@ -1,10 +1,12 @@
 """The FastMCP proxy server of one group, mounted on the root when the group is first used.
 
-    proxy = GroupProxy("time", upstream.client, features)
+    proxy = GroupProxy("time", client_factory, features)
     root.mount(proxy, namespace="time")   # its resources and prompts reach the client
 
-Guarantees: the proxy talks only through the client its factory returns (the group's one
-held session), and offers only the features the config leaves on.
+Guarantees: the proxy talks only through the client its factory returns (the caller's
+session of the group), offers only the resources and prompts the config leaves on, and no
+tools at all: a group's tools are reached through `call_dynamic_tool` alone, with its time
+limit and its errors, never by a namespaced name.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastmcp.resources.base import Resource
 from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.providers.proxy import ClientFactoryT, ProxyProvider
 from fastmcp.tools.base import Tool
+from fastmcp.utilities.versions import VersionSpec
 
 from groups.config import Features
 
@@ -24,14 +27,20 @@ __all__ = ["GroupProxy"]
 
 
 class FeatureFilter(ProxyProvider):
-    """A proxy provider that lists nothing for the features a group turns off."""
+    """A proxy provider of resources and prompts, minus the features a group turns off."""
 
     def __init__(self, client_factory: ClientFactoryT, features: Features) -> None:
         super().__init__(client_factory)
         self.features = features
 
     async def _list_tools(self) -> Sequence[Tool]:
-        return await super()._list_tools() if self.features.tools else []
+        return []
+
+    async def _get_tool(self, name: str, version: VersionSpec | None = None) -> Tool | None:
+        return None
+
+    async def _get_tool_by_hash(self, tool_hash: str, tool_name: str) -> Tool | None:
+        return None
 
     async def _list_resources(self) -> Sequence[Resource]:
         return await super()._list_resources() if self.features.resources else []

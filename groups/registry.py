@@ -1,38 +1,44 @@
 """All groups of a config: lookup, lazy mounting, descriptions for the model, shutdown.
 
     registry = Registry()
-    registry.configure(config, root=server)
-    text = await registry.expand("time")       # compact JSON of the group's tools
-    result = await registry.call_tool("time", "get_current_time", {"timezone": "UTC"})
-    await registry.aclose()                    # every upstream process is gone
+    registry.configure(config, root=server, config_path=path)
+    text = await registry.expand("time", caller)       # compact JSON of the group's tools
+    result = await registry.call_tool("time", "get_current_time", {"timezone": "UTC"}, caller)
+    await registry.aclose()                            # every upstream process is gone
 
 Guarantees: configuring starts nothing; a group's upstream is mounted on the root server
 the first time it is used; a failure in one group is reported for that group alone, and
-retried in the background until `aclose()`; every change
-of a group's availability is announced through `on_change` (tools/list_changed).
+retried in the background until `aclose()`; every change of a group's availability is
+announced through `on_change` (tools/list_changed), which must not block; a client's own
+upstream sessions end when it leaves (`release`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types
-from fastmcp import FastMCP
-from fastmcp.tools.base import ToolResult
 
+from groups.callers import Caller
 from groups.config import Config, ServerConfig, variables_for
 from groups.errors import UnknownGroupError
+from groups.secrets import Redactor
 from groups.upstream import STARTS_AT_ONCE, State, Upstream
+
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
+    from mcp.server.connection import Connection
 
 __all__ = ["ChangeListener", "Registry", "compact_tools"]
 
 # Called with the kinds of lists that changed: "tools", "resources", "prompts".
-ChangeListener = Callable[..., Awaitable[None]]
+ChangeListener = Callable[..., None]
 
 SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hold the exit
 
@@ -40,7 +46,9 @@ SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hol
 class Registry:
     """Every enabled group by name, and the root server their proxies are mounted on."""
 
-    def __init__(self, *, on_change: ChangeListener | None = None) -> None:
+    def __init__(
+        self, *, on_change: ChangeListener | None = None, redactor: Redactor | None = None
+    ) -> None:
         self._upstreams: dict[str, Upstream] = {}
         self._mounted: set[str] = set()
         self._root: FastMCP | None = None
@@ -48,17 +56,21 @@ class Registry:
         # tasks (as FastMCP's own session tasks are), cancelled by aclose().
         self._retries: set[asyncio.Task[None]] = set()
         self.on_change = on_change
+        self.redactor = redactor or Redactor()
+
+    def __repr__(self) -> str:
+        return f"Registry({sorted(self._upstreams)})"
 
     def configure(self, config: Config, *, root: FastMCP, config_path: Path | None = None) -> None:
         """Take the groups of `config`; `${VAR}` also reads a `.env` beside `config_path`."""
-        variables = variables_for(config_path)
         self._root = root
         start_slots = anyio.Semaphore(STARTS_AT_ONCE)  # shared: a limit on the machine's load
         self._upstreams = {
             name: Upstream(
                 name,
                 server,
-                variables,
+                partial(variables_for, config_path),
+                self.redactor,
                 on_state_change=self._state_changed,
                 start_slots=start_slots,
             )
@@ -89,13 +101,21 @@ class Registry:
             lines += ["Unavailable groups:", *failed]
         return "\n".join(lines)
 
-    async def expand(self, group: str) -> str:
+    async def expand(self, group: str, caller: Caller | None = None) -> str:
         """The group's tools as compact JSON: `[{name, description, inputSchema}, …]`."""
-        return compact_tools(await (await self._use(group)).list_tools())
+        return compact_tools(await self._use(group).list_tools(caller))
 
-    async def call_tool(self, group: str, name: str, arguments: dict[str, Any]) -> ToolResult:
+    async def call_tool(
+        self, group: str, name: str, arguments: dict[str, Any], caller: Caller | None = None
+    ) -> mcp_types.CallToolResult:
         """Forward one call to the group's upstream; its result comes back unchanged."""
-        return await (await self._use(group)).call_tool(name, arguments)
+        return await self._use(group).call_tool(name, arguments, caller)
+
+    async def release(self, connection: Connection) -> None:
+        """A client left: close the upstream sessions that served it alone."""
+        async with anyio.create_task_group() as closing:
+            for upstream in self._upstreams.values():
+                closing.start_soon(upstream.release, connection)
 
     async def aclose(self) -> None:
         """Close every group at once, bounded, even while the server is being cancelled."""
@@ -106,29 +126,30 @@ class Registry:
                 for upstream in self._upstreams.values():
                     group.start_soon(upstream.aclose)
 
-    async def _state_changed(self, upstream: Upstream) -> None:
+    def _state_changed(self, upstream: Upstream) -> None:
         """A group failed or recovered: retry it while failed, and tell the clients."""
         if upstream.state is State.FAILED:
-            retry = asyncio.create_task(upstream.keep_retrying(), name=f"retry {upstream.name}")
+            retry = asyncio.get_running_loop().create_task(
+                upstream.keep_retrying(), name=f"retry {upstream.name}"
+            )
             self._retries.add(retry)
             retry.add_done_callback(self._retries.discard)
         if self.on_change is not None:
-            await self.on_change("tools")
+            self.on_change("tools")
 
-    async def _use(self, group: str) -> Upstream:
+    def _use(self, group: str) -> Upstream:
         """The group's upstream, mounted on the root server on first use."""
         upstream = self._upstreams.get(group)
         if upstream is None:
             raise UnknownGroupError(group, self._upstreams)
         if group not in self._mounted and self._root is not None:
-            # Mounting exposes the upstream's resources and prompts through the root;
-            # its tools stay hidden from tools/list (see server.MetaToolsView).
+            # Mounting exposes the upstream's resources and prompts through the root.
             self._root.mount(upstream.proxy, namespace=group)
             self._mounted.add(group)
             features = upstream.config.features
             changed = [k for k in ("resources", "prompts") if getattr(features, k)]
             if changed and self.on_change is not None:
-                await self.on_change(*changed)
+                self.on_change(*changed)
         return upstream
 
 

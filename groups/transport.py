@@ -1,12 +1,13 @@
 """Build the FastMCP client transport for one group's config entry.
 
-    transport = build_transport("github", server, variables)
+    transport = build_transport("github", server, variables, redactor)
 
-Guarantees: `${VAR}` is resolved here, at connect time, so an unset variable fails only
-its own group; a stdio upstream sees the user's whole environment plus its `env` (FastMCP
+Guarantees: `${VAR}` is resolved here, at each connection attempt, so an unset variable
+fails only its own group, and every value put in is handed to the `Redactor` before it can
+appear anywhere; a stdio upstream sees the user's whole environment plus its `env` (FastMCP
 alone would pass a small allowlist, and `npx`/`uvx` servers need PATH, HOME, proxies…);
 remote upstreams get their headers and, with `oauth_client_id`, FastMCP's OAuth flow with
-tokens kept on disk.
+tokens kept on disk in a directory of the group's own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from fastmcp.client.auth import OAuth
 from fastmcp.client.transports import (
     ClientTransport,
     SSETransport,
@@ -34,21 +34,24 @@ from groups.config import (
     interpolate,
 )
 from groups.errors import GroupUnavailableError
+from groups.secrets import Redactor, shown_url
 
-__all__ = ["OAUTH_TOKEN_DIR", "HttpErrorLog", "build_transport"]
+__all__ = ["OAUTH_TOKEN_DIR", "HttpErrorLog", "build_transport", "group_path"]
 
 # Where OAuth tokens live between runs, as in the Rust dynamic-mcp.
 OAUTH_TOKEN_DIR = Path.home() / ".dynamic-mcp" / "oauth-servers"
 
 
 class HttpErrorLog:
-    """The last HTTP error status an upstream answered with.
+    """The last HTTP error status an upstream answered with, and its URL as written.
 
     The MCP SDK reports a 401 or a 503 alike as "Server returned an error response"; the
-    status decides whether retrying can help, so it is recorded on the way past.
+    status decides whether retrying can help, so it is recorded on the way past. The URL
+    is the config's (`${VAR}` unresolved, literal query values hidden), never the one sent.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, url_as_written: str) -> None:
+        self.url = shown_url(url_as_written)
         self.last: tuple[int, str] | None = None
 
     def client_factory(
@@ -69,55 +72,69 @@ class HttpErrorLog:
 
     async def _record(self, response: httpx2.Response) -> None:
         if response.is_error:
-            self.last = (response.status_code, str(response.request.url))
+            self.last = (response.status_code, self.url)
 
 
 def build_transport(
     group: str,
     server: ServerConfig,
     variables: Mapping[str, str],
+    redactor: Redactor,
     http_errors: HttpErrorLog | None = None,
 ) -> ClientTransport:
     """The transport for `server`, with every `${VAR}` resolved from `variables`.
 
     Raises:
-        GroupUnavailableError: a `${VAR}` is unset (permanent until the user sets it).
+        GroupUnavailableError: a `${VAR}` is unset (`on_next_request`: setting it and
+            asking again is enough).
     """
     try:
         if isinstance(server, StdioServer):
-            return _stdio(server, variables)
-        return _remote(group, server, variables, http_errors or HttpErrorLog())
+            return _stdio(server, variables, redactor)
+        log = http_errors or HttpErrorLog(server.url)
+        return _remote(group, server, variables, redactor, log)
     except UnsetVariableError as exc:
-        raise GroupUnavailableError(group, str(exc), permanent=True) from None
+        raise GroupUnavailableError(group, str(exc), permanent=True, on_next_request=True) from None
 
 
-def _stdio(server: StdioServer, variables: Mapping[str, str]) -> StdioTransport:
-    env = {key: interpolate(value, variables) for key, value in server.env.items()}
+def _stdio(server: StdioServer, variables: Mapping[str, str], redactor: Redactor) -> StdioTransport:
+    for name, value in server.env.items():
+        redactor.add_literal_env(name, value)
+    env = {key: interpolate(value, variables, redactor) for key, value in server.env.items()}
     return StdioTransport(
-        command=interpolate(server.command, variables),
-        args=[interpolate(arg, variables) for arg in server.args],
+        command=interpolate(server.command, variables, redactor),
+        args=[interpolate(arg, variables, redactor) for arg in server.args],
         env={**os.environ, **env},
-        cwd=interpolate(server.cwd, variables) if server.cwd else None,
+        cwd=interpolate(server.cwd, variables, redactor) if server.cwd else None,
         # The session is held for the server's lifetime; closing it must end the process.
         keep_alive=False,
     )
 
 
 def _remote(
-    group: str, server: HttpServer | SseServer, variables: Mapping[str, str], log: HttpErrorLog
+    group: str,
+    server: HttpServer | SseServer,
+    variables: Mapping[str, str],
+    redactor: Redactor,
+    log: HttpErrorLog,
 ) -> ClientTransport:
-    url = interpolate(server.url, variables)
-    headers = {key: interpolate(value, variables) for key, value in server.headers.items()}
+    url = interpolate(server.url, variables, redactor)
+    for value in server.headers.values():
+        redactor.add_literal_header(value)
+    headers = {
+        key: interpolate(value, variables, redactor) for key, value in server.headers.items()
+    }
     auth = _oauth(group, server, url) if server.oauth_client_id else None
     kind = SSETransport if isinstance(server, SseServer) else StreamableHttpTransport
     return kind(url, headers=headers, auth=auth, httpx_client_factory=log.client_factory)
 
 
-def _oauth(group: str, server: HttpServer | SseServer, url: str) -> OAuth:
+def _oauth(group: str, server: HttpServer | SseServer, url: str) -> Any:
     """FastMCP's browser OAuth flow, with tokens kept in a 0700 directory per group."""
+    from fastmcp.client.auth import OAuth
     from key_value.aio.stores.filetree import FileTreeStore
 
-    directory = OAUTH_TOKEN_DIR / group
+    directory = group_path(OAUTH_TOKEN_DIR, group)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     return OAuth(
         mcp_url=url,
@@ -126,3 +143,17 @@ def _oauth(group: str, server: HttpServer | SseServer, url: str) -> OAuth:
         client_id=server.oauth_client_id,
         token_storage=FileTreeStore(data_directory=directory),
     )
+
+
+def group_path(base: Path, group: str, suffix: str = "") -> Path:
+    """`base/<group><suffix>`, refused if the name would lead anywhere but directly inside.
+
+    The config already allows only plain names; this is the second lock on the same door.
+
+    Raises:
+        ValueError: the group name is not a plain file name.
+    """
+    path = base / f"{group}{suffix}"
+    if group in ("", ".", "..") or path.parent != base or os.sep in group or "/" in group:
+        raise ValueError(f"group name {group!r} cannot name a file under {base}")
+    return path

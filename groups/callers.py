@@ -1,0 +1,184 @@
+"""Who caused an upstream call, so that the upstream's callbacks during it reach that client.
+
+    with current_caller.set_to(Caller.of(ctx)):       # the tools/call handler, per request
+        await registry.call_tool("github", "create_issue", args)
+    # inside, `Upstream.call_tool` runs the call under `route.calling(caller)`: the
+    # upstream's progress, log messages, sampling, elicitation and roots requests go to
+    # `caller` (see `CallbackRoute.client_handlers`)
+
+Guarantees:
+- progress reaches exactly the call it belongs to: it carries that call's own token;
+- log messages, sampling, elicitation and roots requests carry nothing on the wire that
+  names the call that caused them, so an upstream session serves one client only (HTTP
+  clients each get their own, see `Caller.key`); they go to that client, on the stream of
+  its latest call in flight on the session, else on its connection's own stream;
+- with no client to reach, a request is answered with an error and a log message is
+  dropped with a debug line, never delivered to another client.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from groups.internals import connection_of
+
+__all__ = ["CallbackRoute", "Caller", "current_caller"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Caller:
+    """One client request that leads to upstream calls, and the connection it came on."""
+
+    session: ServerSession  # the SDK's per-request view: replies on this request's stream
+    request_id: mcp_types.RequestId | None
+    connection: Connection  # the client's connection: its own stream and its lifetime
+    wants_progress: bool = False  # the request carries a progress token
+
+    @classmethod
+    def of(cls, ctx: ServerRequestContext[Any, Any]) -> Caller:
+        meta = ctx.meta or {}
+        return cls(
+            ctx.session,
+            ctx.request_id,
+            connection_of(ctx.session),
+            wants_progress="progress_token" in meta,
+        )
+
+    @property
+    def key(self) -> Hashable | None:
+        """Which upstream session serves this caller: None for the one shared session.
+
+        A client with an HTTP session id gets upstream sessions of its own, so one client's
+        sampling, elicitation and data never reach another. Over stdio there is one client;
+        a 2026-07-28 client opens a connection per request and takes no server requests,
+        so both share.
+        """
+        return self.connection if self.connection.session_id is not None else None
+
+    @property
+    def can_be_notified_later(self) -> bool:
+        """Whether the connection outlives this request (it can hear list_changed)."""
+        return (
+            self.connection.has_standalone_channel
+            and self.connection.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        )
+
+    async def report_progress(
+        self, progress: float, total: float | None, message: str | None
+    ) -> None:
+        """Forward one upstream progress notification as this request's own progress."""
+        await self.session.report_progress(progress, total, message)
+
+
+class _CurrentCaller:
+    """The caller of the tools/call being handled in this task (a context variable)."""
+
+    def __init__(self) -> None:
+        self._var: ContextVar[Caller | None] = ContextVar("dynamic_mcp_caller", default=None)
+
+    def get(self) -> Caller | None:
+        return self._var.get()
+
+    @contextmanager
+    def set_to(self, caller: Caller) -> Iterator[Caller]:
+        token = self._var.set(caller)
+        try:
+            yield caller
+        finally:
+            self._var.reset(token)
+
+
+current_caller = _CurrentCaller()
+
+
+class CallbackRoute:
+    """Where one upstream session's requests and notifications to its client go."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self._calls: list[Caller] = []  # in flight on this session, oldest first
+        self._owner: Connection | None = None  # the connection of the latest caller
+
+    def __repr__(self) -> str:
+        return f"CallbackRoute({self.group!r}, {len(self._calls)} calls in flight)"
+
+    @contextmanager
+    def calling(self, caller: Caller | None) -> Iterator[None]:
+        """Route this session's callbacks to `caller` while its call is in flight."""
+        if caller is None:
+            yield
+            return
+        self._calls.append(caller)
+        self._owner = caller.connection
+        try:
+            yield
+        finally:
+            self._calls.remove(caller)
+
+    def client_handlers(self) -> dict[str, Any]:
+        """Handlers for `fastmcp.Client`: each forwards to the client this route serves."""
+        return {
+            "log_handler": self._log,
+            "sampling_handler": self._sample,
+            "elicitation_handler": self._elicit,
+            "roots": self._roots,
+        }
+
+    async def _log(self, params: mcp_types.LoggingMessageNotificationParams) -> None:
+        # The logging capability is deprecated for 2026-07-28 clients; older ones use it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            if self._calls:
+                caller = self._calls[-1]
+                await caller.session.send_log_message(
+                    params.level, params.data, params.logger, related_request_id=caller.request_id
+                )
+            elif self._owner is not None:
+                await self._owner.log(params.level, params.data, params.logger)
+            else:
+                logger.debug("%s: an upstream log message with no client to show it", self.group)
+
+    async def _sample(
+        self, messages: Any, params: mcp_types.CreateMessageRequestParams, context: Any
+    ) -> mcp_types.CreateMessageResult | mcp_types.CreateMessageResultWithTools:
+        result_type = (
+            mcp_types.CreateMessageResultWithTools
+            if params.tools
+            else mcp_types.CreateMessageResult
+        )
+        return await self._ask(mcp_types.CreateMessageRequest(params=params), result_type)
+
+    async def _elicit(
+        self, message: str, response_type: Any, params: mcp_types.ElicitRequestParams, context: Any
+    ) -> mcp_types.ElicitResult:
+        return await self._ask(mcp_types.ElicitRequest(params=params), mcp_types.ElicitResult)
+
+    async def _roots(self, context: Any) -> list[mcp_types.Root]:
+        result = await self._ask(mcp_types.ListRootsRequest(), mcp_types.ListRootsResult)
+        return result.roots
+
+    async def _ask(self, request: Any, result_type: Any) -> Any:
+        """Put an upstream's request to this route's client and return its answer."""
+        if self._calls:
+            caller = self._calls[-1]
+            metadata = ServerMessageMetadata(related_request_id=caller.request_id)
+            return await caller.session.send_request(request, result_type, metadata=metadata)
+        if self._owner is not None:
+            return await self._owner.send_request(request)
+        raise RuntimeError(f"no client of dynamic-mcp is there to answer {request.method}")

@@ -1,0 +1,109 @@
+"""Who may talk to dynamic-mcp served over HTTP: a bearer token off loopback, no foreign page.
+
+    token = http_token(host, token_file)             # None on loopback without a token
+    server = build_server(path, auth=BearerToken(token) if token else None)
+    await server.run_http_async(host=host, port=port, **browser_guard(host))
+
+Guarantees:
+- on a host other than loopback (`0.0.0.0`, a LAN address) serving needs a token, from
+  `DYNAMIC_MCP_HTTP_TOKEN` or a file only its owner can read; without one it refuses to
+  start, in one line that says how to give one;
+- with a token (on any host) a request without it, or with another, gets 401;
+- a browser page from another origin gets 403 and a request naming a host we do not
+  serve gets 421, whatever the address (DNS-rebinding protection): both are FastMCP's own
+  Host/Origin guard; pages on loopback and the server's own origin pass;
+- the token is compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from fastmcp.server.auth import AccessToken, TokenVerifier
+
+from groups.errors import UnsafeServingError
+
+__all__ = ["TOKEN_ENV_VAR", "BearerToken", "browser_guard", "http_token", "is_loopback"]
+
+TOKEN_ENV_VAR = "DYNAMIC_MCP_HTTP_TOKEN"
+# Pages served from this machine (an inspector on localhost) may call a local server.
+LOOPBACK_ORIGINS = [
+    f"{scheme}://{host}:*"
+    for scheme in ("http", "https")
+    for host in ("localhost", "127.0.0.1", "[::1]")
+]
+
+
+class BearerToken(TokenVerifier):
+    """Accepts exactly one token: the one dynamic-mcp was started with."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token.encode()
+
+    def __repr__(self) -> str:
+        return "BearerToken(***)"
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if not hmac.compare_digest(token.encode(), self._token):
+            return None
+        return AccessToken(token="***", client_id="dynamic-mcp-client", scopes=[])
+
+
+def http_token(host: str, token_file: Path | None) -> str | None:
+    """The token HTTP clients must present, or None where none is needed.
+
+    Raises:
+        UnsafeServingError: `host` is not loopback and no token is configured, or the token
+            file is missing, empty, or readable by others.
+    """
+    token = _read_token_file(token_file) if token_file else os.environ.get(TOKEN_ENV_VAR, "")
+    if token:
+        return token
+    if is_loopback(host):
+        return None
+    raise UnsafeServingError(
+        f"refusing to serve on {host} without a token: anyone who can reach it could use "
+        f"every configured server. Set {TOKEN_ENV_VAR}, or pass --token-file PATH "
+        f"(a file only you can read), or serve on 127.0.0.1"
+    )
+
+
+def browser_guard(host: str) -> dict[str, Any]:
+    """Options for `run_http_async` that turn FastMCP's Host/Origin guard on, for `host`."""
+    return {
+        "host_origin_protection": True,
+        # Off loopback the client's Host is the LAN name or address, unknown here: the
+        # token guards that door; Origin is still checked against the request's own host.
+        "allowed_hosts": None if is_loopback(host) else ["*"],
+        "allowed_origins": LOOPBACK_ORIGINS,
+    }
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_token_file(path: Path) -> str:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UnsafeServingError(f"cannot read the token file {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise UnsafeServingError(
+            f"the token file {path} is readable by others (mode {mode:04o}): run chmod 600 {path}"
+        )
+    if not token:
+        raise UnsafeServingError(f"the token file {path} is empty")
+    return token

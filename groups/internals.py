@@ -1,0 +1,82 @@
+"""Every use of a private FastMCP or MCP SDK attribute, in one place.
+
+    connection = connection_of(ctx.session)            # the client connection of a request
+    route_tool_requests(server, list_tools, call_tool)  # tools/list and tools/call, first hand
+    await serve_streams(server, read_stream, write_stream)
+
+Each function says why no public API does its job. `tests/test_internals.py` uses each one
+against the installed versions, so a release that renames what they reach for fails there,
+loudly, before anything else; pyproject.toml pins fastmcp and mcp to the versions checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import mcp_types
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
+
+__all__ = ["connection_of", "route_tool_requests", "serve_streams"]
+
+ListToolsHandler = Callable[
+    [ServerRequestContext[Any, Any], mcp_types.PaginatedRequestParams],
+    Awaitable[mcp_types.ListToolsResult],
+]
+CallToolHandler = Callable[
+    [ServerRequestContext[Any, Any], mcp_types.CallToolRequestParams],
+    Awaitable[mcp_types.CallToolResult],
+]
+
+
+def connection_of(session: ServerSession) -> Connection:
+    """The client connection behind a request's `ServerSession`.
+
+    The SDK builds a `ServerSession` per request; the `Connection` behind it is the stable
+    per-client object, with the public `exit_stack` that ends with the client, and the
+    public standalone stream for notifications. `ServerSession` keeps it private.
+    """
+    return session._connection
+
+
+def route_tool_requests(
+    server: FastMCP, list_tools: ListToolsHandler, call_tool: CallToolHandler
+) -> None:
+    """Answer `tools/list` and `tools/call` with our handlers instead of FastMCP's dispatch.
+
+    FastMCP's dispatch costs more per call than the whole budget of a proxy hop (the
+    profile is in bench/README.md): middleware, tool lookup across every mounted server,
+    argument validation and result conversion. It also reaches mounted upstream tools by
+    name. The two meta-tools are still declared on `server` with decorators; these
+    handlers list them and call them. FastMCP registers its handlers on its low-level
+    server, which it keeps private (`_mcp_server`); the SDK's `add_request_handler` is public.
+    """
+    low_level = server._mcp_server
+    low_level.add_request_handler("tools/list", mcp_types.PaginatedRequestParams, list_tools)
+    low_level.add_request_handler("tools/call", mcp_types.CallToolRequestParams, call_tool)
+
+
+async def serve_streams(server: FastMCP, read_stream: Any, write_stream: Any) -> None:
+    """Serve one client over the given message streams, inside the server's lifespan.
+
+    What `FastMCP.run_stdio_async` does, with streams of our choosing: it always reads
+    stdin through a worker thread, three thread hops per request (see bench/README.md),
+    and a thread that cannot be cancelled. FastMCP keeps its lifespan manager and
+    low-level server private.
+    """
+    from fastmcp.server.context import reset_transport, set_transport
+
+    low_level = server._mcp_server
+    token = set_transport("stdio")
+    try:
+        async with server._lifespan_manager():
+            await low_level.run(
+                read_stream, write_stream, low_level.create_initialization_options()
+            )
+    finally:
+        reset_transport(token)

@@ -1,0 +1,173 @@
+"""The two tools the client sees, answered first hand: `tools/list` and `tools/call`.
+
+    meta = MetaTools(registry, notifier)
+    # in server.build_server, after declaring the two meta-tools with @server.tool:
+    meta.serve(server, get_dynamic_tools, call_dynamic_tool)
+
+Guarantees:
+- `tools/list` is exactly the two meta-tools, each as name, description and inputSchema
+  (no FastMCP `title` or `_meta`: tokens on every turn), with the groups and their state
+  from the registry, built once per change (`changed`) rather than per request;
+- `tools/call` runs the declared meta-tool functions themselves; a call by any other name
+  is an `isError` result naming the two tools, and for `<group>_<tool>` how to call it;
+- a meta-tool's own arguments are checked here, each problem named by argument;
+- the client's request is the `current_caller` while its call runs, so the upstream's
+  callbacks find their way back to it (`groups.callers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import mcp_types
+
+from groups.callers import Caller, current_caller
+from groups.errors import BadArgumentsError, DynamicMcpError, NotAMetaToolError
+from groups.internals import route_tool_requests
+
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
+    from mcp.server.context import ServerRequestContext
+
+    from groups.notifier import Notifier
+    from groups.registry import Registry
+
+__all__ = ["MetaTools", "error_result", "text_result"]
+
+GET_TOOLS = "get_dynamic_tools"
+CALL_TOOL = "call_dynamic_tool"
+GET_TOOLS_INTRO = (
+    "Load the tools of one group (an MCP server) on demand; "
+    "then run one with call_dynamic_tool. Groups:"
+)
+CALL_TOOL_DESCRIPTION = (
+    "Run a tool of a group. Call get_dynamic_tools(group) first to learn the tool names "
+    "and their input schemas; pass the tool's arguments as args."
+)
+# Each meta-tool's own arguments: name -> (type, required).
+ARGUMENTS: dict[str, dict[str, tuple[type, bool]]] = {
+    GET_TOOLS: {"group": (str, True)},
+    CALL_TOOL: {"group": (str, True), "name": (str, True), "args": (dict, False)},
+}
+_JSON_TYPES = {
+    str: "a string",
+    dict: "an object",
+    list: "a list",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+}
+
+MetaToolFunction = Callable[..., Awaitable[mcp_types.CallToolResult]]
+
+
+class MetaTools:
+    """The listing and the calls of the two meta-tools, on behalf of the root server."""
+
+    def __init__(self, registry: Registry, notifier: Notifier) -> None:
+        self._registry = registry
+        self._notifier = notifier
+        self._functions: dict[str, MetaToolFunction] = {}
+        self._declared: dict[str, dict[str, Any]] = {}  # each tool's inputSchema as declared
+        self._listing: mcp_types.ListToolsResult | None = None
+
+    def serve(
+        self, server: FastMCP, get_tools: MetaToolFunction, call_tool: MetaToolFunction
+    ) -> None:
+        """Answer tools/list and tools/call of `server` with the two declared meta-tools."""
+        self._functions = {GET_TOOLS: get_tools, CALL_TOOL: call_tool}
+        self._server = server
+        route_tool_requests(server, self._list_tools, self._call_tool)
+
+    def changed(self) -> None:
+        """The groups or their state changed: the next tools/list is built anew."""
+        self._listing = None
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: mcp_types.PaginatedRequestParams
+    ) -> mcp_types.ListToolsResult:
+        self._notifier.see(Caller.of(ctx))
+        if self._listing is None:
+            self._listing = mcp_types.ListToolsResult(
+                tools=[await self._listed(name) for name in self._functions]
+            )
+        return self._listing
+
+    async def _listed(self, name: str) -> mcp_types.Tool:
+        if name not in self._declared:
+            declared = await self._server.get_tool(name)
+            assert declared is not None, f"{name} is declared with @server.tool"
+            self._declared[name] = declared.parameters
+        schema = self._declared[name]
+        properties = dict(schema["properties"])
+        properties["group"] = {"type": "string", "enum": self._registry.group_names()}
+        if "args" in properties:
+            # The signature's `dict | None` renders as an anyOf; the model needs only this.
+            properties["args"] = {"type": "object"}
+        description = CALL_TOOL_DESCRIPTION
+        if name == GET_TOOLS:
+            description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups()}"
+        return mcp_types.Tool(
+            name=name, description=description, input_schema={**schema, "properties": properties}
+        )
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: mcp_types.CallToolRequestParams
+    ) -> mcp_types.CallToolResult:
+        caller = Caller.of(ctx)
+        self._notifier.see(caller)
+        function = self._functions.get(params.name)
+        try:
+            if function is None:
+                raise self._not_a_meta_tool(params.name)
+            arguments = _checked(params.name, params.arguments or {})
+        except DynamicMcpError as exc:
+            return error_result(exc)
+        with current_caller.set_to(caller):
+            return await function(**arguments)
+
+    def _not_a_meta_tool(self, name: str) -> NotAMetaToolError:
+        """The error for calling `name`, with how to reach a group's tool it may mean."""
+        # The longest group name that prefixes it: groups "a" and "a_b" both fit "a_b_x".
+        groups = sorted(self._registry.group_names(), key=len, reverse=True)
+        group = next((g for g in groups if name.startswith(f"{g}_") and name != f"{g}_"), None)
+        tool = name[len(group) + 1 :] if group else None
+        return NotAMetaToolError(name, group=group, tool=tool)
+
+
+def _checked(tool: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The meta-tool's arguments, each present when required and of its type.
+
+    Raises:
+        BadArgumentsError: naming the first argument that is missing, of a wrong type, or
+            not an argument of the meta-tool at all.
+    """
+    expected = ARGUMENTS[tool]
+    for name in given:
+        if name not in expected:
+            hint = "; pass the tool's arguments inside 'args'" if tool == CALL_TOOL else ""
+            raise BadArgumentsError(tool, name, f"is not an argument of {tool}{hint}")
+    checked: dict[str, Any] = {}
+    for name, (kind, required) in expected.items():
+        value = given.get(name)
+        if value is None:
+            if required:
+                raise BadArgumentsError(tool, name, "is required")
+            continue
+        if not isinstance(value, kind):
+            got = _JSON_TYPES.get(type(value), type(value).__name__)
+            raise BadArgumentsError(tool, name, f"must be {_JSON_TYPES[kind]}, got {got}")
+        checked[name] = value
+    return checked
+
+
+def text_result(text: str) -> mcp_types.CallToolResult:
+    return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)])
+
+
+def error_result(exc: DynamicMcpError) -> mcp_types.CallToolResult:
+    """A failure the model can act on: an isError result, never a protocol error."""
+    return mcp_types.CallToolResult(
+        content=[mcp_types.TextContent(type="text", text=str(exc))], is_error=True
+    )

@@ -1,0 +1,150 @@
+"""Keep secrets out of every message: the errors the model reads and every log line.
+
+    redactor = Redactor()
+    url = interpolate("https://x/mcp?key=${API_KEY}", variables, redactor)  # value now known
+    redactor.scrub(f"HTTP 503 from {url}")      # 'HTTP 503 from https://x/mcp?key=${API_KEY}'
+    shown_url("https://x/mcp?key=abc&v=2")      # 'https://x/mcp?key=***&v=***'
+    handler.setFormatter(RedactingFormatter(redactor, "%(message)s"))
+
+Messages name things as the config writes them (`${API_KEY}`, not its value); `scrub` is the
+net under that rule, applied to every error a group reports and to every log line at any
+level, from our loggers and from FastMCP's, the MCP SDK's and httpx's alike.
+
+Guarantees:
+- a value substituted for `${VAR}` reads `${VAR}` after `scrub`, wherever it appears;
+- header values, and env values under names that say secret (`*TOKEN*`, `*KEY*`…), written
+  literally in the config read `***`;
+- OAuth parameters (`code=`, `access_token=`, `refresh_token=`, `client_secret=`,
+  `code_verifier=`, `state=`) and `Bearer` credentials read `***` in every log line;
+- upstream tool results are not changed: a proxy passes them through as they came.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+__all__ = ["HIDDEN", "RedactingFormatter", "Redactor", "shown_args", "shown_url"]
+
+HIDDEN = "***"
+# Shorter values are too common to hide ("1", "on") and too short to be credentials.
+MIN_SECRET_LENGTH = 4
+# Env names whose literal values are credentials (a literal DEBUG=true is not).
+_SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSW|AUTH|CRED|PRIVATE|SESSION|COOKIE", re.I)
+_SECRET_FLAG = re.compile(r"^--?[\w-]*(token|key|secret|passw|auth|cred)[\w-]*$", re.I)
+# Credentials that can reach a log line without our knowing their value: an OAuth flow's
+# query and form parameters, JSON token fields, and bearer headers.
+_OAUTH_PARAMETER = re.compile(
+    r"(?i)\b(code|state|access_token|refresh_token|id_token|client_secret|code_verifier)"
+    r"(=|\"\s*:\s*\"|':\s*')([^&\s\"',;)]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{4,}")
+
+
+class Redactor:
+    """The secret values known so far, and what each is shown as instead.
+
+    Values are learned as `${VAR}` references are resolved (`groups.config.interpolate`),
+    so a secret is known from the moment it could first appear in a message.
+    """
+
+    def __init__(self) -> None:
+        self._shown_as: dict[str, str] = {}
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()  # log records are formatted on any thread
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._shown_as)} secrets)"
+
+    def add(self, value: str, shown_as: str = HIDDEN) -> None:
+        """Hide `value` from now on, showing `shown_as` in its place."""
+        if len(value) < MIN_SECRET_LENGTH or self._shown_as.get(value) == shown_as:
+            return
+        with self._lock:
+            self._shown_as[value] = shown_as
+            self._pattern = None
+
+    def add_literal_header(self, value: str) -> None:
+        """A header value written in the config: hide it, and its credential alone."""
+        self.add(value)
+        scheme, _, credential = value.partition(" ")
+        if credential and scheme.isalpha():
+            self.add(credential)
+
+    def add_literal_env(self, name: str, value: str) -> None:
+        """An env value written in the config: hidden when its name says it is a secret."""
+        if _SECRET_NAME.search(name):
+            self.add(value)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every known secret replaced by how it is shown."""
+        pattern = self._compiled()
+        if pattern is not None:
+            text = pattern.sub(lambda match: self._shown_as[match.group(0)], text)
+        return text
+
+    def _compiled(self) -> re.Pattern[str] | None:
+        with self._lock:
+            if self._pattern is None and self._shown_as:
+                # Longest first, so a secret that contains another is hidden whole.
+                values = sorted(self._shown_as, key=len, reverse=True)
+                self._pattern = re.compile("|".join(map(re.escape, values)))
+            return self._pattern
+
+
+def scrub_credentials(text: str) -> str:
+    """Hide OAuth parameters and bearer credentials whose values nobody registered."""
+    text = _OAUTH_PARAMETER.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", text)
+    return _BEARER.sub(lambda m: f"{m.group(1)}{HIDDEN}", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose output, traceback included, never shows a known secret."""
+
+    def __init__(self, redactor: Redactor, fmt: str) -> None:
+        super().__init__(fmt)
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub_credentials(self.redactor.scrub(super().format(record)))
+
+
+def shown_url(url: str) -> str:
+    """A URL as a message may show it: `${VAR}` kept, literal query values and passwords hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return HIDDEN
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{HIDDEN}@{host}" if has_password else f"{user}@{host}"
+    query = "&".join(
+        f"{quote(key, safe='${}')}={value if _is_reference(value) else HIDDEN}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def shown_args(args: list[str]) -> list[str]:
+    """Command-line arguments as a message may show them: values of secret flags hidden."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if hide_next and not _is_reference(arg):
+            shown.append(HIDDEN)
+        elif equals and _SECRET_FLAG.match(flag) and not _is_reference(value):
+            shown.append(f"{flag}={HIDDEN}")
+        else:
+            shown.append(arg)
+        hide_next = not equals and bool(_SECRET_FLAG.match(arg))
+    return shown
+
+
+def _is_reference(value: str) -> bool:
+    """Whether a value is only a `${VAR}` reference (which shows nothing secret)."""
+    return bool(re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}", value))

@@ -1,0 +1,123 @@
+"""Serve the root server over stdio or HTTP until the client goes or a signal comes.
+
+    configure_logging("warning", registry.redactor)
+    anyio.run(serve_stdio, server, registry)
+    anyio.run(serve_http, server, registry, "127.0.0.1", 8931)
+
+Guarantees:
+- every log line, ours, FastMCP's, the MCP SDK's, httpx's and uvicorn's, goes through one
+  handler on stderr that hides secrets (`groups.secrets`); stdout carries only protocol;
+- FastMCP's OpenTelemetry spans are off unless the user turns them on
+  (`FASTMCP_TELEMETRY_MODE`): with no exporter they only cost time on every call;
+- on SIGINT or SIGTERM every upstream is closed before the process exits, and at once:
+  no upstream process outlives the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from groups.secrets import RedactingFormatter, Redactor
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from fastmcp import FastMCP
+
+    from groups.registry import Registry
+
+__all__ = ["LogLevel", "configure_logging", "quiet_fastmcp", "serve_http", "serve_stdio"]
+
+logger = logging.getLogger("dynamic_mcp")
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LOG_FORMAT = "dynamic-mcp %(levelname)s %(name)s: %(message)s"
+# Loggers that set up handlers of their own; theirs would write around the redaction.
+_SELF_CONFIGURED = ("fastmcp", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def configure_logging(level: LogLevel, redactor: Redactor) -> None:
+    """All logs to stderr, through one handler that hides every known secret."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(redactor, LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    _adopt_self_configured_loggers()
+
+
+def _adopt_self_configured_loggers() -> None:
+    for name in _SELF_CONFIGURED:
+        adopted = logging.getLogger(name)
+        adopted.handlers[:] = []
+        adopted.propagate = True
+        adopted.setLevel(logging.NOTSET)
+
+
+def quiet_fastmcp() -> None:
+    """FastMCP's defaults for a library, set for a proxy: no spans, logs through ours."""
+    import fastmcp
+
+    if "FASTMCP_TELEMETRY_MODE" not in os.environ:
+        fastmcp.settings.telemetry_mode = "off"
+    _adopt_self_configured_loggers()  # importing fastmcp installed its own handler
+
+
+async def serve_stdio(server: FastMCP, registry: Registry) -> None:
+    """Serve one client on this process's stdin and stdout."""
+    from groups.internals import serve_streams
+    from groups.stdio_pipes import stdio_streams
+
+    async def serve() -> None:
+        async with stdio_streams() as (read_stream, write_stream):
+            await serve_streams(server, read_stream, write_stream)
+
+    await _until_signal(serve, registry)
+
+
+async def serve_http(server: FastMCP, registry: Registry, host: str, port: int) -> None:
+    """Serve streamable HTTP at http://host:port/mcp, behind the Host/Origin guard."""
+    from groups.http_access import browser_guard
+
+    async def serve() -> None:
+        await server.run_http_async(
+            transport="http",
+            host=host,
+            port=port,
+            show_banner=False,
+            uvicorn_config={"log_config": None},  # uvicorn's logs go through our handler
+            **browser_guard(host),
+        )
+
+    await _until_signal(serve, registry)
+
+
+async def _until_signal(serve: Callable[[], Awaitable[Any]], registry: Registry) -> None:
+    """Run `serve` until it returns or SIGINT/SIGTERM arrives, closing every upstream.
+
+    Python's default SIGTERM ends the process without unwinding, which would leave stdio
+    upstreams running. On a signal we close the upstreams ourselves and then exit at once,
+    rather than wait for every part of the server to unwind.
+    """
+    async with anyio.create_task_group() as tasks:
+
+        async def exit_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for received in signals:
+                    logger.info("%s received, closing upstreams", signal.Signals(received).name)
+                    await registry.aclose()
+                    logging.shutdown()
+                    os._exit(0)
+
+        async def run() -> None:
+            await serve()
+            tasks.cancel_scope.cancel()  # the client went away: stop watching signals
+
+        tasks.start_soon(exit_on_signal)
+        tasks.start_soon(run)
