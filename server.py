@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from fastmcp.server.auth import AuthProvider
 
     from groups.config import Config
+    from groups.notifier import Notifier
     from groups.registry import Registry
 
 __all__ = ["app", "build_server", "main", "mcp"]  # noqa: F822 - `mcp` comes from __getattr__
@@ -50,6 +51,7 @@ def build_server(
     *,
     config: "Config | None" = None,
     registry: "Registry | None" = None,
+    notifier: "Notifier | None" = None,
     auth: "AuthProvider | None" = None,
 ) -> "FastMCP":
     """The root server for the config at `config_path` (default: `resolve_config_path`).
@@ -72,8 +74,9 @@ def build_server(
     from groups.notifier import Notifier
     from groups.registry import Registry
 
-    registry = registry or Registry()
-    notifier = Notifier(on_leave=registry.release)
+    registry = Registry() if registry is None else registry
+    notifier = Notifier() if notifier is None else notifier
+    notifier.on_leave = registry.release
     meta_tools = MetaTools(registry, notifier)
 
     def changed(*kinds: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -54,6 +54,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "plain_group_name",
     "resolve_config_path",
     "variables_for",
 ]
@@ -199,6 +200,17 @@ ServerConfig = Annotated[
 # Group names become file names (OAuth tokens), URI hosts and prefixes: keep them plain.
 GROUP_NAME_RULE = "letters, digits, '-', '_' and '.' (not only dots)"
 _GROUP_NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")
+
+
+def plain_group_name(name: str, taken: Collection[str] = ()) -> str:
+    """`name` as a valid group name not in `taken`: other characters become '-'."""
+    plain = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:90]
+    plain = plain if _GROUP_NAME.match(plain) else "server"
+    candidate, number = plain, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{plain}-{number}"
+    return candidate
 
 
 class Config(_Strict):

@@ -45,7 +45,7 @@ class Notifier:
     def __init__(self, on_leave: LeaveListener | None = None) -> None:
         self._clients: dict[Connection, None] = {}  # an ordered set
         self._sending: set[asyncio.Task[None]] = set()
-        self._on_leave = on_leave
+        self.on_leave = on_leave
 
     def __repr__(self) -> str:
         return f"Notifier({len(self._clients)} clients)"
@@ -88,5 +88,5 @@ class Notifier:
 
     async def _leave(self, connection: Connection) -> None:
         self._clients.pop(connection, None)
-        if self._on_leave is not None:
-            await self._on_leave(connection)
+        if self.on_leave is not None:
+            await self.on_leave(connection)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from cyclopts import Parameter
 
+from groups.config import GROUP_NAME_RULE, plain_group_name
 from groups.errors import (
     ImportCancelledError,
     ImportSourceInvalidError,
@@ -128,6 +129,7 @@ def run(request: Request, console: Console) -> Outcome:
     if request.scope == "global" and for_directory is not None:
         local = parse_source(source, lambda: for_directory(text, request.cwd))
         servers = offer_directory(source, servers, local, request.cwd, console)
+    servers = plain_names(servers)
     existing = plan_output(request, console)
     if not console.interactive:
         console.say(
@@ -145,6 +147,18 @@ def run(request: Request, console: Console) -> Outcome:
     mode = write_atomically(request.output, text_out)
     summarize(request.output, mode, outcome, console)
     return outcome
+
+
+def plain_names(servers: Parsed) -> Parsed:
+    """The servers under names a group may have; a renamed one says so in a note."""
+    renamed: Parsed = {}
+    for name, server in servers.items():
+        plain = plain_group_name(name, taken=renamed)
+        if plain != name and isinstance(server, Found):
+            note = f"renamed from {name!r}: group names use only {GROUP_NAME_RULE}"
+            server = Found(server.entry, (*server.notes, note), server.description)
+        renamed[plain] = server
+    return renamed
 
 
 def locate(importer: Importer, request: Request) -> Path:

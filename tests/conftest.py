@@ -10,8 +10,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,34 @@ def serve_echo(transport: str) -> Iterator[str]:
         process.wait(10)
 
 
+@pytest.fixture
+def status_url() -> Iterator[Callable[[int], str]]:
+    """HTTP endpoints on 127.0.0.1 that answer every request with one status (401, 503…)."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(status: int) -> str:
+        class Answer(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_DELETE = do_POST
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/mcp"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="session")
 def http_echo_url() -> Iterator[str]:
     yield from serve_echo("http")
@@ -93,7 +123,7 @@ def sse_echo_url() -> Iterator[str]:
     yield from serve_echo("sse")
 
 
-def dynamic_mcp_client(config: Path, *extra_args: str) -> Client:
+def dynamic_mcp_client(config: Path, *extra_args: str, **client_options: Any) -> Client:
     """A real MCP client talking to `python -m server CONFIG` over stdio pipes."""
     transport = StdioTransport(
         sys.executable,
@@ -103,7 +133,7 @@ def dynamic_mcp_client(config: Path, *extra_args: str) -> Client:
         cwd=str(REPO),
         keep_alive=False,
     )
-    return Client(transport, init_timeout=30, timeout=60)
+    return Client(transport, init_timeout=30, timeout=60, **client_options)
 
 
 @pytest.fixture
@@ -111,8 +141,8 @@ async def connect() -> AsyncIterator[Callable[[Path], Any]]:
     """Open dynamic-mcp clients for configs; all are closed when the test ends."""
     clients: list[Client] = []
 
-    async def open_client(config: Path, *extra_args: str) -> Client:
-        client = dynamic_mcp_client(config, *extra_args)
+    async def open_client(config: Path, *extra_args: str, **client_options: Any) -> Client:
+        client = dynamic_mcp_client(config, *extra_args, **client_options)
         await client.__aenter__()
         clients.append(client)
         return client
@@ -147,3 +177,61 @@ def wait_gone(processes: list[psutil.Process], timeout: float = 10.0) -> list[ps
     """Wait (bounded) for processes to exit; return those still alive."""
     _, alive = psutil.wait_procs(processes, timeout=timeout)
     return [p for p in alive if _alive(p)]
+
+
+def raw_debug_session(
+    config: Path, tool_calls: list[dict], *, list_tools: bool = False, env: dict | None = None
+) -> tuple[list[dict], str]:
+    """Speak raw JSON-RPC to `python -m server CONFIG --log-level debug` over its pipes.
+
+    Initializes, makes each tools/call in turn (waiting for its response), lists the tools
+    if asked, closes stdin, and returns every stdout message and the whole stderr.
+    """
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"},
+        },
+    }
+    requests = [
+        initialize,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *[
+            {"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": params}
+            for index, params in enumerate(tool_calls, start=1)
+        ],
+    ]
+    if list_tools:
+        requests.append({"jsonrpc": "2.0", "id": len(tool_calls) + 1, "method": "tools/list"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", str(config), "--log-level", "debug"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+    )
+    messages = []
+    for request in requests:
+        process.stdin.write((json.dumps(request) + "\n").encode())
+        process.stdin.flush()
+        if "id" in request:
+            messages += read_response(process, request["id"])
+    stdout, stderr = process.communicate(timeout=30)
+    messages += [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return messages, stderr.decode()
+
+
+def read_response(process, request_id: int, limit: int = 20) -> list[dict]:
+    """Read stdout messages up to the response to `request_id` (notifications may come first)."""
+    messages = []
+    for _ in range(limit):
+        message = json.loads(process.stdout.readline())
+        messages.append(message)
+        if message.get("id") == request_id:
+            return messages
+    raise AssertionError(f"no response to request {request_id} in {limit} messages")

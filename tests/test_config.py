@@ -16,9 +16,11 @@ from groups.config import (
     interpolate,
     load_config,
     parse_config,
+    plain_group_name,
     variables_for,
 )
 from groups.errors import ConfigError
+from groups.transport import group_path
 
 
 def config_text(**servers: dict) -> str:
@@ -161,3 +163,32 @@ def test_a_dotenv_beside_the_config_feeds_variables_and_the_environment_wins(
     variables = variables_for(tmp_path / "dynamic-mcp.json")
     assert variables["FROM_FILE"] == "file"
     assert variables["BOTH"] == "environment"
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", "with space", "", "x" * 101, "é"])
+def test_a_group_name_that_is_not_plain_is_refused_naming_it(name):
+    with pytest.raises(ConfigError) as error:
+        parse_config(config_text(**{name: {"description": "x", "command": "echo"}}))
+    assert error.value.server == name
+    assert error.value.field == f"mcpServers.{name}"
+    assert "may use only letters, digits, '-', '_' and '.'" in error.value.problem
+
+
+def test_a_file_named_after_a_group_stays_inside_its_directory(tmp_path: Path):
+    assert group_path(tmp_path, "github.work-2", ".json") == tmp_path / "github.work-2.json"
+    for name in ("../x", "..", "a/b"):
+        with pytest.raises(ValueError):
+            group_path(tmp_path, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "taken", "plain"),
+    [
+        ("My Server", (), "My-Server"),
+        ("a/b", ("a-b",), "a-b-2"),
+        ("..", (), "server"),
+        ("ok_name.1", (), "ok_name.1"),
+    ],
+)
+def test_an_imported_name_becomes_a_plain_group_name(name, taken, plain):
+    assert plain_group_name(name, taken) == plain

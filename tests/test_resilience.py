@@ -273,34 +273,8 @@ async def test_turning_resources_off_hides_them(serve):
     assert prompts == ["echo_summarize"]
 
 
-@pytest.fixture
-def unauthorized_url():
-    """An HTTP endpoint on 127.0.0.1 that answers every request with 401."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Refuse(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.send_response(401)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_GET = do_POST
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/mcp"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-async def test_http_401_is_a_permanent_failure_naming_the_status(serve, unauthorized_url):
-    async with serve({"locked": {"description": "x", "url": unauthorized_url}}) as client:
+async def test_http_401_is_a_permanent_failure_naming_the_status(serve, status_url):
+    async with serve({"locked": {"description": "x", "url": status_url(401)}}) as client:
         result = await expand(client, "locked")
     assert result.is_error
     assert result.content[0].text.startswith("Group 'locked' is unavailable: HTTP 401 from")

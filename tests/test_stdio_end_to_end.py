@@ -8,12 +8,12 @@ import os
 import shutil
 import signal
 import sys
-from pathlib import Path
 
 import anyio
 import pytest
 from conftest import (
     ECHO_SERVER,
+    raw_debug_session,
     server_process,
     stdio_entry,
     upstream_processes,
@@ -84,7 +84,7 @@ async def test_expansion_is_compact_json_of_name_description_and_input_schema(
     assert not result.is_error
     assert text == json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
     tools = {tool["name"]: tool for tool in json.loads(text)}
-    assert sorted(tools) == ["add", "echo", "env", "fail", "pid", "pixel"]
+    assert sorted(tools) == ["add", "ask", "echo", "env", "fail", "pid", "pixel"]
     assert tools["echo"] == {
         "name": "echo",
         "description": "Send the text back unchanged.",
@@ -147,7 +147,7 @@ async def test_an_unknown_tool_is_an_error_result_listing_the_groups_tools(write
 
     assert result.is_error
     assert result.content[0].text == (
-        "Unknown tool 'ecko' in group 'echo'. Valid tools: add, echo, env, fail, pid, pixel."
+        "Unknown tool 'ecko' in group 'echo'. Valid tools: add, ask, echo, env, fail, pid, pixel."
     )
 
 
@@ -270,61 +270,6 @@ async def test_no_upstream_process_outlives_the_server(write_config, connect, ho
         os.kill(server.pid, signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
 
     assert wait_gone([server, *upstreams]) == []
-
-
-def raw_debug_session(config: Path, tool_calls: list[dict]) -> tuple[list[dict], str]:
-    """Speak raw JSON-RPC to `python -m server CONFIG --log-level debug` over its pipes.
-
-    Initializes, makes each tools/call in turn (waiting for its response), closes stdin,
-    and returns every stdout message and the whole stderr.
-    """
-    import subprocess
-
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "1"},
-        },
-    }
-    requests = [
-        initialize,
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        *[
-            {"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": params}
-            for index, params in enumerate(tool_calls, start=1)
-        ],
-    ]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", str(config), "--log-level", "debug"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    messages = []
-    for request in requests:
-        process.stdin.write((json.dumps(request) + "\n").encode())
-        process.stdin.flush()
-        if "id" in request:
-            messages += read_response(process, request["id"])
-    stdout, stderr = process.communicate(timeout=30)
-    messages += [json.loads(line) for line in stdout.splitlines() if line.strip()]
-    return messages, stderr.decode()
-
-
-def read_response(process, request_id: int, limit: int = 20) -> list[dict]:
-    """Read stdout messages up to the response to `request_id` (notifications may come first)."""
-    messages = []
-    for _ in range(limit):
-        message = json.loads(process.stdout.readline())
-        messages.append(message)
-        if message.get("id") == request_id:
-            return messages
-    raise AssertionError(f"no response to request {request_id} in {limit} messages")
 
 
 def test_stdout_carries_only_protocol(write_config):

@@ -178,6 +178,20 @@ def test_an_entry_our_model_rejects_is_skipped_with_the_field(sandbox: Sandbox):
     assert list(outcome.skipped) == ["bad"]
 
 
+def test_a_name_that_cannot_be_a_group_name_is_renamed_and_the_note_says_so(sandbox: Sandbox):
+    servers = {"My Files": {"command": "x"}, "My/Files": {"command": "y"}}
+    sandbox.write(".cursor/mcp.json", {"mcpServers": servers})
+
+    outcome = sandbox.run()
+
+    assert list(sandbox.written()["mcpServers"]) == ["My-Files", "My-Files-2"]
+    assert (
+        "My-Files-2",
+        "renamed from 'My/Files': group names use only letters, digits, "
+        "'-', '_' and '.' (not only dots)",
+    ) in outcome.attention
+
+
 def test_an_existing_output_without_a_terminal_needs_force_or_merge(sandbox: Sandbox):
     sandbox.write(".cursor/mcp.json", CURSOR)
     sandbox.output.write_text("keep me")

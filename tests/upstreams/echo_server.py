@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Annotated
 
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp_types import EmbeddedResource, ImageContent, TextContent, TextResourceContents
 from pydantic import BaseModel, Field
@@ -77,6 +77,16 @@ def fail(message: str) -> str:
 def env(name: str) -> str:
     """Return an environment variable of this process, or '<unset>'."""
     return os.environ.get(name, "<unset>")
+
+
+@mcp.tool
+async def ask(question: str, ctx: Context) -> str:
+    """Report progress and a log line naming the question, ask the user, return the answer."""
+    for step in (1, 2):
+        await ctx.report_progress(step, 2, f"{question}: step {step}")
+    await ctx.info(f"{question}: asking")
+    answer = await ctx.elicit(question, response_type=str)
+    return f"{question} -> {answer.data if answer.action == 'accept' else answer.action}"
 
 
 @mcp.resource("memo://greeting")

@@ -1,0 +1,151 @@
+"""Serving over HTTP: a token off loopback, 401 without it, 403 for a foreign page.
+
+Every server here binds 127.0.0.1; the refusals happen before anything binds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+from conftest import REPO, free_port, stdio_entry, wait_for_port
+from fastmcp import Client
+from fastmcp.client.auth import BearerAuth
+
+TOKEN = "test-token-8c1f4d"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"},
+    },
+}
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def dynamic_mcp(
+    config: Path, *args: str, env: dict[str, str] | None = None, output: int | None = None
+) -> subprocess.Popen:
+    """`dynamic-mcp CONFIG --transport http ARGS`; `output=subprocess.PIPE` to read it."""
+    without_token = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_HTTP_TOKEN"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "server", str(config), "--transport", "http", *args],
+        cwd=REPO,
+        env={**without_token, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=output or subprocess.DEVNULL,
+        stderr=output or subprocess.DEVNULL,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("http") / "dynamic-mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"echo": stdio_entry()}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def guarded_url(config: Path):
+    """dynamic-mcp on 127.0.0.1 with a token from the environment."""
+    port = free_port()
+    process = dynamic_mcp(config, "--port", str(port), env={"DYNAMIC_MCP_HTTP_TOKEN": TOKEN})
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::"])
+def test_serving_off_loopback_without_a_token_is_refused_in_one_line(config, host):
+    process = dynamic_mcp(config, "--host", host, output=subprocess.PIPE)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 2
+    assert stdout == ""
+    assert len(stderr.strip().splitlines()) == 1
+    assert stderr.startswith(f"dynamic-mcp: refusing to serve on {host} without a token")
+    assert "DYNAMIC_MCP_HTTP_TOKEN" in stderr and "--token-file" in stderr
+
+
+def test_a_token_file_others_can_read_is_refused(config, tmp_path: Path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o644)
+
+    process = dynamic_mcp(
+        config, "--host", "0.0.0.0", "--token-file", str(token_file), output=subprocess.PIPE
+    )
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 2
+    assert stderr.strip() == (
+        f"dynamic-mcp: the token file {token_file} is readable by others (mode 0644): "
+        f"run chmod 600 {token_file}"
+    )
+
+
+async def test_a_token_from_a_private_file_is_required_on_loopback_too(config, tmp_path: Path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    port = free_port()
+    process = dynamic_mcp(config, "--port", str(port), "--token-file", str(token_file))
+    try:
+        wait_for_port(port, process)
+        async with httpx2.AsyncClient() as http:
+            refused = await http.post(
+                f"http://127.0.0.1:{port}/mcp", json=INITIALIZE, headers=ACCEPT
+            )
+        async with Client(f"http://127.0.0.1:{port}/mcp", auth=BearerAuth(TOKEN)) as client:
+            names = [tool.name for tool in await client.list_tools()]
+    finally:
+        process.terminate()
+        process.wait(15)
+
+    assert refused.status_code == 401
+    assert names == ["get_dynamic_tools", "call_dynamic_tool"]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "origin", "status"),
+    [
+        (None, None, 401),  # no token
+        ("Bearer not-the-token", None, 401),  # another token
+        (f"Bearer {TOKEN}", None, 200),
+        (f"Bearer {TOKEN}", "http://localhost:6274", 200),  # an inspector on this machine
+        (f"Bearer {TOKEN}", "https://attacker.example", 403),  # a foreign page
+        (None, "https://attacker.example", 403),  # refused before the token is looked at
+    ],
+)
+async def test_requests_need_the_token_and_foreign_pages_are_refused(
+    guarded_url, authorization, origin, status
+):
+    headers = dict(ACCEPT)
+    if authorization:
+        headers["Authorization"] = authorization
+    if origin:
+        headers["Origin"] = origin
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(guarded_url, json=INITIALIZE, headers=headers)
+    assert response.status_code == status
+    assert TOKEN not in response.text
+
+
+async def test_a_request_naming_another_host_is_refused(guarded_url):
+    """DNS rebinding: a page on attacker.example resolved to 127.0.0.1 sends its own Host."""
+    headers = {**ACCEPT, "Authorization": f"Bearer {TOKEN}", "Host": "attacker.example"}
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(guarded_url, json=INITIALIZE, headers=headers)
+    assert response.status_code == 421

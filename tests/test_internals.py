@@ -1,0 +1,103 @@
+"""The private FastMCP and MCP SDK attributes dynamic-mcp reaches for, one test each.
+
+These fail first, and say where to look, when a release renames what `groups/internals.py`
+uses; pyproject.toml pins fastmcp and mcp to the versions checked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import mcp_types
+from fastmcp import Client, FastMCP
+from mcp.client.session import ClientSession
+from mcp.server.connection import Connection
+from mcp.shared.memory import create_client_server_memory_streams
+
+from groups import internals
+
+UPDATE = "update groups/internals.py for this fastmcp/mcp release"
+
+
+def test_connection_of_finds_the_stable_connection_behind_each_request():
+    server = FastMCP("probe")
+    seen: list[Connection] = []
+
+    async def list_tools(ctx, params) -> mcp_types.ListToolsResult:
+        seen.append(internals.connection_of(ctx.session))
+        return mcp_types.ListToolsResult(tools=[])
+
+    async def call_tool(ctx, params) -> mcp_types.CallToolResult:
+        return mcp_types.CallToolResult(content=[])
+
+    internals.route_tool_requests(server, list_tools, call_tool)
+
+    async def two_requests() -> None:
+        async with Client(server, mode="legacy") as client:
+            await client.list_tools()
+            await client.list_tools()
+
+    anyio.run(two_requests)
+    assert len(seen) == 2, UPDATE
+    assert all(isinstance(connection, Connection) for connection in seen), UPDATE
+    assert seen[0] is seen[1], f"one client, one connection: {UPDATE}"
+
+
+def test_route_tool_requests_takes_tools_list_and_tools_call_from_fastmcp():
+    server = FastMCP("probe")
+
+    @server.tool
+    def hidden() -> str:
+        return "FastMCP's dispatch answered"
+
+    async def list_tools(ctx, params) -> mcp_types.ListToolsResult:
+        return mcp_types.ListToolsResult(tools=[])
+
+    async def call_tool(ctx, params) -> mcp_types.CallToolResult:
+        text = f"ours: {params.name}"
+        return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)])
+
+    internals.route_tool_requests(server, list_tools, call_tool)
+
+    async def ask() -> tuple[list[str], str]:
+        async with Client(server) as client:
+            names = [tool.name for tool in await client.list_tools()]
+            result = await client.call_tool_mcp("hidden", {})
+            return names, result.content[0].text
+
+    names, text = anyio.run(ask)
+    assert names == [], UPDATE
+    assert text == "ours: hidden", UPDATE
+
+
+def test_serve_streams_serves_one_client_inside_the_server_lifespan():
+    lifespan_ran: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastMCP) -> AsyncIterator[dict]:
+        lifespan_ran.append("entered")
+        yield {}
+        lifespan_ran.append("exited")
+
+    server = FastMCP("probe", lifespan=lifespan)
+
+    @server.tool
+    def ping() -> str:
+        return "pong"
+
+    async def serve_and_call() -> str:
+        async with (
+            create_client_server_memory_streams() as (client_streams, server_streams),
+            anyio.create_task_group() as tasks,
+        ):
+            tasks.start_soon(internals.serve_streams, server, *server_streams)
+            async with ClientSession(*client_streams) as session:
+                await session.initialize()
+                result = await session.call_tool("ping", {})
+            tasks.cancel_scope.cancel()
+        return result.content[0].text
+
+    assert anyio.run(serve_and_call) == "pong", UPDATE
+    assert lifespan_ran == ["entered", "exited"], UPDATE
