@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m bench [--quick] [--systems a,b] [--chart]`.
+"""Run the benchmarks: `uv run python -m bench [--quick | --smoke] [--systems a,b] [--chart]`.
 
 Every system runs the same workloads in one process, one after another, so the figures are
 side by side on the same machine at the same time. Markdown goes to stdout, JSON to
@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ import psutil
 from cyclopts import App
 
 from bench import measure, report, tokens
+from bench.commands import command_start
 from bench.systems import REPO, SYSTEMS, System
+from bench.wire import wire_calls
 
 RESULTS = Path(__file__).resolve().parent / "results"  # latest.json, not committed
 CHART = Path(__file__).resolve().parent / "scaling.png"  # committed with bench/README.md
@@ -70,10 +73,20 @@ FLEET: dict[str, dict[str, Any]] = {
 app = App(name="bench", help=__doc__)
 
 
+# How much of each workload a mode runs: the full run takes about 20 minutes on 2 cores,
+# quick about 2, and smoke, which only proves every metric is produced, seconds.
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {"groups": [1, 20, 50], "calls": 300, "wire": 1000, "repeats": 2, "runs": 5, "hang": 2},
+    "quick": {"groups": [1, 3], "calls": 30, "wire": 200, "repeats": 1, "runs": 3, "hang": 2},
+    "smoke": {"groups": [1], "calls": 5, "wire": 20, "repeats": 1, "runs": 1, "hang": 0.5},
+}
+
+
 @app.default
 def run(
     *,
     quick: bool = False,
+    smoke: bool = False,
     systems: str = "direct,dynamic-mcp,dmcp,modular-mcp",
     chart: bool = True,
 ) -> None:
@@ -82,36 +95,42 @@ def run(
     Parameters
     ----------
     quick
-        Small counts, under a minute: what CI runs to keep the suite from rotting.
+        Small counts, about two minutes: a check between full runs.
+    smoke
+        One group, a few calls, seconds: proves every metric is produced (the test suite).
     systems
         Comma-separated: direct, dynamic-mcp, dmcp, modular-mcp.
     chart
         Draw bench/scaling.png (needs matplotlib: `uv run --group bench-chart ...`).
     """
+    mode = "smoke" if smoke else "quick" if quick else "full"
     chosen = [SYSTEMS[name.strip()] for name in systems.split(",") if name.strip()]
-    results = anyio.run(_measure_all, chosen, quick)
+    results = anyio.run(_measure_all, chosen, mode)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     sys.stdout.write(report.markdown(results))
-    if chart and not quick:
+    if chart and mode == "full":
         sys.stdout.write(report.chart(results, CHART) + "\n")
 
 
-async def _measure_all(chosen: list[System], quick: bool) -> dict[str, Any]:
-    group_counts = [1, 3] if quick else [1, 20, 50]
-    calls = 30 if quick else 300
-    repeats = 1 if quick else 2  # start-up is noisy on a 2-core machine: take the median
+async def _measure_all(chosen: list[System], mode: str) -> dict[str, Any]:
+    size = SIZES[mode]
     results: dict[str, Any] = {
-        "mode": "quick" if quick else "full",
+        "mode": mode,
         "machine": _machine(),
-        "group_counts": group_counts,
-        "repeats": repeats,
+        "group_counts": size["groups"],
+        "repeats": size["repeats"],
         "systems": {},
     }
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        token_servers = measure.synthetic_servers(3) if quick else FLEET
-        results["token_workload"] = "3 synthetic groups" if quick else "7 published servers"
+        synthetic = {"smoke": 1, "quick": 3}.get(mode)
+        token_servers = measure.synthetic_servers(synthetic) if synthetic else FLEET
+        results["token_workload"] = (
+            f"{synthetic} synthetic group{'s' if synthetic > 1 else ''}"
+            if synthetic
+            else "7 published servers"
+        )
         for system in chosen:
             reason = system.unavailable()
             if reason:
@@ -119,7 +138,7 @@ async def _measure_all(chosen: list[System], quick: bool) -> dict[str, Any]:
                 continue
             try:
                 results["systems"][system.name] = await _measure_one(
-                    system, folder, token_servers, group_counts, calls, repeats
+                    system, folder, token_servers, size
                 )
             except Exception as exc:  # a peer that breaks on a workload is reported, not fatal
                 _progress(f"{system.name} failed: {exc!r}")
@@ -128,12 +147,7 @@ async def _measure_all(chosen: list[System], quick: bool) -> dict[str, Any]:
 
 
 async def _measure_one(
-    system: System,
-    folder: Path,
-    token_servers: dict[str, Any],
-    group_counts: list[int],
-    calls: int,
-    repeats: int,
+    system: System, folder: Path, token_servers: dict[str, Any], size: dict[str, Any]
 ) -> dict[str, Any]:
     """Every measurement of one system."""
     _progress(f"{system.name}: context tokens")
@@ -147,18 +161,23 @@ async def _measure_one(
     if system.name == "direct":
         figures["tokens"]["minimal_tokens"] = await _minimal(system, config, token_servers)
     figures["startup"] = {}
-    for count in group_counts:
-        _progress(f"{system.name}: start-up with {count} groups, {repeats}x")
+    for count in size["groups"]:
+        _progress(f"{system.name}: start-up with {count} groups, {size['repeats']}x")
         servers = measure.synthetic_servers(count, delay=0.3)
         config = measure.write_config(folder, f"startup{count}", servers)
-        runs = [await measure.startup(system, config, servers) for _ in range(repeats)]
+        runs = [await measure.startup(system, config, servers) for _ in range(size["repeats"])]
         figures["startup"][str(count)] = measure.median_of(runs)
-    servers = measure.synthetic_servers(5)
-    config = measure.write_config(folder, "five", servers)
+    servers = measure.synthetic_servers(5 if size["groups"][-1] > 1 else 1)
+    config = measure.write_config(folder, "calls", servers)
     _progress(f"{system.name}: cold group, latency, concurrency")
     figures["cold"] = await measure.cold_group(system, config, servers)
-    figures["latency"] = await measure.call_latency(system, config, servers, calls)
-    figures["concurrency"] = await measure.concurrency(system, config, servers)
+    figures["latency"] = await measure.call_latency(system, config, servers, size["calls"])
+    figures["concurrency"] = await measure.concurrency(system, config, servers, size["hang"])
+    _progress(f"{system.name}: {size['wire']} calls on the wire")
+    figures["wire"] = await wire_calls(system, servers, config, size["wire"])
+    if system.name == "dynamic-mcp":
+        _progress(f"{system.name}: command start-up, {size['runs']}x")
+        figures["commands"] = await command_start(size["runs"])
     return figures
 
 
@@ -184,8 +203,11 @@ def _machine() -> dict[str, Any]:
     }
 
 
+_STARTED = time.perf_counter()
+
+
 def _progress(message: str) -> None:
-    sys.stderr.write(f"bench: {message}\n")
+    sys.stderr.write(f"bench: {time.perf_counter() - _STARTED:6.1f}s {message}\n")
 
 
 if __name__ == "__main__":

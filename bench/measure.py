@@ -148,7 +148,9 @@ async def call_latency(
     return {f"call_p{q}_ms": _percentile(samples, q) for q in (50, 95, 99)}
 
 
-async def concurrency(system: System, config: Path, servers: dict[str, Any]) -> dict[str, Any]:
+async def concurrency(
+    system: System, config: Path, servers: dict[str, Any], hang: float = HANG_SECONDS
+) -> dict[str, Any]:
     """50 concurrent calls over 5 groups; then one group hangs while another is called."""
     harness = system.harness(config, servers)
     await harness.start()
@@ -171,13 +173,13 @@ async def concurrency(system: System, config: Path, servers: dict[str, Any]) -> 
         other_latency: list[float] = []
 
         async def meanwhile() -> None:
-            await anyio.sleep(0.2)  # let the hanging call reach its upstream first
+            await anyio.sleep(hang / 10)  # let the hanging call reach its upstream first
             started = time.perf_counter()
             await harness.call(groups[-1], "echo", {"text": "meanwhile"})
             other_latency.append(time.perf_counter() - started)
 
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(harness.call, groups[0], "sleep", {"seconds": HANG_SECONDS})
+            tasks.start_soon(harness.call, groups[0], "sleep", {"seconds": hang})
             tasks.start_soon(meanwhile)
     finally:
         await harness.close()

@@ -1,4 +1,4 @@
-"""Turn bench results into Markdown tables, the targets of issue 7, and a chart."""
+"""Turn bench results into Markdown tables, the targets (issues 7 and 14), and a chart."""
 
 from __future__ import annotations
 
@@ -125,13 +125,61 @@ def markdown(results: dict[str, Any]) -> str:
         ],
         rows,
     )
+    lines += ["", "## Calls on the wire (raw JSON-RPC over stdio, no client library)", ""]
+    direct_wire = ran.get("direct", {}).get("wire")
+    rows = []
+    for name, f in ran.items():
+        wire = f["wire"]
+        over = wire["wire_p50_ms"] - direct_wire["wire_p50_ms"] if direct_wire else math.nan
+        ratio = (
+            wire["wire_concurrent_ms"] / direct_wire["wire_concurrent_ms"]
+            if direct_wire
+            else math.nan
+        )
+        cpu = _ms(wire["wire_proxy_cpu_ms"]) if name != "direct" else "—"
+        rows.append(
+            [
+                name,
+                _ms(wire["wire_p50_ms"]),
+                _ms(over),
+                cpu,
+                _ms(wire["wire_concurrent_ms"]),
+                f"{ratio:.1f}x",
+            ]
+        )
+    lines += _table(
+        [
+            "system",
+            "p50",
+            "p50 over direct",
+            "proxy CPU per call",
+            "50 concurrent over the groups",
+            "over direct",
+        ],
+        rows,
+    )
+    commands = ran.get(OURS, {}).get("commands")
+    if commands:
+        lines += ["", "## Commands (wall time, bytecode compiled)", ""]
+        lines += _table(
+            ["--version", "--help", "import (no source)", "serve → tools/list", "import FastMCP"],
+            [
+                [
+                    _s(commands["version_s"]),
+                    _s(commands["help_s"]),
+                    _s(commands["import_s"]),
+                    _s(commands["serve_to_tools_list_s"]),
+                    _s(commands["fastmcp_import_s"]),
+                ]
+            ],
+        )
     lines += ["", "## Targets", ""]
     lines += _table(["target", "measured", "met"], targets(results))
     return "\n".join(lines) + "\n"
 
 
 def targets(results: dict[str, Any]) -> list[list[Any]]:
-    """Issue 7's targets as measured ratios for dynamic-mcp: [target, figure, met]."""
+    """The targets as measured for dynamic-mcp: [target, figure, met]."""
     ran = {n: f for n, f in results["systems"].items() if "skipped" not in f}
     ours = ran.get(OURS)
     if ours is None:
@@ -172,9 +220,20 @@ def targets(results: dict[str, Any]) -> list[list[Any]]:
             ]
         )
     if "direct" in ran:
-        overhead = ours["latency"]["call_p50_ms"] - ran["direct"]["latency"]["call_p50_ms"]
+        wire, direct = ours["wire"], ran["direct"]["wire"]
+        overhead = wire["wire_p50_ms"] - direct["wire_p50_ms"]
         rows.append(
-            ["call p50 overhead over direct < 2 ms", f"{overhead:.2f} ms", _yes(overhead < 2)]
+            ["call p50 over direct ≤ 1.0 ms (wire)", f"{overhead:.2f} ms", _yes(overhead <= 1.0)]
+        )
+        ratio = wire["wire_concurrent_ms"] / direct["wire_concurrent_ms"]
+        rows.append(["50 concurrent calls ≤ 3x direct (wire)", f"{ratio:.1f}x", _yes(ratio <= 3)])
+    commands = ours.get("commands")
+    if commands:
+        slowest = max(commands["version_s"], commands["help_s"], commands["import_s"])
+        rows.append(["--version, --help, import ≤ 0.5 s", _s(slowest), _yes(slowest <= 0.5)])
+        ratio = commands["serve_over_fastmcp_import"]
+        rows.append(
+            ["serve → tools/list ≤ 1.1x importing FastMCP", f"{ratio:.2f}x", _yes(ratio <= 1.1)]
         )
     shutdowns = [ours["startup"][c]["shutdown_s"] for c in counts]
     worst = max(shutdowns)

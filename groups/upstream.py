@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types
-from fastmcp import Client
 
 from groups.callers import CallbackRoute, Caller
 from groups.config import ServerConfig, StdioServer
@@ -55,9 +54,10 @@ from groups.errors import (
 from groups.failures import Failure, classify, is_connection_lost
 from groups.internals import connection_of
 from groups.secrets import Redactor, shown_args, shown_url
-from groups.transport import HttpErrorLog, build_transport
 
 if TYPE_CHECKING:
+    from fastmcp import Client
+
     from groups.proxy import GroupProxy
 
 __all__ = ["CONNECT_TIMEOUT", "Session", "State", "Upstream"]
@@ -307,6 +307,12 @@ class Upstream:
         return session
 
     async def _connect(self, route: CallbackRoute) -> Client:
+        # Client transports, httpx clients and OAuth are imported by the first connection,
+        # not at start-up: serving two tools needs none of them.
+        from fastmcp import Client
+
+        from groups.transport import HttpErrorLog, build_transport
+
         remote = not isinstance(self.config, StdioServer)
         http_errors = HttpErrorLog(self.config.url) if remote else None
         transport = build_transport(

@@ -5,6 +5,7 @@ Every wait here is bounded in time; nothing is mocked.
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import socket
@@ -28,6 +29,17 @@ ECHO_SERVER = UPSTREAMS / "echo_server.py"
 PORT_WAIT = 20.0  # seconds for an HTTP upstream to start listening (a cold Python import)
 
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the project's modules once: the tests start it in many processes, and where
+    PYTHONDONTWRITEBYTECODE is set each would compile them again (uv compiles the rest)."""
+    for source in ("server.py", "groups", "importers", "bench", "tests/upstreams"):
+        path = REPO / source
+        if path.is_dir():
+            compileall.compile_dir(path, quiet=1)
+        else:
+            compileall.compile_file(path, quiet=1)
 
 
 def stdio_entry(
@@ -68,9 +80,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {PORT_WAIT}s")
 
 
-def serve_echo(transport: str) -> Iterator[str]:
-    """Run the echo upstream over `transport` on a free loopback port; yield its URL."""
-    port = free_port()
+def serve_echo(transport: str, port: int | None = None) -> Iterator[str]:
+    """Run the echo upstream over `transport` on a loopback port; yield its URL."""
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, str(ECHO_SERVER), transport, "127.0.0.1", str(port)],
         stdout=subprocess.DEVNULL,

@@ -3,15 +3,15 @@ with one readable line for the model, and the server keeps serving everything el
 
 from __future__ import annotations
 
-import json
-import sys
+import os
 from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types
+import psutil
 import pytest
-from conftest import ECHO_SERVER, UPSTREAMS, stdio_entry
+from conftest import ECHO_SERVER, UPSTREAMS, free_port, serve_echo, stdio_entry
 from fastmcp import Client
 from mcp.shared.exceptions import MCPError as McpError
 
@@ -108,13 +108,20 @@ async def test_a_failed_group_recovers_in_the_background_and_clients_are_told(
     assert "Unavailable groups" not in description
 
 
+async def wait_for_file(path: Path) -> None:
+    """Wait (bounded) for a file another process writes."""
+    with anyio.fail_after(10):
+        while not path.exists():  # noqa: ASYNC110, ASYNC240 - another process writes it
+            await anyio.sleep(0.05)
+
+
 async def test_a_hanging_call_times_out_naming_the_limit_and_cancels_upstream(
     serve, tmp_path: Path, monkeypatch
 ):
-    marker = tmp_path / "cancelled"
+    marker = tmp_path / "hang"
     monkeypatch.setenv("HANG_MARKER", str(marker))
     servers = {
-        "slow": misbehaving("slow-start", "0", timeout={"tools": "500ms"}),
+        "slow": misbehaving("slow-start", "0", timeout={"tools": "2s"}),
         "echo": stdio_entry(),
     }
     async with serve(servers) as client:
@@ -126,19 +133,19 @@ async def test_a_hanging_call_times_out_naming_the_limit_and_cancels_upstream(
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(hang)
-            # Meanwhile the other group answers at once.
+            await wait_for_file(marker.with_suffix(".started"))  # the upstream is hanging
             results["echo"] = await call(client, "echo", "echo", {"text": "meanwhile"})
-            assert "slow" not in results
-        with anyio.fail_after(5):
-            while not marker.exists():  # noqa: ASYNC110 - written by another process
-                await anyio.sleep(0.05)
+            # Answered while the hang was still in flight: before the time limit cancelled it.
+            answered_during_the_hang = "slow" not in results and not marker.exists()
+        await wait_for_file(marker)
 
+    assert answered_during_the_hang
     assert results["echo"].content[0].text == "meanwhile"
     assert results["slow"].is_error
     assert (
         results["slow"]
         .content[0]
-        .text.startswith("Tool 'hang' in group 'slow' timed out after 0.5s.")
+        .text.startswith("Tool 'hang' in group 'slow' timed out after 2s.")
     )
     assert marker.read_text() == "cancelled"
 
@@ -209,16 +216,25 @@ async def test_a_disabled_group_is_hidden_entirely(serve):
 
 
 async def test_features_switch_off_tools_resources_and_prompts(serve):
-    servers = {"quiet": stdio_entry(features={"tools": False, "prompts": False})}
+    servers = {
+        "quiet": stdio_entry(features={"tools": False, "resources": False, "prompts": False})
+    }
     async with serve(servers) as client:
-        result = await expand(client, "quiet")
+        expanded = await expand(client, "quiet")
+        called = await call(client, "quiet", "echo", {"text": "x"})
+        resources = await client.list_resources()
+        templates = await client.list_resource_templates()
         prompts = await client.list_prompts()
+        with pytest.raises(McpError):
+            await client.read_resource("memo://quiet/greeting")
+        with pytest.raises(McpError):
+            await client.get_prompt("quiet_summarize", {"topic": "MCP"})
 
-    assert result.is_error
-    assert result.content[0].text == (
+    assert expanded.is_error and called.is_error
+    assert expanded.content[0].text == (
         "Group 'quiet' does not offer tools: its config sets features.tools to false."
     )
-    assert prompts == []
+    assert resources == templates == prompts == []
 
 
 @pytest.mark.parametrize(
@@ -243,9 +259,14 @@ async def test_the_upstream_error_for_schema_violations_passes_through_unchanged
     assert via_proxy.content[0].text == expected.content[0].text
 
 
-def test_the_misbehaving_upstream_is_a_real_process():
-    """Guard: the scripts above run as real upstreams (not imported in-process)."""
-    assert json.loads(json.dumps(misbehaving("junk")))["command"] == sys.executable
+async def test_the_misbehaving_upstream_runs_as_a_process_of_its_own(serve):
+    """Guard for the tests above: the script is a real upstream, not code run in-process."""
+    async with serve({"junk": misbehaving("junk")}) as client:
+        result = await call(client, "junk", "pid")
+        pid = result.structured_content["result"]
+        command_line = psutil.Process(pid).cmdline()
+    assert pid != os.getpid()
+    assert str(MISBEHAVING) in command_line
 
 
 async def test_an_expanded_groups_resources_and_prompts_reach_the_client(serve):
@@ -280,20 +301,40 @@ async def test_http_401_is_a_permanent_failure_naming_the_status(serve, status_u
     assert result.content[0].text.startswith("Group 'locked' is unavailable: HTTP 401 from")
 
 
-async def test_a_refused_connection_is_reported_and_retried(serve):
-    from conftest import free_port
+async def test_a_refused_connection_is_reported_then_retried_until_it_is_served(serve):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"  # nothing listens there yet
+    recovered = anyio.Event()
+    changes = 0
 
-    url = f"http://127.0.0.1:{free_port()}/mcp"  # nothing listens there
-    async with serve({"down": {"description": "x", "url": url}}) as client:
+    async def on_message(message: Any) -> None:
+        nonlocal changes
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            changes += 1
+            if changes == 2:  # failed, then recovered by a background retry
+                recovered.set()
+
+    servers = {"down": {"description": "x", "url": url}}
+    async with serve(servers, message_handler=on_message, mode="legacy") as client:
         first = await expand(client, "down")
-        second = await expand(client, "down")
+        again = await expand(client, "down")
+        echo = serve_echo("http", port)
+        next(echo)  # now something listens: the retry 2 s after the failure finds it
+        try:
+            with anyio.fail_after(15):
+                await recovered.wait()
+            after = await expand(client, "down")
+        finally:
+            echo.close()
+
     assert first.content[0].text.startswith("Group 'down' is unavailable: cannot connect")
-    assert "next attempt in 2s" in second.content[0].text
+    assert "retrying in the background, next attempt in" in again.content[0].text
+    assert not after.is_error
 
 
 async def test_many_groups_expanded_at_once_all_come_up(serve):
     """Cold starts are queued, so a burst of them never times out together and loops."""
-    groups = {f"g{i:02d}": stdio_entry() for i in range(16)}
+    groups = {f"g{i:02d}": stdio_entry() for i in range(10)}  # more than start at once
     async with serve(groups) as client:
         results: dict[str, mcp_types.CallToolResult] = {}
 

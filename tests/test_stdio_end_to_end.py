@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
@@ -98,32 +99,31 @@ async def test_expansion_is_compact_json_of_name_description_and_input_schema(
     assert all(set(tool) == {"name", "description", "inputSchema"} for tool in tools.values())
 
 
-@pytest.mark.parametrize(
-    ("tool", "args"),
-    [
-        ("echo", {"text": "héllo"}),  # plain text
-        ("add", {"numbers": [1, 2, 3]}),  # structuredContent beside its text
-        ("pixel", {}),  # image, text and an embedded resource
-        ("fail", {"message": "broken on purpose"}),  # the upstream's own isError result
-        ("echo", {}),  # arguments that break the schema: the upstream's own error
-    ],
-)
-async def test_results_come_back_exactly_as_the_upstream_sent_them(
-    write_config, connect, tool, args
-):
+# One case per kind of result; one dynamic-mcp and one direct client serve them all.
+RESULT_CASES = [
+    ("echo", {"text": "héllo"}),  # plain text
+    ("add", {"numbers": [1, 2, 3]}),  # structuredContent beside its text
+    ("pixel", {}),  # image, text and an embedded resource
+    ("fail", {"message": "broken on purpose"}),  # the upstream's own isError result
+    ("echo", {}),  # arguments that break the schema: the upstream's own error
+]
+
+
+async def test_results_come_back_exactly_as_the_upstream_sent_them(write_config, connect):
     via_proxy = await connect(write_config({"echo": stdio_entry()}))
     async with Client(ECHO_SERVER) as direct:
-        expected = await direct.call_tool_mcp(tool, args)
+        for tool, args in RESULT_CASES:
+            expected = await direct.call_tool_mcp(tool, args)
+            actual = await via_proxy.call_tool_mcp(
+                "call_dynamic_tool", {"group": "echo", "name": tool, "args": args}
+            )
 
-    actual = await via_proxy.call_tool_mcp(
-        "call_dynamic_tool", {"group": "echo", "name": tool, "args": args}
-    )
-
-    assert actual.is_error == expected.is_error
-    assert actual.structured_content == expected.structured_content
-    assert [block.model_dump() for block in actual.content] == [
-        block.model_dump() for block in expected.content
-    ]
+            case = f"{tool}({args})"
+            assert actual.is_error == expected.is_error, case
+            assert actual.structured_content == expected.structured_content, case
+            assert [block.model_dump() for block in actual.content] == [
+                block.model_dump() for block in expected.content
+            ], case
 
 
 async def test_an_unknown_group_is_an_error_result_listing_the_valid_groups(write_config, connect):
@@ -231,14 +231,26 @@ async def test_the_published_time_server_works_through_dynamic_mcp(write_config,
     assert json.loads(result.content[0].text)["timezone"] == "Europe/Helsinki"
 
 
-@pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed")
+EVERYTHING = "@modelcontextprotocol/server-everything"
+
+
+def in_npx_cache(package: str) -> bool:
+    """Whether npx can start `package` offline: the project does not install npm packages."""
+    cached = Path.home().glob(f".npm/_npx/*/node_modules/{package}/package.json")
+    return shutil.which("npx") is not None and next(cached, None) is not None
+
+
+@pytest.mark.skipif(
+    not in_npx_cache(EVERYTHING),
+    reason=f"needs npx and {EVERYTHING} in its cache: run `npx -y {EVERYTHING}` once",
+)
 async def test_the_published_everything_server_works_through_dynamic_mcp(write_config, connect):
     config = write_config(
         {
             "everything": {
                 "description": "MCP reference server",
                 "command": "npx",
-                "args": ["-y", "@modelcontextprotocol/server-everything"],
+                "args": ["--offline", "-y", EVERYTHING],
             }
         }
     )

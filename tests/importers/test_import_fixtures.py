@@ -2,7 +2,9 @@
 
 Each case places one fixture where the tool keeps it (for a platform, under a temp HOME),
 runs `dynamic-mcp import` with no stdin, and compares the written file with the expected
-one exactly: content, and server order, which must follow the source.
+one exactly: content, and server order, which must follow the source. What could not be
+converted is compared too: the summary's "Skipped" and "Needs attention" lines, with the
+expected ones in `<tool>/<scope>.notes.txt` beside the expected output.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from importing import Workspace, expected
+from importing import FIXTURES, Workspace, expected
 
 VSCODE_GLOBAL_STORAGE = "home/.config/Code/User/globalStorage"
 WINDOWS_STORAGE = "home/AppData/Roaming/Code/User/globalStorage"
@@ -159,3 +161,16 @@ def test_each_tool_config_imports_to_the_expected_dynamic_mcp_json(tmp_path, cas
     assert got == want
     assert list(got["mcpServers"]) == list(want["mcpServers"])
     assert result.stdout == ""  # the conversation is on stderr
+    notes = FIXTURES / case.expected.replace(".out.json", ".notes.txt")
+    assert attention_of(result.stderr, workspace) == notes.read_text(encoding="utf-8")
+
+
+def attention_of(stderr: str, workspace: Workspace) -> str:
+    """The summary's lines about what was skipped or needs attention, paths made portable."""
+    lines = stderr.replace(str(workspace.root), "{{ROOT}}").splitlines()
+    start = next(
+        (i for i, line in enumerate(lines) if line in ("Skipped:", "Needs attention:")),
+        len(lines),
+    )
+    end = next((i for i, line in enumerate(lines) if line == "Run it with:"), len(lines))
+    return "\n".join(lines[start:end]) + "\n"

@@ -6,9 +6,10 @@
     python misbehaving.py slow-start SECS   sleeps SECS before serving
     python misbehaving.py fail-first N FILE exits at start on its first N runs (counted in FILE)
 
-Every mode serves the same tools: `pid`, `echo`, `hang` (never returns; writes the file
-named by $HANG_MARKER when it is cancelled) and `big` (a text result of N megabytes), and a
-resource `slow://forever` and a prompt `slow_prompt` that never finish.
+Every mode serves the same tools: `pid`, `echo`, `hang` (never returns; with $HANG_MARKER
+set, writes `<marker>.started` when it starts and the marker itself when it is cancelled)
+and `big` (a text result of N megabytes), and a resource `slow://forever` and a prompt
+`slow_prompt` that never finish.
 """
 
 from __future__ import annotations
@@ -48,11 +49,13 @@ def echo(text: str) -> str:
 
 @mcp.tool
 async def hang() -> str:
-    """Never return; note the cancellation when it comes."""
+    """Never return; note the start, and the cancellation when it comes."""
+    marker = os.environ.get("HANG_MARKER")
+    if marker:
+        Path(marker).with_suffix(".started").write_text("started")
     try:
         await asyncio.sleep(3600)
     except asyncio.CancelledError:
-        marker = os.environ.get("HANG_MARKER")
         if marker:
             Path(marker).write_text("cancelled")  # noqa: ASYNC240 - tiny, and we are exiting
         raise
