@@ -173,8 +173,9 @@ async def _measure_one(
     figures["cold"] = await measure.cold_group(system, config, servers)
     figures["latency"] = await measure.call_latency(system, config, servers, size["calls"])
     figures["concurrency"] = await measure.concurrency(system, config, servers, size["hang"])
-    _progress(f"{system.name}: {size['wire']} calls on the wire")
-    figures["wire"] = await wire_calls(system, servers, config, size["wire"])
+    _progress(f"{system.name}: {size['wire']} calls on the wire, {size['repeats']}x")
+    runs = [await wire_calls(system, servers, config, size["wire"]) for _ in range(size["repeats"])]
+    figures["wire"] = measure.median_of(runs)
     if system.name == "dynamic-mcp":
         _progress(f"{system.name}: command start-up, {size['runs']}x")
         figures["commands"] = await command_start(size["runs"])

@@ -26,6 +26,7 @@ import anyio
 import mcp_types
 
 from groups.callers import Caller
+from groups.children import end_children_after
 from groups.config import Config, ServerConfig, variables_for
 from groups.errors import UnknownGroupError
 from groups.secrets import Redactor
@@ -41,6 +42,9 @@ __all__ = ["ChangeListener", "Registry", "compact_tools"]
 ChangeListener = Callable[..., None]
 
 SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hold the exit
+# Upstreams closing on their own (stdin closed) before the ones left are ended: less than
+# the 2 s a client waits for dynamic-mcp itself to exit before it kills it.
+SHUTDOWN_GRACE = 1.0
 
 
 class Registry:
@@ -57,6 +61,7 @@ class Registry:
         self._retries: set[asyncio.Task[None]] = set()
         self.on_change = on_change
         self.redactor = redactor or Redactor()
+        self._closed: anyio.Event | None = None  # set once every group is closed
 
     def __repr__(self) -> str:
         return f"Registry({sorted(self._upstreams)})"
@@ -118,13 +123,28 @@ class Registry:
                 closing.start_soon(upstream.release, connection)
 
     async def aclose(self) -> None:
-        """Close every group at once, bounded, even while the server is being cancelled."""
+        """Close every group at once, bounded, even while the server is being cancelled.
+
+        A second call (a signal during shutdown) waits for the first to finish, so nobody
+        exits while upstreams are still closing.
+        """
+        if self._closed is not None:
+            with anyio.move_on_after(SHUTDOWN_TIMEOUT, shield=True):
+                await self._closed.wait()
+            return
+        self._closed = anyio.Event()
         for retry in self._retries:
             retry.cancel()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_TIMEOUT):
-            async with anyio.create_task_group() as group:
-                for upstream in self._upstreams.values():
-                    group.start_soon(upstream.aclose)
+        try:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_TIMEOUT):
+                async with anyio.create_task_group() as closing:
+                    closing.start_soon(end_children_after, SHUTDOWN_GRACE)
+                    async with anyio.create_task_group() as groups:
+                        for upstream in self._upstreams.values():
+                            groups.start_soon(upstream.aclose)
+                    closing.cancel_scope.cancel()  # all closed within the grace period
+        finally:
+            self._closed.set()
 
     def _state_changed(self, upstream: Upstream) -> None:
         """A group failed or recovered: retry it while failed, and tell the clients."""

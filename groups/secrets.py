@@ -35,12 +35,15 @@ MIN_SECRET_LENGTH = 4
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSW|AUTH|CRED|PRIVATE|SESSION|COOKIE", re.I)
 _SECRET_FLAG = re.compile(r"^--?[\w-]*(token|key|secret|passw|auth|cred)[\w-]*$", re.I)
 # Credentials that can reach a log line without our knowing their value: an OAuth flow's
-# query and form parameters, JSON token fields, and bearer headers.
-_OAUTH_PARAMETER = re.compile(
-    r"(?i)\b(code|state|access_token|refresh_token|id_token|client_secret|code_verifier)"
-    r"(=|\"\s*:\s*\"|':\s*')([^&\s\"',;)]+)"
-)
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{4,}")
+# query and form parameters, JSON token fields, and bearer headers. `code` and `state` are
+# hidden only as parameters or JSON strings: `code=-32000` in an error's repr is no secret.
+_TOKEN_NAMES = "access_token|refresh_token|id_token|client_secret|code_verifier"
+_CREDENTIALS = [
+    re.compile(rf"(?i)([?&](?:code|state|{_TOKEN_NAMES})=)([^&\s\"',;)]+)"),
+    re.compile(rf"(?i)(\b(?:{_TOKEN_NAMES})=)([^&\s\"',;)]+)"),
+    re.compile(rf"(?i)([\"'](?:code|state|{_TOKEN_NAMES})[\"']\s*:\s*[\"'])([^\"']+)"),
+    re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{4,})"),
+]
 
 
 class Redactor:
@@ -79,11 +82,11 @@ class Redactor:
             self.add(value)
 
     def scrub(self, text: str) -> str:
-        """`text` with every known secret replaced by how it is shown."""
+        """`text` with every known secret, OAuth parameter and bearer credential hidden."""
         pattern = self._compiled()
         if pattern is not None:
             text = pattern.sub(lambda match: self._shown_as[match.group(0)], text)
-        return text
+        return scrub_credentials(text)
 
     def _compiled(self) -> re.Pattern[str] | None:
         with self._lock:
@@ -96,8 +99,9 @@ class Redactor:
 
 def scrub_credentials(text: str) -> str:
     """Hide OAuth parameters and bearer credentials whose values nobody registered."""
-    text = _OAUTH_PARAMETER.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", text)
-    return _BEARER.sub(lambda m: f"{m.group(1)}{HIDDEN}", text)
+    for pattern in _CREDENTIALS:
+        text = pattern.sub(lambda match: f"{match.group(1)}{HIDDEN}", text)
+    return text
 
 
 class RedactingFormatter(logging.Formatter):
@@ -108,7 +112,7 @@ class RedactingFormatter(logging.Formatter):
         self.redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub_credentials(self.redactor.scrub(super().format(record)))
+        return self.redactor.scrub(super().format(record))
 
 
 def shown_url(url: str) -> str:

@@ -12,8 +12,8 @@ Guarantees:
 - while serving, fd 0 reads /dev/null and fd 1 writes to stderr: a stray print, or a child
   that inherits our stdout, cannot corrupt the protocol on the client's pipe;
 - the pipe descriptors are close-on-exec, so no upstream process inherits them;
-- stdin or stdout that is not a pipe or socket (a file, a terminal) is served the SDK's
-  way, through threads, unchanged.
+- stdin or stdout that is not a pipe or socket (a file, a terminal), and Windows, whose
+  event loop watches pipes differently, are served the SDK's way, through threads.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,7 +37,7 @@ LINE_LIMIT = 256 * 1024 * 1024
 @asynccontextmanager
 async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
     """The read and write message streams of this process's stdio, as the SDK yields them."""
-    if not (_is_pipe(0) and _is_pipe(1)):
+    if sys.platform == "win32" or not (_is_pipe(0) and _is_pipe(1)):
         async with stdio_server() as streams:
             yield streams
         return

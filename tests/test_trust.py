@@ -114,22 +114,17 @@ def test_oauth_parameters_and_bearer_credentials_are_hidden_in_every_log_line(ca
             logging.getLogger(name).debug(
                 "GET /callback?code=the-code-4b&state=the-state-9c "
                 'token response {"access_token": "at-5e", "refresh_token": "rt-6f"} '
-                "client_secret=cs-7a&code_verifier=cv-8b Authorization: Bearer bt-1d2e3f"
+                "client_secret=cs-7a&code_verifier=cv-8b Authorization: Bearer bt-1d2e3f "
+                "MCPError(code=-32000)"
             )
     finally:
         logging.getLogger().handlers.clear()
 
     log = capfd.readouterr().err
-    assert log.count("code=***") == 4
-    for credential in (
-        "the-code-4b",
-        "the-state-9c",
-        "at-5e",
-        "rt-6f",
-        "cs-7a",
-        "cv-8b",
-        "bt-1d2e3f",
-    ):
+    assert log.count("?code=***&state=***") == 4
+    assert log.count("MCPError(code=-32000)") == 4  # an error code is no secret
+    credentials = ("the-code-4b", "the-state-9c", "at-5e", "rt-6f", "cs-7a", "cv-8b", "bt-1d2e3f")
+    for credential in credentials:
         assert credential not in log
 
 

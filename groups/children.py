@@ -1,0 +1,56 @@
+"""The last word at shutdown: no process dynamic-mcp started outlives it.
+
+    async with anyio.create_task_group() as closing:
+        closing.start_soon(end_children_after, SHUTDOWN_GRACE)   # if closing takes longer
+        ...close every upstream session...
+        closing.cancel_scope.cancel()
+
+Closing a session closes the upstream's stdin and waits for it to exit, as the MCP spec
+asks. Fifty Python upstreams tearing down at once on two cores take seconds, longer than a
+client waits before killing dynamic-mcp, which would leave them behind for a while. So
+after a grace period every child still alive is ended: SIGTERM to its process group (the
+MCP SDK starts each upstream as a group leader, so an `npx` wrapper's node goes with it),
+then SIGKILL to whatever still remains.
+
+Guarantees: only this process's own children, by PID, are signalled, and only at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import anyio
+import psutil
+
+__all__ = ["end_children_after"]
+
+logger = logging.getLogger(__name__)
+
+KILL_AFTER = 1.0  # seconds from SIGTERM to SIGKILL for a child that ignores SIGTERM
+
+
+async def end_children_after(grace: float) -> None:
+    """After `grace` seconds, end every child process of this one that is still running."""
+    await anyio.sleep(grace)
+    children = psutil.Process().children()
+    if not children:
+        return
+    logger.info("ending %d upstream processes still closing after %gs", len(children), grace)
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    _, alive = await anyio.to_thread.run_sync(lambda: psutil.wait_procs(children, KILL_AFTER))
+    for child in alive:
+        _signal_group(child, signal.SIGKILL)
+
+
+def _signal_group(child: psutil.Process, sig: signal.Signals) -> None:
+    """Signal the child's process group if it leads one, else the child alone."""
+    try:
+        if os.getpgid(child.pid) == child.pid:
+            os.killpg(child.pid, sig)
+        else:
+            child.send_signal(sig)
+    except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+        pass  # gone already
