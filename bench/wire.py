@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from bench.measure import READY_POLL, READY_WAIT
 from bench.systems import REPO, System
 
 __all__ = ["WireClient", "wire_calls"]
@@ -105,7 +106,7 @@ async def wire_calls(system: System, servers: dict[str, Any], config: Any, calls
         return await _direct(servers, calls)
     async with WireClient([*system.command, str(config)]) as proxy:
         for group in groups:
-            await proxy.call(system.get_tools, {"group": group})
+            await _expand_when_ready(proxy, system, group)
 
         async def echo(group: str, text: str) -> None:
             args = {"group": group, "name": "echo", "args": {"text": text}}
@@ -115,6 +116,19 @@ async def wire_calls(system: System, servers: dict[str, Any], config: Any, calls
             for _ in range(WARM_UP):
                 await echo(group, "warm")
         return await _measured(echo, groups, calls, psutil.Process(proxy.pid))
+
+
+async def _expand_when_ready(proxy: WireClient, system: System, group: str) -> None:
+    """Expand a group, asking again while it is not up yet (dmcp connects in the background)."""
+    deadline = time.perf_counter() + READY_WAIT
+    while True:
+        try:
+            await proxy.call(system.get_tools, {"group": group})
+            return
+        except RuntimeError:
+            if time.perf_counter() > deadline:
+                raise
+            await asyncio.sleep(READY_POLL)
 
 
 async def _direct(servers: dict[str, Any], calls: int) -> dict[str, Any]:

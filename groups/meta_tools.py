@@ -71,6 +71,7 @@ class MetaTools:
         self._functions: dict[str, MetaToolFunction] = {}
         self._declared: dict[str, dict[str, Any]] = {}  # each tool's inputSchema as declared
         self._listing: mcp_types.ListToolsResult | None = None
+        self._server: FastMCP | None = None
 
     def serve(
         self, server: FastMCP, get_tools: MetaToolFunction, call_tool: MetaToolFunction
@@ -96,6 +97,7 @@ class MetaTools:
 
     async def _listed(self, name: str) -> mcp_types.Tool:
         if name not in self._declared:
+            assert self._server is not None, "serve() comes first"
             declared = await self._server.get_tool(name)
             assert declared is not None, f"{name} is declared with @server.tool"
             self._declared[name] = declared.parameters
