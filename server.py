@@ -46,6 +46,9 @@ def version() -> str:
         return "0.0.0"
 
 
+STOP_WATCHING_TIMEOUT = 2.0  # the config watcher's thread notices its stop within this
+
+
 def build_server(
     config_path: Path | None = None,
     *,
@@ -59,20 +62,26 @@ def build_server(
     Without an already loaded `config`, the file is read when the server starts, so
     importing this module (as `fastmcp run` does) touches no file. `${VAR}` also reads a
     `.env` beside `config_path`. Nothing upstream is started until a group is first used.
+    While serving, edits of the file and of the `.env` are applied (`groups.reload`).
     `auth` guards HTTP serving (`groups.http_access`).
     """
+    import asyncio
     from collections.abc import AsyncIterator
     from contextlib import asynccontextmanager
 
+    import anyio
     from fastmcp import FastMCP
+    from mcp.server.subscriptions import ListenHandler
     from mcp_types import CallToolResult
 
     from groups.callers import current_caller
     from groups.config import load_config, resolve_config_path
+    from groups.internals import serve_listen
     from groups.limits import GroupTimeLimits
     from groups.meta_tools import MetaTools, error_result, text_result
     from groups.notifier import Notifier
     from groups.registry import Registry
+    from groups.reload import ConfigReloader
 
     registry = Registry() if registry is None else registry
     notifier = Notifier() if notifier is None else notifier
@@ -89,16 +98,24 @@ def build_server(
     @asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         path = config_path if config else resolve_config_path(config_path)
-        registry.configure(config or load_config(path), root=server, config_path=path)
+        registry.configure(config or load_config(path), config_path=path)
         meta_tools.changed()
+        reloader = ConfigReloader(path, registry) if path is not None else None
+        watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
         try:
-            yield {"registry": registry}
+            yield {"registry": registry, "reloader": reloader}
         finally:
+            if reloader is not None and watching is not None:
+                reloader.stop()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait({watching}, timeout=STOP_WATCHING_TIMEOUT)
             await notifier.aclose()
             await registry.aclose()
 
     server = FastMCP("dynamic-mcp", version=version(), lifespan=lifespan, auth=auth)
     server.add_middleware(GroupTimeLimits(registry))
+    server.add_provider(registry.mounted)
+    serve_listen(server, ListenHandler(notifier.bus))
 
     @server.tool(output_schema=None)
     async def get_dynamic_tools(group: str) -> CallToolResult:

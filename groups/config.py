@@ -11,6 +11,7 @@ per group when it connects (`interpolate`), so one unset variable fails only its
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -50,6 +51,7 @@ __all__ = [
     "SseServer",
     "StdioServer",
     "Timeouts",
+    "fingerprint",
     "interpolate",
     "load_config",
     "parse_config",
@@ -378,3 +380,20 @@ def interpolate(text: str, variables: Mapping[str, str], redactor: Redactor | No
         return value
 
     return _VARIABLE.sub(substitute, text)
+
+
+def fingerprint(server: ServerConfig, variables: Mapping[str, str]) -> str:
+    """A digest of the group's effective config: its entry but the description, and the
+    values of the `${VAR}`s it names (an unset one counts as unset).
+
+    Two entries with the same fingerprint serve the same upstream the same way. A reload
+    compares them, so an edit of the entry or of a variable it uses (in `.env` or the
+    environment) both count as a change; a new description alone does not. Only the digest
+    is kept: no secret value is.
+    """
+    entry = server.model_dump(mode="json", exclude={"description"})
+    written = json.dumps(entry, sort_keys=True)
+    names = sorted({match.group(1) for match in _VARIABLE.finditer(written)})
+    values = {name: variables.get(name) for name in names}
+    payload = json.dumps([written, values], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -2,6 +2,7 @@
 
     connection = connection_of(ctx.session)            # the client connection of a request
     route_tool_requests(server, list_tools, call_tool)  # tools/list and tools/call, first hand
+    serve_listen(server, ListenHandler(bus))            # subscriptions/listen (2026-07-28)
     await serve_streams(server, read_stream, write_stream)
 
 Each function says why no public API does its job. `tests/test_internals.py` uses each one
@@ -22,7 +23,7 @@ from mcp.server.session import ServerSession
 if TYPE_CHECKING:
     from fastmcp import FastMCP
 
-__all__ = ["connection_of", "route_tool_requests", "serve_streams"]
+__all__ = ["connection_of", "route_tool_requests", "serve_listen", "serve_streams"]
 
 ListToolsHandler = Callable[
     [ServerRequestContext[Any, Any], mcp_types.PaginatedRequestParams],
@@ -59,6 +60,18 @@ def route_tool_requests(
     low_level = server._mcp_server
     low_level.add_request_handler("tools/list", mcp_types.PaginatedRequestParams, list_tools)
     low_level.add_request_handler("tools/call", mcp_types.CallToolRequestParams, call_tool)
+
+
+def serve_listen(server: FastMCP, handler: Any) -> None:
+    """Serve `subscriptions/listen` with the SDK's own `ListenHandler`.
+
+    A 2026-07-28 client has no standing stream for notifications: it asks for one with
+    `subscriptions/listen`. The SDK implements it; FastMCP does not register it, and
+    registering means reaching FastMCP's low-level server, which it keeps private.
+    """
+    server._mcp_server.add_request_handler(
+        "subscriptions/listen", mcp_types.SubscriptionsListenRequestParams, handler
+    )
 
 
 async def serve_streams(server: FastMCP, read_stream: Any, write_stream: Any) -> None:

@@ -3,11 +3,13 @@
     notifier = Notifier(on_leave=registry.release)
     notifier.see(caller)          # on each request: a new client is remembered, once
     notifier.announce("tools")    # a group failed or recovered: returns at once
+    ListenHandler(notifier.bus)   # 2026-07-28 clients hear the same on subscriptions/listen
 
 Guarantees:
 - one entry per client connection that can hear a notification later, forgotten when the
   connection closes (its `exit_stack`), so the list never grows with requests: a
-  2026-07-28 client, whose every request is a connection of its own, is never kept;
+  2026-07-28 client, whose every request is a connection of its own, is never kept, and
+  hears the same changes on a `subscriptions/listen` stream fed by `bus`;
 - `announce` never waits on a client: it sends in the background, every client at once,
   each send bounded by `SEND_TIMEOUT`, so a slow or dead client stalls nobody;
 - `on_leave` runs once for each client that goes, for what was kept for it elsewhere.
@@ -21,6 +23,12 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 from mcp.server.connection import Connection
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ToolsListChanged,
+)
 
 from groups.callers import Caller
 
@@ -35,6 +43,11 @@ _SEND = {
     "resources": Connection.send_resource_list_changed,
     "prompts": Connection.send_prompt_list_changed,
 }
+_EVENT = {
+    "tools": ToolsListChanged(),
+    "resources": ResourcesListChanged(),
+    "prompts": PromptsListChanged(),
+}
 
 LeaveListener = Callable[[Connection], Awaitable[None]]
 
@@ -46,6 +59,7 @@ class Notifier:
         self._clients: dict[Connection, None] = {}  # an ordered set
         self._sending: set[asyncio.Task[None]] = set()
         self.on_leave = on_leave
+        self.bus = InMemorySubscriptionBus()  # listen streams buffer their own events
 
     def __repr__(self) -> str:
         return f"Notifier({len(self._clients)} clients)"
@@ -63,7 +77,7 @@ class Notifier:
 
     def announce(self, *kinds: str) -> None:
         """Send one notification per kind ("tools", "resources", "prompts") to every client."""
-        if not self._clients or not kinds:
+        if not kinds:
             return
         task = asyncio.get_running_loop().create_task(self._broadcast(kinds))
         self._sending.add(task)
@@ -75,6 +89,8 @@ class Notifier:
             task.cancel()
 
     async def _broadcast(self, kinds: tuple[str, ...]) -> None:
+        for kind in kinds:
+            await self.bus.publish(_EVENT[kind])  # never blocks: each stream has a buffer
         async with anyio.create_task_group() as sending:
             for connection in list(self._clients):
                 sending.start_soon(self._send, connection, kinds)

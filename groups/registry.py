@@ -1,23 +1,30 @@
-"""All groups of a config: lookup, lazy mounting, descriptions for the model, shutdown.
+"""All groups of a config: lookup, lazy mounting, reloads, descriptions for the model, shutdown.
 
     registry = Registry()
-    registry.configure(config, root=server, config_path=path)
+    server.add_provider(registry.mounted)              # the groups' resources and prompts
+    registry.configure(config, config_path=path)
     text = await registry.expand("time", caller)       # compact JSON of the group's tools
     result = await registry.call_tool("time", "get_current_time", {"timezone": "UTC"}, caller)
+    changes = registry.reconfigure(new_config)         # only what changed changes
     await registry.aclose()                            # every upstream process is gone
 
-Guarantees: configuring starts nothing; a group's upstream is mounted on the root server
-the first time it is used; a failure in one group is reported for that group alone, and
-retried in the background until `aclose()`; every change of a group's availability is
-announced through `on_change` (tools/list_changed), which must not block; a client's own
-upstream sessions end when it leaves (`release`).
+Guarantees: configuring starts nothing; a group's proxy is mounted the first time the
+group is used; a failure in one group is reported for that group alone, and retried in
+the background until `aclose()`; every change of a group's availability, and every reload
+that changes something, is announced through `on_change` (tools/list_changed, and
+resources/prompts when a mounted group went), which must not block; a client's own
+upstream sessions end when it leaves (`release`). On a reload, an unchanged group keeps
+its upstream and sessions; a changed or removed one is unmounted at once and closed once
+its requests in flight are done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,16 +34,18 @@ import mcp_types
 
 from groups.callers import Caller
 from groups.children import end_children_after
-from groups.config import Config, ServerConfig, variables_for
+from groups.config import Config, ServerConfig, fingerprint, variables_for
 from groups.errors import UnknownGroupError
+from groups.mounted import MountedGroups
 from groups.secrets import Redactor
 from groups.upstream import STARTS_AT_ONCE, State, Upstream
 
 if TYPE_CHECKING:
-    from fastmcp import FastMCP
     from mcp.server.connection import Connection
 
-__all__ = ["ChangeListener", "Registry", "compact_tools"]
+__all__ = ["ChangeListener", "Changes", "Registry", "compact_tools"]
+
+logger = logging.getLogger(__name__)
 
 # Called with the kinds of lists that changed: "tools", "resources", "prompts".
 ChangeListener = Callable[..., None]
@@ -47,18 +56,44 @@ SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hol
 SHUTDOWN_GRACE = 1.0
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What a reload changed, by group name."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()  # closed, and started anew on next use
+    described: tuple[str, ...] = ()  # a new description only: the upstream stays
+    unmounted: bool = False  # a mounted group went: its resources and prompts with it
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed or self.described)
+
+    def __str__(self) -> str:
+        parts = [
+            *(f"+ {name}" for name in self.added),
+            *(f"- {name}" for name in self.removed),
+            *(f"~ {name}" for name in self.changed),
+            *(f"~ {name} (description)" for name in self.described),
+        ]
+        return ", ".join(parts) or "nothing changed"
+
+
 class Registry:
-    """Every enabled group by name, and the root server their proxies are mounted on."""
+    """Every enabled group by name, and the provider their proxies are mounted in."""
 
     def __init__(
         self, *, on_change: ChangeListener | None = None, redactor: Redactor | None = None
     ) -> None:
         self._upstreams: dict[str, Upstream] = {}
-        self._mounted: set[str] = set()
-        self._root: FastMCP | None = None
-        # Background retries outlive the request that saw the failure, so they are plain
-        # tasks (as FastMCP's own session tasks are), cancelled by aclose().
+        self._fingerprints: dict[str, str] = {}  # each group's effective config, as applied
+        self._config_path: Path | None = None
+        self._start_slots = anyio.Semaphore(STARTS_AT_ONCE)  # a limit on the machine's load
+        self.mounted = MountedGroups()
+        # Background retries outlive the request that saw the failure, and a reloaded
+        # group closes after its last request: plain tasks, ended by aclose().
         self._retries: set[asyncio.Task[None]] = set()
+        self._retiring: dict[Upstream, asyncio.Task[None]] = {}
         self.on_change = on_change
         self.redactor = redactor or Redactor()
         self._closed: anyio.Event | None = None  # set once every group is closed
@@ -66,21 +101,55 @@ class Registry:
     def __repr__(self) -> str:
         return f"Registry({sorted(self._upstreams)})"
 
-    def configure(self, config: Config, *, root: FastMCP, config_path: Path | None = None) -> None:
+    def configure(self, config: Config, *, config_path: Path | None = None) -> None:
         """Take the groups of `config`; `${VAR}` also reads a `.env` beside `config_path`."""
-        self._root = root
-        start_slots = anyio.Semaphore(STARTS_AT_ONCE)  # shared: a limit on the machine's load
-        self._upstreams = {
-            name: Upstream(
-                name,
-                server,
-                partial(variables_for, config_path),
-                self.redactor,
-                on_state_change=self._state_changed,
-                start_slots=start_slots,
-            )
-            for name, server in config.enabled().items()
+        self._config_path = config_path
+        variables = variables_for(config_path)
+        servers = config.enabled()
+        self._upstreams = {name: self._upstream(name, server) for name, server in servers.items()}
+        self._fingerprints = {
+            name: fingerprint(server, variables) for name, server in servers.items()
         }
+
+    def reconfigure(self, config: Config) -> Changes:
+        """Apply a new config: new groups appear, removed ones go, changed ones start anew.
+
+        A group is changed when its entry, or a `${VAR}` it uses, has another value. An
+        unchanged group keeps its upstream, sessions and process; one whose description
+        alone is new keeps them too, and the model reads the new description.
+        """
+        variables = variables_for(self._config_path)
+        servers = config.enabled()
+        prints = {name: fingerprint(server, variables) for name, server in servers.items()}
+        removed = [name for name in self._upstreams if name not in servers]
+        changed = [
+            name
+            for name in self._upstreams
+            if name in servers and prints[name] != self._fingerprints[name]
+        ]
+        added = [name for name in servers if name not in self._upstreams]
+        described = [
+            name
+            for name, upstream in self._upstreams.items()
+            if name in servers
+            and name not in changed
+            and servers[name].description != upstream.config.description
+        ]
+        for name in described:
+            self._upstreams[name].config = servers[name]
+        unmounted = False
+        for name in (*removed, *changed):
+            unmounted |= self.mounted.unmount(name)
+            self._retire(self._upstreams.pop(name))
+        upstreams = {
+            name: self._upstreams.get(name) or self._upstream(name, server)
+            for name, server in servers.items()
+        }
+        self._upstreams, self._fingerprints = upstreams, prints  # in the new config's order
+        changes = Changes(tuple(added), tuple(removed), tuple(changed), tuple(described), unmounted)
+        if changes and self.on_change is not None:
+            self.on_change("tools", *(("resources", "prompts") if unmounted else ()))
+        return changes
 
     def group_names(self) -> list[str]:
         return list(self._upstreams)
@@ -122,6 +191,24 @@ class Registry:
             for upstream in self._upstreams.values():
                 closing.start_soon(upstream.release, connection)
 
+    def _upstream(self, name: str, server: ServerConfig) -> Upstream:
+        return Upstream(
+            name,
+            server,
+            partial(variables_for, self._config_path),
+            self.redactor,
+            on_state_change=self._state_changed,
+            start_slots=self._start_slots,
+        )
+
+    def _retire(self, upstream: Upstream) -> None:
+        """Close an upstream a reload replaced, once its requests in flight are done."""
+        task = asyncio.get_running_loop().create_task(
+            upstream.retire(), name=f"retire {upstream.name}"
+        )
+        self._retiring[upstream] = task
+        task.add_done_callback(lambda _: self._retiring.pop(upstream, None))
+
     async def aclose(self) -> None:
         """Close every group at once, bounded, even while the server is being cancelled.
 
@@ -133,14 +220,14 @@ class Registry:
                 await self._closed.wait()
             return
         self._closed = anyio.Event()
-        for retry in self._retries:
-            retry.cancel()
+        for background in [*self._retries, *self._retiring.values()]:
+            background.cancel()
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_TIMEOUT):
                 async with anyio.create_task_group() as closing:
                     closing.start_soon(end_children_after, SHUTDOWN_GRACE)
                     async with anyio.create_task_group() as groups:
-                        for upstream in self._upstreams.values():
+                        for upstream in [*self._upstreams.values(), *self._retiring]:
                             groups.start_soon(upstream.aclose)
                     closing.cancel_scope.cancel()  # all closed within the grace period
         finally:
@@ -162,10 +249,9 @@ class Registry:
         upstream = self._upstreams.get(group)
         if upstream is None:
             raise UnknownGroupError(group, self._upstreams)
-        if group not in self._mounted and self._root is not None:
+        if group not in self.mounted:
             # Mounting exposes the upstream's resources and prompts through the root.
-            self._root.mount(upstream.proxy, namespace=group)
-            self._mounted.add(group)
+            self.mounted.mount(group, upstream.proxy)
             features = upstream.config.features
             changed = [k for k in ("resources", "prompts") if getattr(features, k)]
             if changed and self.on_change is not None:

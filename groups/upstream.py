@@ -123,6 +123,10 @@ class Upstream:
         self._start_slots = start_slots or anyio.Semaphore(STARTS_AT_ONCE)
         self._sessions: dict[SessionKey, Session] = {}
         self._lock = anyio.Lock()  # state changes and connection attempts
+        self._in_flight = 0  # requests under way; a reload waits for them to finish
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._closing_reason = "dynamic-mcp is shutting down"
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r}, state={self.state.value}, sessions={len(self._sessions)})"
@@ -149,7 +153,7 @@ class Upstream:
             return live  # the path of every call but the first: no lock, no await
         async with self._lock:
             if self.state is State.CLOSED:
-                raise GroupUnavailableError(self.name, "dynamic-mcp is shutting down")
+                raise GroupUnavailableError(self.name, self._closing_reason)
             if self.state is State.FAILED and not (self.error and self.error.on_next_request):
                 raise self._still_failed()
             live = self._sessions.get(key)
@@ -178,6 +182,21 @@ class Upstream:
         if session is not None:
             await _close_quietly(session.client)
 
+    async def retire(self) -> None:
+        """Close once the requests in flight are done: a reload changed or removed the group.
+
+        Requests in flight finish as they would have (each is bounded by its own time
+        limit); the registry sends new ones to the group's new upstream, if it has one.
+        """
+        self._closing_reason = "a config reload changed or removed this group"
+        timeouts = self.config.timeout
+        grace = max(
+            t.total_seconds() for t in (timeouts.tools, timeouts.resources, timeouts.prompts)
+        )
+        with anyio.move_on_after(grace + CLOSE_TIMEOUT):
+            await self._idle.wait()
+        await self.aclose()
+
     async def aclose(self) -> None:
         """End every session and its process; the upstream cannot be used again."""
         async with self._lock:
@@ -197,7 +216,8 @@ class Upstream:
             GroupUnavailableError, UpstreamTimeoutError: as for `call_tool`.
         """
         self._require_tools()
-        return await self._tools_of(await self.session(caller))
+        with self._counted():
+            return await self._tools_of(await self.session(caller))
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], caller: Caller | None = None
@@ -214,6 +234,12 @@ class Upstream:
             GroupUnavailableError: the upstream could not be reached, or died mid-call.
         """
         self._require_tools()
+        with self._counted():
+            return await self._call_tool(name, arguments, caller)
+
+    async def _call_tool(
+        self, name: str, arguments: dict[str, Any], caller: Caller | None
+    ) -> mcp_types.CallToolResult:
         session = await self.session(caller)
         if name not in session.tool_names:
             tools = await self._tools_of(session, refresh=True)  # it may have added one
@@ -260,6 +286,19 @@ class Upstream:
         return (await self.session(caller)).client
 
     @contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count a request in flight, so that `retire` can wait for it."""
+        if self._in_flight == 0:
+            self._idle = anyio.Event()
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    @contextmanager
     def _bounded(self, session: Session, operation: str, timeout: float) -> Iterator[None]:
         """A time limit on one upstream request that reports the group's own timeout.
 
@@ -276,10 +315,12 @@ class Upstream:
             if not is_connection_lost(exc):
                 raise
             session.lost = True
-            raise GroupUnavailableError(
-                self.name,
-                f"the upstream went away during {operation.lower()}; the next request reconnects",
-            ) from exc
+            cause = (
+                f"the upstream went away during {operation.lower()}; the next request reconnects"
+            )
+            if self.state is State.CLOSED:
+                cause = f"{self._closing_reason} during {operation.lower()}; call again"
+            raise GroupUnavailableError(self.name, cause) from exc
 
     def _require_tools(self) -> None:
         if not self.config.features.tools:
