@@ -101,3 +101,24 @@ def test_serve_streams_serves_one_client_inside_the_server_lifespan():
 
     assert anyio.run(serve_and_call) == "pong", UPDATE
     assert lifespan_ran == ["entered", "exited"], UPDATE
+
+
+def test_serve_listen_answers_subscriptions_listen_with_the_sdks_handler():
+    from mcp.client.subscriptions import listen
+    from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+    from mcp.shared.subscriptions import ToolsListChanged
+
+    server = FastMCP("probe")
+    bus = InMemorySubscriptionBus()
+    internals.serve_listen(server, ListenHandler(bus))
+
+    async def hear_one() -> object:
+        async with (
+            Client(server) as client,  # the 2026-07-28 era, where listen exists
+            listen(client.session, tools_list_changed=True) as subscription,
+        ):
+            await bus.publish(ToolsListChanged())
+            with anyio.fail_after(5):
+                return await subscription.__anext__()
+
+    assert anyio.run(hear_one) == ToolsListChanged(), UPDATE
