@@ -159,6 +159,7 @@ app = App(
     default_parameter=Parameter(negative=()),
 )
 app.command("importers.command:import_", name="import")
+app.command("groups.auth_command:auth", name="auth")
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 

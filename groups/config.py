@@ -153,6 +153,8 @@ class _RemoteServer(_Server):
     headers: dict[str, str] = {}
     oauth_client_id: str | None = None
     oauth_scopes: list[str] | None = None
+    # For an OAuth app registered with one fixed redirect URI, 127.0.0.1:<port>/callback.
+    oauth_callback_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
 
 class HttpServer(_RemoteServer):

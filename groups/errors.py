@@ -8,6 +8,9 @@
     ├── UnknownToolError            the model named a tool its group does not have
     ├── FeatureDisabledError        the config turns off the feature (tools…) asked for
     ├── GroupUnavailableError       an upstream could not be started, reached or initialized
+    ├── SignInNeededError           a remote upstream wants a person to sign in (OAuth)
+    ├── UnsafeTokenFileError        a stored OAuth token file is open to others, or unreadable
+    ├── AuthCommandError            `dynamic-mcp auth` was asked for what it cannot do
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
     ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
     └── ImportFailedError           `dynamic-mcp import` stopped; it wrote nothing
@@ -30,6 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
+    "AuthCommandError",
     "BadArgumentsError",
     "ConfigError",
     "DynamicMcpError",
@@ -44,10 +48,12 @@ __all__ = [
     "NothingToImportError",
     "OutputExistsError",
     "OutputWriteError",
+    "SignInNeededError",
     "UnknownGroupError",
     "UnknownImporterError",
     "UnknownToolError",
     "UnsafeServingError",
+    "UnsafeTokenFileError",
     "UpstreamTimeoutError",
 ]
 
@@ -177,6 +183,39 @@ class GroupUnavailableError(DynamicMcpError):
         self.on_next_request = on_next_request
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         super().__init__(f"Group {group!r} is unavailable{tries}: {cause}")
+
+
+class SignInNeededError(DynamicMcpError):
+    """A remote group's server wants OAuth authorization, which only a person can give.
+
+    `link` is where to sign in, None when the sign-in could not produce one (`problem` says
+    why) or has not yet.
+    """
+
+    def __init__(self, group: str, link: str | None, problem: str | None = None) -> None:
+        self.group = group
+        self.link = link
+        self.problem = problem
+        if link is not None:
+            how = f"open this link in a browser and sign in, then call again: {link}"
+        elif problem is not None:
+            how = f"the sign-in could not start ({problem}); call again to retry"
+        else:
+            how = "the sign-in link is on its way; call again in a moment"
+        super().__init__(f"Group {group!r} needs you to sign in: {how}")
+
+
+class UnsafeTokenFileError(DynamicMcpError):
+    """A token file, or its directory, is open to others and cannot be made private."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class AuthCommandError(DynamicMcpError):
+    """`dynamic-mcp auth` was asked for a group it cannot sign in, or the sign-in failed."""
 
 
 class UpstreamTimeoutError(DynamicMcpError):

@@ -16,10 +16,14 @@ import httpx2
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
-__all__ = ["Failure", "classify", "is_connection_lost"]
+__all__ = ["AuthorizationRequired", "Failure", "caused_by", "classify", "is_connection_lost"]
 
 # HTTP answers that no retry will change: fix the URL or the credentials.
 PERMANENT_HTTP_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 410, 415})
+
+
+class AuthorizationRequired(Exception):
+    """A remote server wants a person to sign in (OAuth), which a request cannot wait for."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,13 @@ def classify(
     """
     if http_error is not None:
         status, url = http_error
-        return Failure(f"HTTP {status} from {url}", permanent=status in PERMANENT_HTTP_STATUSES)
+        reason = f"HTTP {status} from {url}"
+        if status == 401:
+            reason += (
+                ": the server wants credentials and offers no OAuth sign-in; add an "
+                "Authorization header to this group's entry"
+            )
+        return Failure(reason, permanent=status in PERMANENT_HTTP_STATUSES)
     for cause in _chain(exc):
         shown = repr(command or getattr(cause, "filename", None))
         if isinstance(cause, FileNotFoundError):
@@ -81,6 +91,11 @@ def is_connection_lost(exc: BaseException) -> bool:
         if isinstance(cause, anyio.ClosedResourceError | anyio.BrokenResourceError):
             return True
     return False
+
+
+def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `exc`, or anything that caused it, is a `kind`."""
+    return any(isinstance(cause, kind) for cause in _chain(exc))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

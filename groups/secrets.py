@@ -14,8 +14,9 @@ Guarantees:
 - a value substituted for `${VAR}` reads `${VAR}` after `scrub`, wherever it appears;
 - header values, and env values under names that say secret (`*TOKEN*`, `*KEY*`…), written
   literally in the config read `***`;
-- OAuth parameters (`code=`, `access_token=`, `refresh_token=`, `client_secret=`,
-  `code_verifier=`, `state=`) and `Bearer` credentials read `***` in every log line;
+- OAuth codes and tokens (`code=`, `access_token=`, `refresh_token=`, `id_token=`,
+  `client_secret=`, `code_verifier=`) and `Bearer` credentials read `***` in every log
+  line (a sign-in link, which carries none of these, stays usable);
 - upstream tool results are not changed: a proxy passes them through as they came.
 """
 
@@ -35,13 +36,13 @@ MIN_SECRET_LENGTH = 4
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSW|AUTH|CRED|PRIVATE|SESSION|COOKIE", re.I)
 _SECRET_FLAG = re.compile(r"^--?[\w-]*(token|key|secret|passw|auth|cred)[\w-]*$", re.I)
 # Credentials that can reach a log line without our knowing their value: an OAuth flow's
-# query and form parameters, JSON token fields, and bearer headers. `code` and `state` are
-# hidden only as parameters or JSON strings: `code=-32000` in an error's repr is no secret.
+# query and form parameters, JSON token fields, and bearer headers. `code` is hidden only
+# as a parameter or a JSON string: `code=-32000` in an error's repr is no secret.
 _TOKEN_NAMES = "access_token|refresh_token|id_token|client_secret|code_verifier"
 _CREDENTIALS = [
-    re.compile(rf"(?i)([?&](?:code|state|{_TOKEN_NAMES})=)([^&\s\"',;)]+)"),
+    re.compile(rf"(?i)([?&](?:code|{_TOKEN_NAMES})=)([^&\s\"',;)]+)"),
     re.compile(rf"(?i)(\b(?:{_TOKEN_NAMES})=)([^&\s\"',;)]+)"),
-    re.compile(rf"(?i)([\"'](?:code|state|{_TOKEN_NAMES})[\"']\s*:\s*[\"'])([^\"']+)"),
+    re.compile(rf"(?i)([\"'](?:code|{_TOKEN_NAMES})[\"']\s*:\s*[\"'])([^\"']+)"),
     re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{4,})"),
 ]
 

@@ -46,10 +46,23 @@ def configure_logging(level: LogLevel, redactor: Redactor) -> None:
     """All logs to stderr, through one handler that hides every known secret."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(redactor, LOG_FORMAT))
+    handler.addFilter(_expected_sign_in)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     _adopt_self_configured_loggers()
+
+
+def _expected_sign_in(record: logging.LogRecord) -> bool:
+    """Drop the MCP SDK's traceback for an OAuth flow stopped on purpose for a sign-in.
+
+    A session never waits for a person (`groups.oauth`): the SDK logs that stop as an
+    error, with a traceback, though the group says plainly that it wants a sign-in.
+    """
+    from groups.failures import AuthorizationRequired, caused_by
+
+    error = record.exc_info[1] if record.exc_info else None
+    return not (error is not None and caused_by(error, AuthorizationRequired))
 
 
 def _adopt_self_configured_loggers() -> None:

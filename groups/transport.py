@@ -6,14 +6,14 @@ Guarantees: `${VAR}` is resolved here, at each connection attempt, so an unset v
 fails only its own group, and every value put in is handed to the `Redactor` before it can
 appear anywhere; a stdio upstream sees the user's whole environment plus its `env` (FastMCP
 alone would pass a small allowlist, and `npx`/`uvx` servers need PATH, HOME, proxies…);
-remote upstreams get their headers and, with `oauth_client_id`, FastMCP's OAuth flow with
-tokens kept on disk in a directory of the group's own.
+remote upstreams get their headers and, unless one of them is `Authorization`, the OAuth
+the caller provides (`groups.oauth`), which stays silent for servers that ask for none.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,15 @@ from groups.config import (
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor, shown_url
 
-__all__ = ["OAUTH_TOKEN_DIR", "HttpErrorLog", "build_transport", "group_path"]
+__all__ = ["HttpErrorLog", "OAuthFactory", "build_transport", "group_path", "oauth_token_dir"]
 
-# Where OAuth tokens live between runs, as in the Rust dynamic-mcp.
-OAUTH_TOKEN_DIR = Path.home() / ".dynamic-mcp" / "oauth-servers"
+
+def oauth_token_dir() -> Path:
+    """Where OAuth tokens live between runs, as in the Rust dynamic-mcp (HOME read now)."""
+    return Path.home() / ".dynamic-mcp" / "oauth-servers"
+
+
+OAuthFactory = Callable[[str], httpx2.Auth]  # the resolved URL -> the auth for a session
 
 
 class HttpErrorLog:
@@ -53,6 +58,7 @@ class HttpErrorLog:
     def __init__(self, url_as_written: str) -> None:
         self.url = shown_url(url_as_written)
         self.last: tuple[int, str] | None = None
+        self.resolved: str | None = None  # set by build_transport; only compared, never shown
 
     def client_factory(
         self,
@@ -71,7 +77,9 @@ class HttpErrorLog:
         )
 
     async def _record(self, response: httpx2.Response) -> None:
-        if response.is_error:
+        # Only the endpoint's own answers: an OAuth discovery's 404s say nothing of it.
+        endpoint = str(response.request.url).split("?")[0].rstrip("/")
+        if response.is_error and (self.resolved is None or endpoint == self.resolved):
             self.last = (response.status_code, self.url)
 
 
@@ -81,6 +89,7 @@ def build_transport(
     variables: Mapping[str, str],
     redactor: Redactor,
     http_errors: HttpErrorLog | None = None,
+    oauth: OAuthFactory | None = None,
 ) -> ClientTransport:
     """The transport for `server`, with every `${VAR}` resolved from `variables`.
 
@@ -92,7 +101,7 @@ def build_transport(
         if isinstance(server, StdioServer):
             return _stdio(server, variables, redactor)
         log = http_errors or HttpErrorLog(server.url)
-        return _remote(group, server, variables, redactor, log)
+        return _remote(server, variables, redactor, log, oauth)
     except UnsetVariableError as exc:
         raise GroupUnavailableError(group, str(exc), permanent=True, on_next_request=True) from None
 
@@ -112,37 +121,28 @@ def _stdio(server: StdioServer, variables: Mapping[str, str], redactor: Redactor
 
 
 def _remote(
-    group: str,
     server: HttpServer | SseServer,
     variables: Mapping[str, str],
     redactor: Redactor,
     log: HttpErrorLog,
+    oauth: OAuthFactory | None,
 ) -> ClientTransport:
     url = interpolate(server.url, variables, redactor)
+    log.resolved = url.split("?")[0].rstrip("/")
     for value in server.headers.values():
         redactor.add_literal_header(value)
     headers = {
         key: interpolate(value, variables, redactor) for key, value in server.headers.items()
     }
-    auth = _oauth(group, server, url) if server.oauth_client_id else None
+    signs_in = oauth is not None and not uses_authorization_header(server)
+    auth = oauth(url) if signs_in and oauth is not None else None
     kind = SSETransport if isinstance(server, SseServer) else StreamableHttpTransport
     return kind(url, headers=headers, auth=auth, httpx_client_factory=log.client_factory)
 
 
-def _oauth(group: str, server: HttpServer | SseServer, url: str) -> Any:
-    """FastMCP's browser OAuth flow, with tokens kept in a 0700 directory per group."""
-    from fastmcp.client.auth import OAuth
-    from key_value.aio.stores.filetree import FileTreeStore
-
-    directory = group_path(OAUTH_TOKEN_DIR, group)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return OAuth(
-        mcp_url=url,
-        scopes=server.oauth_scopes,
-        client_name="dynamic-mcp",
-        client_id=server.oauth_client_id,
-        token_storage=FileTreeStore(data_directory=directory),
-    )
+def uses_authorization_header(server: HttpServer | SseServer) -> bool:
+    """Whether the entry brings its own credentials (then no OAuth is tried)."""
+    return any(name.lower() == "authorization" for name in server.headers)
 
 
 def group_path(base: Path, group: str, suffix: str = "") -> Path:

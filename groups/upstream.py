@@ -48,16 +48,18 @@ from groups.config import ServerConfig, StdioServer
 from groups.errors import (
     FeatureDisabledError,
     GroupUnavailableError,
+    SignInNeededError,
     UnknownToolError,
     UpstreamTimeoutError,
 )
-from groups.failures import Failure, classify, is_connection_lost
+from groups.failures import AuthorizationRequired, Failure, classify, is_connection_lost
 from groups.internals import connection_of
 from groups.secrets import Redactor, shown_args, shown_url
 
 if TYPE_CHECKING:
     from fastmcp import Client
 
+    from groups.oauth import GroupOAuth, SignIn, TokenFile
     from groups.proxy import GroupProxy
 
 __all__ = ["CONNECT_TIMEOUT", "Session", "State", "Upstream"]
@@ -94,6 +96,7 @@ class Session:
     client: Client
     route: CallbackRoute
     lost: bool = False  # a request saw it end; the next request replaces it
+    auth: GroupOAuth | None = None  # a remote session's OAuth: it knows when a person is needed
     tools: list[mcp_types.Tool] | None = None  # as listed on this session, once
     tool_names: frozenset[str] = frozenset()
 
@@ -127,6 +130,7 @@ class Upstream:
         self._idle = anyio.Event()
         self._idle.set()
         self._closing_reason = "dynamic-mcp is shutting down"
+        self._sign_in: SignIn | None = None  # the OAuth sign-in under way or last done
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r}, state={self.state.value}, sessions={len(self._sessions)})"
@@ -156,6 +160,8 @@ class Upstream:
                 raise GroupUnavailableError(self.name, self._closing_reason)
             if self.state is State.FAILED and not (self.error and self.error.on_next_request):
                 raise self._still_failed()
+            if self._sign_in is not None and self._sign_in.pending:
+                raise SignInNeededError(self.name, self._sign_in.link)  # no second sign-in
             live = self._sessions.get(key)
             if live is None or live.lost:
                 if live is not None:
@@ -217,7 +223,10 @@ class Upstream:
         """
         self._require_tools()
         with self._counted():
-            return await self._tools_of(await self.session(caller))
+            try:
+                return await self._tools_of(await self.session(caller))
+            except _RefusedMidSession as refused:
+                raise await self._ask_to_sign_in(refused.auth) from None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], caller: Caller | None = None
@@ -235,7 +244,10 @@ class Upstream:
         """
         self._require_tools()
         with self._counted():
-            return await self._call_tool(name, arguments, caller)
+            try:
+                return await self._call_tool(name, arguments, caller)
+            except _RefusedMidSession as refused:
+                raise await self._ask_to_sign_in(refused.auth) from None
 
     async def _call_tool(
         self, name: str, arguments: dict[str, Any], caller: Caller | None
@@ -312,6 +324,9 @@ class Upstream:
         except TimeoutError:
             raise UpstreamTimeoutError(self.name, operation, timeout) from None
         except Exception as exc:
+            if session.auth is not None and session.auth.needs_sign_in:
+                session.lost = True  # its tokens were refused: a new session signs in anew
+                raise _RefusedMidSession(session.auth) from exc
             if not is_connection_lost(exc):
                 raise
             session.lost = True
@@ -335,11 +350,13 @@ class Upstream:
             await _close_quietly(old.client)
         route = CallbackRoute(self.name)
         try:
-            client = await self._connect(route)
+            client, auth = await self._connect(route)
+        except AuthorizationRequired:
+            raise await self._ask_to_sign_in() from None
         except GroupUnavailableError as error:
             self._fail(error)
             raise
-        session = self._sessions[key] = Session(client, route)
+        session = self._sessions[key] = Session(client, route, auth=auth)
         recovered = self.state is State.FAILED
         self.state, self.error, self.retry_at, self._failures = State.READY, None, None, 0
         logger.info("group %s connected%s", self.name, " again" if recovered else "")
@@ -347,7 +364,13 @@ class Upstream:
             self._notify()
         return session
 
-    async def _connect(self, route: CallbackRoute) -> Client:
+    async def _connect(self, route: CallbackRoute) -> tuple[Client, GroupOAuth | None]:
+        """A connected client, and the OAuth it signs its requests with (remote groups).
+
+        Raises:
+            AuthorizationRequired: the server wants a person to sign in.
+            GroupUnavailableError: anything else went wrong.
+        """
         # Client transports, httpx clients and OAuth are imported by the first connection,
         # not at start-up: serving two tools needs none of them.
         from fastmcp import Client
@@ -356,8 +379,22 @@ class Upstream:
 
         remote = not isinstance(self.config, StdioServer)
         http_errors = HttpErrorLog(self.config.url) if remote else None
+        auths: list[GroupOAuth] = []
+
+        def session_oauth(url: str) -> GroupOAuth:
+            from groups.oauth import GroupOAuth
+
+            assert not isinstance(self.config, StdioServer)
+            auths.append(GroupOAuth(url, self.config, self._token_file()))
+            return auths[-1]
+
         transport = build_transport(
-            self.name, self.config, self._variables(), self._redactor, http_errors
+            self.name,
+            self.config,
+            self._variables(),
+            self._redactor,
+            http_errors,
+            oauth=session_oauth if remote else None,
         )
         client = Client(
             transport,
@@ -376,6 +413,8 @@ class Upstream:
                     await client.__aenter__()  # held until the session closes
         except Exception as exc:
             await _close_quietly(client)
+            if any(auth.needs_sign_in for auth in auths):
+                raise AuthorizationRequired(self.name) from exc
             command = self.config.command if isinstance(self.config, StdioServer) else None
             failure = classify(exc, http_errors.last if http_errors else None, command)
             if isinstance(exc, TimeoutError):
@@ -386,7 +425,29 @@ class Upstream:
                 attempts=self._failures + 1,
                 permanent=failure.permanent,
             ) from exc
-        return client
+        return client, (auths[-1] if auths else None)
+
+    def _token_file(self) -> TokenFile:
+        from groups.oauth import TokenFile
+
+        return TokenFile.for_group(self.name, self._redactor)
+
+    async def _ask_to_sign_in(self, auth: GroupOAuth | None = None) -> SignInNeededError:
+        """Start the browser sign-in (unless one waits already); the error that gives its link."""
+        from groups.oauth import SignIn
+
+        if self._sign_in is None or not self._sign_in.pending:
+            url = auth.mcp_url if auth is not None else self._resolved_url()
+            assert not isinstance(self.config, StdioServer)
+            self._sign_in = SignIn(self.name, url, self.config, self._token_file())
+        link = await self._sign_in.start()
+        return SignInNeededError(self.name, link, self._sign_in.error)
+
+    def _resolved_url(self) -> str:
+        from groups.config import interpolate
+
+        assert not isinstance(self.config, StdioServer)
+        return interpolate(self.config.url, self._variables(), self._redactor)
 
     def _fail(self, error: GroupUnavailableError) -> None:
         first_failure = self.state is not State.FAILED
@@ -416,6 +477,13 @@ class Upstream:
     def _notify(self) -> None:
         if self._on_state_change is not None:
             self._on_state_change(self)
+
+
+class _RefusedMidSession(Exception):
+    """A session's tokens were refused, and its OAuth wants a person: sign in anew."""
+
+    def __init__(self, auth: GroupOAuth) -> None:
+        self.auth = auth
 
 
 async def _close_quietly(client: Client) -> None:

@@ -1,0 +1,132 @@
+"""`dynamic-mcp auth`: sign a remote group in ahead of time, sign it out, list who holds tokens.
+
+    dynamic-mcp auth github            # prints the link, opens a browser, waits, reports
+    dynamic-mcp auth github --logout   # deletes ~/.dynamic-mcp/oauth-servers/github.json
+    dynamic-mcp auth --list            # each remote group: signed in or not, and until when
+
+The same sign-in a group starts on its own when its server first asks (`groups.oauth`),
+run in the foreground from a terminal: useful before a client starts, or on a machine
+without a browser (open the printed link on any machine that can reach the callback).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from cyclopts import Parameter
+
+from groups import CONFIG_ENV_VAR
+from groups.errors import AuthCommandError
+
+if TYPE_CHECKING:
+    from groups.config import HttpServer, SseServer
+    from groups.oauth import TokenFile
+    from groups.secrets import Redactor
+
+__all__ = ["auth"]
+
+
+def auth(
+    group: str | None = None,
+    /,
+    *,
+    config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
+    logout: bool = False,
+    list_: Annotated[bool, Parameter(name="--list")] = False,
+) -> None:
+    """Sign GROUP in to its OAuth server now, sign it out, or list remote groups' sign-ins.
+
+    Parameters
+    ----------
+    group
+        The remote group (an http or sse entry) to sign in or out.
+    config
+        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
+    logout
+        Delete GROUP's stored tokens; its next use asks for a sign-in again.
+    list_
+        Show every remote group, whether it holds a token, and until when.
+    """
+    import anyio
+
+    from groups.config import HttpServer, SseServer, load_config, resolve_config_path
+    from groups.oauth import TokenFile
+    from groups.secrets import Redactor
+    from groups.serving import configure_logging
+
+    redactor = Redactor()
+    configure_logging("error", redactor)
+    path = resolve_config_path(config)
+    servers = load_config(path).servers
+    remote = {n: s for n, s in servers.items() if isinstance(s, HttpServer | SseServer)}
+    if list_:
+        _list(remote, redactor)
+        return
+    if group is None:
+        raise AuthCommandError("name a group to sign in or out, or pass --list")
+    server = remote.get(group)
+    if server is None:
+        kind = "is not in the config" if group not in servers else "is not a remote group"
+        names = ", ".join(remote) or "none"
+        raise AuthCommandError(f"group {group!r} {kind} (remote groups: {names})")
+    tokens = TokenFile.for_group(group, redactor)
+    if logout:
+        gone = f"removed {tokens.path}" if tokens.delete() else "it held no token"
+        print(f"Signed out of {group}: {gone}.")
+        return
+    anyio.run(_sign_in, group, server, path, tokens, redactor)
+
+
+async def _sign_in(
+    group: str, server: HttpServer | SseServer, path: Path, tokens: TokenFile, redactor: Redactor
+) -> None:
+    from groups.config import interpolate, variables_for
+    from groups.oauth import CALLBACK_TIMEOUT, SignIn
+    from groups.transport import uses_authorization_header
+
+    if uses_authorization_header(server):
+        raise AuthCommandError(
+            f"group {group!r} sends its own Authorization header: nothing to sign in to"
+        )
+    url = interpolate(server.url, variables_for(path), redactor)
+    sign_in = SignIn(group, url, server, tokens)
+    link = await sign_in.start()
+    if link is not None:
+        print(f"Sign in to {group} in a browser (one was opened where possible):\n\n  {link}\n")
+        print(f"Waiting for the sign-in, up to {CALLBACK_TIMEOUT / 60:g} minutes...", flush=True)
+    if not await sign_in.wait():
+        raise AuthCommandError(f"the sign-in to {group} did not finish: {sign_in.error}")
+    print(f"Signed in to {group}: {_validity(tokens.read())}; kept in {tokens.path}.")
+
+
+def _list(remote: dict[str, HttpServer | SseServer], redactor: Redactor) -> None:
+    from groups.oauth import TokenFile
+    from groups.secrets import shown_url
+    from groups.transport import uses_authorization_header
+
+    if not remote:
+        print("No remote (http/sse) groups in the config.")
+        return
+    for name, server in remote.items():
+        if uses_authorization_header(server):
+            state = "sends its own Authorization header"
+        else:
+            data = TokenFile.for_group(name, redactor).read()
+            state = _validity(data) if data.get("tokens") else "not signed in"
+        sys.stdout.write(f"{name}  {shown_url(server.url)}  {state}\n")
+
+
+def _validity(data: dict[str, Any]) -> str:
+    """How long the stored access token lasts, and whether it can be refreshed."""
+    tokens = data.get("tokens") or {}
+    expires_at = data.get("expires_at")
+    refresh = " (refreshable)" if tokens.get("refresh_token") else ""
+    if expires_at is None:
+        return "signed in, no expiry given" + refresh
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(expires_at))
+    if expires_at < time.time():
+        return f"signed in, access token expired {when}{refresh}"
+    return f"signed in, access token valid until {when}{refresh}"

@@ -1,0 +1,263 @@
+"""OAuth for remote groups against a real OAuth-protected MCP server on 127.0.0.1.
+
+The server (tests/upstreams/oauth_server.py) is FastMCP with its in-memory OAuth provider:
+discovery, dynamic client registration, PKCE, short-lived access tokens, rotated refresh
+tokens. The browser is tests/upstreams/follow_browser.py, named by $BROWSER as a user's
+would be: it follows the sign-in link at once. Tokens go to a HOME of the test's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types
+import pytest
+from conftest import REPO, UPSTREAMS, free_port, raw_debug_session, wait_for_port
+from fastmcp import Client
+
+from server import build_server
+
+SIGN_IN_WAIT = 30.0  # seconds for the followed link to reach the callback and tokens to land
+SHORT_TOKEN = 5  # seconds an access token lives where refresh is the point
+
+
+def serve_oauth(token_seconds: int = 3600, callback_port: int | None = None) -> Any:
+    port = free_port()
+    command = [sys.executable, str(UPSTREAMS / "oauth_server.py"), str(port), str(token_seconds)]
+    if callback_port is not None:
+        command.append(str(callback_port))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    return process, f"http://127.0.0.1:{port}/mcp"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch) -> Path:
+    """A HOME of the test's own, and a browser that signs in at once."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("BROWSER", f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
+    return home
+
+
+@pytest.fixture
+def oauth_url(home):
+    process, url = serve_oauth()
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def short_lived_url(home):
+    process, url = serve_oauth(SHORT_TOKEN)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def token_file(home: Path, group: str = "guarded") -> Path:
+    return home / ".dynamic-mcp" / "oauth-servers" / f"{group}.json"
+
+
+def config_for(write_config, url: str, **oauth: Any) -> Path:
+    return write_config({"guarded": {"description": "Behind OAuth", "url": url, **oauth}})
+
+
+async def whoami(client: Client) -> mcp_types.CallToolResult:
+    return await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "guarded", "name": "whoami", "args": {}}
+    )
+
+
+async def signed_in(client: Client) -> mcp_types.CallToolResult:
+    """Call (bounded) until the sign-in the first call started has finished."""
+    with anyio.fail_after(SIGN_IN_WAIT):
+        while (result := await whoami(client)).is_error:
+            assert "needs you to sign in" in result.content[0].text, result.content[0].text
+            await anyio.sleep(0.2)
+    return result
+
+
+async def test_the_first_call_answers_at_once_with_the_link_and_one_sign_in_follows(
+    write_config, oauth_url, home
+):
+    async with Client(build_server(config_for(write_config, oauth_url))) as client:
+        first = await whoami(client)
+        again = await whoami(client)
+        after = await signed_in(client)
+
+    text = first.content[0].text
+    assert first.is_error
+    assert text.startswith("Group 'guarded' needs you to sign in: open this link in a browser")
+    link = text.rsplit(" ", 1)[1]
+    assert link.startswith(oauth_url.removesuffix("/mcp") + "/authorize?")
+    # Asked again while the sign-in waits: the same link, no second sign-in.
+    assert again.content[0].text in (text, after.content[0].text)
+    client_id = after.content[0].text
+    assert f"client_id={client_id}" in link  # registered once, signed in with that client
+
+
+async def test_tokens_are_kept_in_one_private_file_and_reused_after_a_restart(
+    write_config, oauth_url, home
+):
+    config = config_for(write_config, oauth_url)
+    async with Client(build_server(config)) as client:
+        await whoami(client)
+        first = await signed_in(client)
+    stored = token_file(home)
+
+    async with Client(build_server(config)) as client:  # a restart: a new dynamic-mcp
+        reused = await whoami(client)
+
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
+    data = json.loads(stored.read_text())
+    assert set(data) >= {"tokens", "client", "expires_at"}
+    assert not reused.is_error  # no sign-in asked again
+    assert reused.content[0].text == first.content[0].text
+
+
+async def test_a_token_file_found_open_to_others_is_made_private(write_config, oauth_url, home):
+    config = config_for(write_config, oauth_url)
+    async with Client(build_server(config)) as client:
+        await whoami(client)
+        await signed_in(client)
+    stored = token_file(home)
+    stored.chmod(0o644)
+    stored.parent.chmod(0o755)
+
+    async with Client(build_server(config)) as client:
+        reused = await whoami(client)
+
+    assert not reused.is_error
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
+
+
+async def test_an_expiring_token_is_refreshed_in_the_session_and_the_rotation_kept(
+    write_config, short_lived_url, home
+):
+    async with Client(build_server(config_for(write_config, short_lived_url))) as client:
+        await whoami(client)
+        await signed_in(client)
+        stored = token_file(home)
+        first_refresh = json.loads(stored.read_text())["tokens"]["refresh_token"]
+        calls: list[mcp_types.CallToolResult] = []
+        with anyio.fail_after(SIGN_IN_WAIT):
+            while json.loads(stored.read_text())["tokens"]["refresh_token"] == first_refresh:
+                calls.append(await whoami(client))
+                await anyio.sleep(0.2)
+        calls.append(await whoami(client))
+
+    assert calls and not any(call.is_error for call in calls)  # never asked to sign in
+
+
+async def test_a_revoked_token_leads_back_to_a_sign_in_not_a_loop(write_config, oauth_url, home):
+    async with Client(build_server(config_for(write_config, oauth_url))) as client:
+        await whoami(client)
+        before = await signed_in(client)
+        await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "guarded", "name": "revoke_all", "args": {}}
+        )
+        refused = await whoami(client)
+        after = await signed_in(client)
+
+    assert refused.is_error
+    assert "needs you to sign in: open this link" in refused.content[0].text
+    assert not after.is_error
+    assert after.content[0].text == before.content[0].text  # the same registered client
+
+
+async def test_a_pre_registered_client_and_its_scopes_are_used(write_config, home, tmp_path):
+    callback_port = free_port()
+    process, url = serve_oauth(callback_port=callback_port)
+    try:
+        config = config_for(
+            write_config,
+            url,
+            oauth_client_id="preregistered",
+            oauth_scopes=["read"],
+            oauth_callback_port=callback_port,
+        )
+        async with Client(build_server(config)) as client:
+            first = await whoami(client)
+            after = await signed_in(client)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert "client_id=preregistered" in first.content[0].text
+    assert after.content[0].text == "preregistered read"
+
+
+def auth_command(home: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", "auth", *args, "--config", str(config)],
+        cwd=REPO,
+        env={**os.environ, "HOME": str(home)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_auth_command_signs_in_lists_and_signs_out(write_config, oauth_url, home):
+    config = config_for(write_config, oauth_url)
+
+    signed = auth_command(home, config, "guarded")
+    listed = auth_command(home, config, "--list")
+    out = auth_command(home, config, "guarded", "--logout")
+    after = auth_command(home, config, "--list")
+
+    assert signed.returncode == 0, signed.stderr
+    assert "/authorize?" in signed.stdout
+    assert (
+        signed.stdout.strip()
+        .splitlines()[-1]
+        .startswith("Signed in to guarded: signed in, access token valid until")
+    )
+    assert listed.stdout.startswith(f"guarded  {oauth_url}  signed in, access token valid until")
+    assert "(refreshable)" in listed.stdout
+    assert out.stdout.strip() == f"Signed out of guarded: removed {token_file(home)}."
+    assert not token_file(home).exists()
+    assert after.stdout.strip() == f"guarded  {oauth_url}  not signed in"
+
+
+def test_no_token_or_code_reaches_stderr_even_at_debug(write_config, oauth_url, home):
+    config = config_for(write_config, oauth_url)
+    call = {
+        "name": "call_dynamic_tool",
+        "arguments": {"group": "guarded", "name": "whoami", "args": {}},
+    }
+    assert auth_command(home, config, "guarded").returncode == 0
+    tokens = json.loads(token_file(home).read_text())["tokens"]
+
+    messages, log = raw_debug_session(config, [call, call], env={**os.environ, "HOME": str(home)})
+
+    answers = [m for m in messages if m.get("id") in (1, 2)]
+    assert all(not answer["result"].get("isError") for answer in answers)
+    assert "Authorization" in log or "HTTP Request" in log  # the debug log is there
+    assert tokens["access_token"] not in log
+    assert tokens["refresh_token"] not in log
+
+
+async def test_a_server_that_asks_for_credentials_without_oauth_says_to_add_a_header(
+    write_config, status_url, home
+):
+    url = status_url(401)
+    async with Client(build_server(config_for(write_config, url))) as client:
+        result = await whoami(client)
+    assert result.content[0].text == (
+        f"Group 'guarded' is unavailable: HTTP 401 from {url}: the server wants credentials "
+        "and offers no OAuth sign-in; add an Authorization header to this group's entry"
+    )
