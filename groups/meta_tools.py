@@ -10,7 +10,9 @@ Guarantees:
   from the registry, built once per change (`changed`) rather than per request;
 - `tools/call` runs the declared meta-tool functions themselves; a call by any other name
   is an `isError` result naming the two tools, and for `<group>_<tool>` how to call it;
-- a meta-tool's own arguments are checked here, each problem named by argument;
+- a meta-tool's own arguments are checked here, each problem named by argument; a call
+  whose tool arguments were put beside `group` and `name` instead of inside `args` (weaker
+  models flatten them) is taken as if they had been in `args`; with both, `args` wins;
 - the client's request is the `current_caller` while its call runs, so the upstream's
   callbacks find their way back to it (`groups.callers`).
 """
@@ -146,10 +148,15 @@ def _checked(tool: str, given: Mapping[str, Any]) -> dict[str, Any]:
             not an argument of the meta-tool at all.
     """
     expected = ARGUMENTS[tool]
-    for name in given:
-        if name not in expected:
-            hint = "; pass the tool's arguments inside 'args'" if tool == CALL_TOOL else ""
-            raise BadArgumentsError(tool, name, f"is not an argument of {tool}{hint}")
+    beside = {name: value for name, value in given.items() if name not in expected}
+    if beside and tool == CALL_TOOL:
+        # The tool's arguments, flattened beside group and name: read them as `args`,
+        # unless `args` is there too, which then wins.
+        given = {name: value for name, value in given.items() if name in expected}
+        given.setdefault("args", beside)
+    elif beside:
+        name = next(iter(beside))
+        raise BadArgumentsError(tool, name, f"is not an argument of {tool}")
     checked: dict[str, Any] = {}
     for name, (kind, required) in expected.items():
         value = given.get(name)

@@ -165,10 +165,9 @@ async def test_a_group_tool_called_by_its_namespaced_name_is_refused_with_the_wa
             "call_dynamic_tool: 'args' must be an object, got a string.",
         ),
         (
-            "call_dynamic_tool",
-            {"group": "echo", "name": "echo", "text": "hi"},
-            "call_dynamic_tool: 'text' is not an argument of call_dynamic_tool; "
-            "pass the tool's arguments inside 'args'.",
+            "get_dynamic_tools",
+            {"group": "echo", "tool": "echo"},
+            "get_dynamic_tools: 'tool' is not an argument of get_dynamic_tools.",
         ),
     ],
 )
@@ -179,6 +178,23 @@ async def test_a_meta_tool_called_with_bad_arguments_says_which_and_how(
         result = await client.call_tool_mcp(tool, arguments)
     assert result.is_error
     assert result.content[0].text == message
+
+
+@pytest.mark.parametrize(
+    ("arguments", "answer"),
+    [
+        ({"group": "echo", "name": "echo", "text": "flat"}, "flat"),  # flattened: taken as args
+        ({"group": "echo", "name": "echo", "text": "flat", "args": {"text": "in args"}}, "in args"),
+        ({"group": "echo", "name": "echo", "args": {"text": "in args"}}, "in args"),
+    ],
+)
+async def test_tool_arguments_put_beside_group_and_name_are_taken_as_args(
+    write_config, arguments, answer
+):
+    async with Client(build_server(write_config({"echo": stdio_entry()}))) as client:
+        result = await client.call_tool_mcp("call_dynamic_tool", arguments)
+    assert not result.is_error, result.content[0].text
+    assert result.content[0].text == answer
 
 
 async def test_tools_list_as_sent_carries_no_title_or_fastmcp_meta(write_config):
