@@ -83,7 +83,7 @@ def auth(
 async def _sign_in(
     group: str, server: HttpServer | SseServer, path: Path, tokens: TokenFile, redactor: Redactor
 ) -> None:
-    from groups.config import interpolate, variables_for
+    from groups.config import UnresolvedError, interpolate, variables_for
     from groups.oauth import CALLBACK_TIMEOUT, SignIn
     from groups.transport import uses_authorization_header
 
@@ -91,7 +91,10 @@ async def _sign_in(
         raise AuthCommandError(
             f"group {group!r} sends its own Authorization header: nothing to sign in to"
         )
-    url = interpolate(server.url, variables_for(path), redactor)
+    try:
+        url = interpolate(server.url, variables_for(path), redactor)
+    except UnresolvedError as exc:
+        raise AuthCommandError(f"group {group!r}: {exc}") from None
     sign_in = SignIn(group, url, server, tokens)
     link = await sign_in.start()
     if link is not None:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Collection, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -47,10 +48,12 @@ __all__ = [
     "Duration",
     "Features",
     "HttpServer",
+    "SecretFileError",
     "ServerConfig",
     "SseServer",
     "StdioServer",
     "Timeouts",
+    "UnresolvedError",
     "fingerprint",
     "interpolate",
     "load_config",
@@ -339,17 +342,31 @@ def resolve_config_path(path: Path | None) -> Path:
     )
 
 
-# ---- ${VAR} interpolation ---------------------------------------------------------------
+# ---- ${VAR} and ${file:PATH} interpolation ----------------------------------------------
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_REFERENCE = re.compile(r"\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}")
 
 
-class UnsetVariableError(Exception):
+class UnresolvedError(Exception):
+    """A `${...}` in a group's config cannot be resolved now; the group fails alone."""
+
+
+class UnsetVariableError(UnresolvedError):
     """A `${VAR}` in a group's config names a variable that is not set."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"environment variable {name} is not set (used as ${{{name}}})")
+
+
+class SecretFileError(UnresolvedError):
+    """A `${file:PATH}` names a file that is missing, unreadable, or readable by others."""
+
+    def __init__(self, written: str, problem: str) -> None:
+        self.written = written
+        self.problem = problem
+        super().__init__(f"the secret file {written} (used as ${{file:{written}}}) {problem}")
 
 
 def variables_for(config_path: Path | None) -> dict[str, str]:
@@ -363,39 +380,71 @@ def variables_for(config_path: Path | None) -> dict[str, str]:
 
 
 def interpolate(text: str, variables: Mapping[str, str], redactor: Redactor | None = None) -> str:
-    """Replace `${VAR}` and `${VAR:-default}`; `redactor` learns each value put in.
+    """Replace `${VAR}`, `${VAR:-default}` and `${file:PATH}`; `redactor` learns each value.
 
     Raises:
         UnsetVariableError: a variable without a default is not set.
+        SecretFileError: a secret file is missing, unreadable or readable by others.
     """
 
     def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in variables:
-            value = variables[name]
+        path, name, default = match.groups()
+        if path is not None:
+            value, shown = read_secret_file(path), f"${{file:{path}}}"
+        elif name in variables:
+            value, shown = variables[name], f"${{{name}}}"
         elif default is not None:
-            value = default
+            value, shown = default, f"${{{name}}}"
         else:
             raise UnsetVariableError(name)
         if redactor is not None:
-            redactor.add(value, f"${{{name}}}")
+            redactor.add(value, shown)
         return value
 
-    return _VARIABLE.sub(substitute, text)
+    return _REFERENCE.sub(substitute, text)
+
+
+def read_secret_file(written: str) -> str:
+    """The content of a `${file:PATH}` (`~` expanded), its trailing newline removed.
+
+    Raises:
+        SecretFileError: the file is missing, unreadable, or readable by group or others.
+    """
+    path = Path(written).expanduser()
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o044:
+            raise SecretFileError(
+                written, f"is readable by others (mode {mode:04o}): run chmod 600 {path}"
+            )
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SecretFileError(written, "does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretFileError(written, f"cannot be read ({exc})") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def fingerprint(server: ServerConfig, variables: Mapping[str, str]) -> str:
     """A digest of the group's effective config: its entry but the description, and the
-    values of the `${VAR}`s it names (an unset one counts as unset).
+    values of the `${VAR}`s and `${file:PATH}`s it names (an unset one counts as unset).
 
     Two entries with the same fingerprint serve the same upstream the same way. A reload
-    compares them, so an edit of the entry or of a variable it uses (in `.env` or the
-    environment) both count as a change; a new description alone does not. Only the digest
-    is kept: no secret value is.
+    compares them, so an edit of the entry, of a variable it uses (in `.env` or the
+    environment) or of a secret file all count as a change; a new description alone does
+    not. Only the digest is kept: no secret value is.
     """
     entry = server.model_dump(mode="json", exclude={"description"})
     written = json.dumps(entry, sort_keys=True)
-    names = sorted({match.group(1) for match in _VARIABLE.finditer(written)})
-    values = {name: variables.get(name) for name in names}
+    values: dict[str, str | None] = {}
+    for match in _REFERENCE.finditer(written):
+        path, name, _ = match.groups()
+        if path is not None:
+            try:
+                values[f"file:{path}"] = read_secret_file(path)
+            except SecretFileError as exc:
+                values[f"file:{path}"] = f"unresolved: {exc.problem}"
+        else:
+            values[name] = variables.get(name)
     payload = json.dumps([written, values], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

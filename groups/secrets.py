@@ -152,4 +152,4 @@ def shown_args(args: list[str]) -> list[str]:
 
 def _is_reference(value: str) -> bool:
     """Whether a value is only a `${VAR}` reference (which shows nothing secret)."""
-    return bool(re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}", value))
+    return bool(re.fullmatch(r"\$\{(file:[^}]+|[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?)\}", value))

@@ -30,7 +30,7 @@ from groups.config import (
     ServerConfig,
     SseServer,
     StdioServer,
-    UnsetVariableError,
+    UnresolvedError,
     interpolate,
 )
 from groups.errors import GroupUnavailableError
@@ -94,15 +94,15 @@ def build_transport(
     """The transport for `server`, with every `${VAR}` resolved from `variables`.
 
     Raises:
-        GroupUnavailableError: a `${VAR}` is unset (`on_next_request`: setting it and
-            asking again is enough).
+        GroupUnavailableError: a `${VAR}` is unset or a `${file:PATH}` unusable
+            (`on_next_request`: fixing it and asking again is enough).
     """
     try:
         if isinstance(server, StdioServer):
             return _stdio(server, variables, redactor)
         log = http_errors or HttpErrorLog(server.url)
         return _remote(server, variables, redactor, log, oauth)
-    except UnsetVariableError as exc:
+    except UnresolvedError as exc:
         raise GroupUnavailableError(group, str(exc), permanent=True, on_next_request=True) from None
 
 

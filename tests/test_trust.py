@@ -230,6 +230,29 @@ async def test_a_group_failed_on_an_unset_variable_works_as_soon_as_it_is_set(
     assert after["from_env"].content[0].text == "from the environment"
 
 
+async def test_a_secret_from_a_file_reaches_the_upstream_and_a_file_others_can_read_is_refused(
+    write_config, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    secret = tmp_path / "token.txt"
+    secret.write_text("file-secret-6b2a\n")
+    secret.chmod(0o644)
+    servers = {"filed": stdio_entry(env={"TOKEN": "${file:~/token.txt}"}), "echo": stdio_entry()}
+    async with Client(build_server(write_config(servers))) as client:
+        refused = await call(client, "filed", "env", {"name": "TOKEN"})
+        other = await call(client, "echo", "echo", {"text": "unaffected"})
+        secret.chmod(0o600)
+        read = await call(client, "filed", "env", {"name": "TOKEN"})
+
+    assert refused.is_error
+    assert refused.content[0].text == (
+        "Group 'filed' is unavailable: the secret file ~/token.txt (used as "
+        f"${{file:~/token.txt}}) is readable by others (mode 0644): run chmod 600 {secret}"
+    )
+    assert other.content[0].text == "unaffected"  # the group failed alone
+    assert read.content[0].text == "file-secret-6b2a"  # its trailing newline removed
+
+
 # ---- bookkeeping ------------------------------------------------------------------------
 
 
