@@ -18,6 +18,7 @@ import re
 import stat
 from collections.abc import Collection, Mapping
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -53,6 +54,7 @@ __all__ = [
     "SseServer",
     "StdioServer",
     "Timeouts",
+    "ToolFilter",
     "UnresolvedError",
     "fingerprint",
     "interpolate",
@@ -126,6 +128,22 @@ class Timeouts(_Strict):
     prompts: Duration = timedelta(seconds=10)
 
 
+class ToolFilter(_Strict):
+    """Which of an upstream's tools the model is offered: names or glob patterns (`get_*`)."""
+
+    include: list[str] | None = None  # only these (all, when absent)
+    exclude: list[str] = []  # never these, even if included
+
+    def hides(self, tool: str) -> str | None:
+        """Why `tool` is hidden (the setting and pattern that hide it), or None."""
+        for pattern in self.exclude:
+            if fnmatchcase(tool, pattern):
+                return f"tools.exclude has {pattern!r}"
+        if self.include is not None and not any(fnmatchcase(tool, p) for p in self.include):
+            return "tools.include does not name it"
+        return None
+
+
 def _non_empty(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError(
@@ -139,6 +157,7 @@ class _Server(_Strict):
     enabled: bool = True
     features: Features = Features()
     timeout: Timeouts = Timeouts()
+    tools: ToolFilter = ToolFilter()
 
 
 class StdioServer(_Server):

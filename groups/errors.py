@@ -6,6 +6,7 @@
     ├── BadArgumentsError           a meta-tool's own arguments are missing or of a wrong type
     ├── UnknownGroupError           the model named a group that is not configured
     ├── UnknownToolError            the model named a tool its group does not have
+    ├── ToolHiddenError             the model named a tool the group's config hides
     ├── FeatureDisabledError        the config turns off the feature (tools…) asked for
     ├── GroupUnavailableError       an upstream could not be started, reached or initialized
     ├── SignInNeededError           a remote upstream wants a person to sign in (OAuth)
@@ -49,6 +50,7 @@ __all__ = [
     "OutputExistsError",
     "OutputWriteError",
     "SignInNeededError",
+    "ToolHiddenError",
     "UnknownGroupError",
     "UnknownImporterError",
     "UnknownToolError",
@@ -144,6 +146,19 @@ class UnknownToolError(DynamicMcpError):
         self.valid = sorted(valid)
         choices = ", ".join(self.valid) or "(the group has no tools)"
         super().__init__(f"Unknown tool {tool!r} in group {group!r}. Valid tools: {choices}.")
+
+
+class ToolHiddenError(DynamicMcpError):
+    """The upstream has the tool, but the group's `tools` filter hides it from the model."""
+
+    def __init__(self, group: str, tool: str, why: str) -> None:
+        self.group = group
+        self.tool = tool
+        self.why = why
+        super().__init__(
+            f"Tool {tool!r} of group {group!r} is hidden by this group's config ({why}). "
+            f"Call get_dynamic_tools({group!r}) for the tools it offers."
+        )
 
 
 class FeatureDisabledError(DynamicMcpError):

@@ -49,6 +49,7 @@ from groups.errors import (
     FeatureDisabledError,
     GroupUnavailableError,
     SignInNeededError,
+    ToolHiddenError,
     UnknownToolError,
     UpstreamTimeoutError,
 )
@@ -224,9 +225,10 @@ class Upstream:
         self._require_tools()
         with self._counted():
             try:
-                return await self._tools_of(await self.session(caller))
+                tools = await self._tools_of(await self.session(caller))
             except _RefusedMidSession as refused:
                 raise await self._ask_to_sign_in(refused.auth) from None
+        return [tool for tool in tools if not self.config.tools.hides(tool.name)]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], caller: Caller | None = None
@@ -238,11 +240,14 @@ class Upstream:
 
         Raises:
             FeatureDisabledError: the config turns this group's tools off.
+            ToolHiddenError: the group's `tools` filter hides `name`.
             UnknownToolError: the upstream has no tool `name`.
             UpstreamTimeoutError: no answer within the group's tool timeout.
             GroupUnavailableError: the upstream could not be reached, or died mid-call.
         """
         self._require_tools()
+        if why := self.config.tools.hides(name):
+            raise ToolHiddenError(self.name, name, why)
         with self._counted():
             try:
                 return await self._call_tool(name, arguments, caller)
@@ -256,7 +261,8 @@ class Upstream:
         if name not in session.tool_names:
             tools = await self._tools_of(session, refresh=True)  # it may have added one
             if name not in session.tool_names:
-                raise UnknownToolError(self.name, name, [tool.name for tool in tools])
+                offered = [t.name for t in tools if not self.config.tools.hides(t.name)]
+                raise UnknownToolError(self.name, name, offered)
         request = mcp_types.CallToolRequest(
             params=mcp_types.CallToolRequestParams(name=name, arguments=arguments)
         )

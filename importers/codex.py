@@ -5,7 +5,8 @@ Format (Codex config docs, https://developers.openai.com/codex/mcp, checked Nov 
 stdio servers have `command`, `args`, `env`, `env_vars` (names to forward), `cwd`;
 remote servers (streamable HTTP only) have `url`, `bearer_token_env_var`,
 `http_headers` and `env_http_headers` (header -> variable name); both have `enabled`,
-`startup_timeout_sec`, `tool_timeout_sec`, `enabled_tools`, `disabled_tools`.
+`startup_timeout_sec`, `tool_timeout_sec`, `enabled_tools`, `disabled_tools` (which become
+`tools.include` and `tools.exclude`).
 Older configs used `[mcp.NAME]`; both tables are read.
 """
 
@@ -55,6 +56,7 @@ def _convert(draft: Draft) -> Found:
             headers["Authorization"] = f"Bearer {inline}"
         draft.put("headers", headers)
         draft.put("oauth_scopes", draft.texts("scopes"))
+    draft.tool_filter("enabled_tools", "disabled_tools")
     if draft.flag("enabled") is False:
         draft.entry["enabled"] = False
     if (limit := draft.number("tool_timeout_sec")) is not None:

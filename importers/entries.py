@@ -29,10 +29,6 @@ IGNORED: dict[str, str] = {
     "alwaysAllow": "dynamic-mcp does not ask before tool calls",
     "autoApprove": "dynamic-mcp does not ask before tool calls",
     "trust": "dynamic-mcp does not ask before tool calls",
-    "includeTools": "dynamic-mcp offers every tool of a server",
-    "excludeTools": "dynamic-mcp offers every tool of a server",
-    "enabled_tools": "dynamic-mcp offers every tool of a server",
-    "disabled_tools": "dynamic-mcp offers every tool of a server",
     "envFile": "copy its variables into env, or into a .env beside dynamic-mcp.json",
 }
 
@@ -139,6 +135,16 @@ class Draft:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise Skip(f"{key!r} must be a non-negative number, got {kind_of(value)}")
         return float(value)
+
+    def tool_filter(self, include: str, exclude: str) -> None:
+        """The source's own tool filter, carried over as dynamic-mcp's `tools`."""
+        included, excluded = self.texts(include), self.texts(exclude)
+        tools: dict[str, list[str]] = {}
+        if included is not None:
+            tools["include"] = included
+        if excluded:
+            tools["exclude"] = excluded
+        self.put("tools", tools)
 
     def put(self, key: str, value: Any) -> None:
         """Set a dynamic-mcp field unless the value is empty."""

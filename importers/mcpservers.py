@@ -108,6 +108,7 @@ def convert_entry(draft: Draft, dialect: Dialect) -> None:
         oauth(draft, "auth")  # Cursor's spelling
     if draft.flag("disabled") is True or draft.flag("enabled") is False:
         draft.entry["enabled"] = False
+    draft.tool_filter("includeTools", "excludeTools")  # Gemini CLI's
     timeout(draft, dialect.timeout)
     draft.description = draft.text("description")
 

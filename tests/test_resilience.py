@@ -3,6 +3,7 @@ with one readable line for the model, and the server keeps serving everything el
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -348,3 +349,21 @@ async def test_many_groups_expanded_at_once_all_come_up(serve):
 
     failed = {g: r.content[0].text for g, r in results.items() if r.is_error}
     assert failed == {}
+
+
+async def test_a_tool_filter_hides_tools_from_the_expansion_and_refuses_their_calls(serve):
+    servers = {"echo": stdio_entry(tools={"include": ["e*", "pid"], "exclude": ["env"]})}
+    async with serve(servers) as client:
+        expanded = await expand(client, "echo")
+        hidden = await call(client, "echo", "env", {"name": "HOME"})
+        allowed = await call(client, "echo", "echo", {"text": "shown"})
+        unknown = await call(client, "echo", "ech")
+
+    assert [tool["name"] for tool in json.loads(expanded.content[0].text)] == ["pid", "echo"]
+    assert hidden.is_error
+    assert hidden.content[0].text == (
+        "Tool 'env' of group 'echo' is hidden by this group's config (tools.exclude has "
+        "'env'). Call get_dynamic_tools('echo') for the tools it offers."
+    )
+    assert allowed.content[0].text == "shown"
+    assert unknown.content[0].text == "Unknown tool 'ech' in group 'echo'. Valid tools: echo, pid."

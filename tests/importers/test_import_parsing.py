@@ -226,3 +226,26 @@ def test_an_entry_that_cannot_be_expressed_is_unusable_with_the_reason(entry, re
     server = parsed["s"]
     assert isinstance(server, Unusable)
     assert reason_mentions in server.reason
+
+
+@pytest.mark.parametrize(
+    ("importer", "text", "tools"),
+    [
+        (
+            "gemini",
+            '{"mcpServers": {"s": {"command": "x", "excludeTools": ["rm_*"], '
+            '"includeTools": ["ls", "rm_all"]}}}',
+            {"include": ["ls", "rm_all"], "exclude": ["rm_*"]},
+        ),
+        (
+            "codex",
+            '[mcp_servers.s]\ncommand = "x"\ndisabled_tools = ["delete"]\n',
+            {"exclude": ["delete"]},
+        ),
+    ],
+)
+def test_a_sources_own_tool_filter_becomes_the_groups_tools_filter(importer, text, tools):
+    found = find(importer).parse(text)["s"]
+    assert isinstance(found, Found)
+    assert found.entry["tools"] == tools
+    assert not any("Tools" in note or "_tools" in note for note in found.notes)
