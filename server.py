@@ -75,6 +75,7 @@ def build_server(
     from mcp_types import CallToolResult
 
     from groups.callers import current_caller
+    from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path
     from groups.internals import serve_listen
     from groups.limits import GroupTimeLimits
@@ -83,7 +84,7 @@ def build_server(
     from groups.registry import Registry
     from groups.reload import ConfigReloader
 
-    registry = Registry() if registry is None else registry
+    registry = Registry(catalog=Catalog()) if registry is None else registry
     notifier = Notifier() if notifier is None else notifier
     notifier.on_leave = registry.release
     meta_tools = MetaTools(registry, notifier)
@@ -173,6 +174,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8931,
     token_file: Path | None = None,
+    no_catalog: bool = False,
     log_level: Annotated[LogLevel, Parameter(env_var="DYNAMIC_MCP_LOG_LEVEL")] = "warning",
 ) -> None:
     """Serve the upstream servers of CONFIG as groups behind two tools.
@@ -190,16 +192,19 @@ def serve(
     token_file
         File holding the bearer token HTTP clients must send (mode 600). Default:
         $DYNAMIC_MCP_HTTP_TOKEN; none is needed on loopback.
+    no_catalog
+        Ask each upstream for its tools on first expansion, never ~/.dynamic-mcp/catalog.
     log_level
         Least severe log message written to stderr.
     """
     import anyio
 
+    from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path
     from groups.registry import Registry
     from groups.serving import configure_logging, quiet_fastmcp, serve_http, serve_stdio
 
-    registry = Registry()
+    registry = Registry(catalog=None if no_catalog else Catalog())
     configure_logging(log_level, registry.redactor)
     path = resolve_config_path(config)
     loaded = load_config(path)

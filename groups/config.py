@@ -51,6 +51,7 @@ __all__ = [
     "HttpServer",
     "SecretFileError",
     "ServerConfig",
+    "Settings",
     "SseServer",
     "StdioServer",
     "Timeouts",
@@ -168,6 +169,7 @@ class StdioServer(_Server):
     args: list[str] = []
     env: dict[str, str] = {}
     cwd: str | None = None
+    idle_timeout: Duration | None = None  # stop the process after this long unused
 
 
 class _RemoteServer(_Server):
@@ -239,10 +241,19 @@ def plain_group_name(name: str, taken: Collection[str] = ()) -> str:
     return candidate
 
 
+class Settings(_Strict):
+    """dynamic-mcp's own settings, beside the servers: `"settings": {...}`."""
+
+    catalog: bool = True  # answer expansions from ~/.dynamic-mcp/catalog when it knows the group
+    idle_timeout: Duration | None = None  # for stdio groups that set none of their own
+    search: bool = False  # offer search_dynamic_tools, a third tool
+
+
 class Config(_Strict):
-    """The whole file: `{"mcpServers": {name: server}}`."""
+    """The whole file: `{"mcpServers": {name: server}, "settings": {...}}`."""
 
     servers: dict[str, ServerConfig] = Field(alias="mcpServers")
+    settings: Settings = Settings()
     schema_: str | None = Field(default=None, alias="$schema")
 
     @field_validator("servers")

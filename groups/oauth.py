@@ -49,8 +49,8 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from groups.errors import UnsafeTokenFileError
 from groups.failures import AuthorizationRequired
+from groups.home import group_file, oauth_token_dir
 from groups.secrets import Redactor
-from groups.transport import group_path, oauth_token_dir
 
 if TYPE_CHECKING:
     from groups.config import HttpServer, SseServer
@@ -90,7 +90,7 @@ class TokenFile:
 
     @classmethod
     def for_group(cls, group: str, redactor: Redactor | None = None) -> TokenFile:
-        return cls(group_path(oauth_token_dir(), group, ".json"), redactor)
+        return cls(group_file(oauth_token_dir(), group, ".json"), redactor)
 
     def __repr__(self) -> str:
         return f"TokenFile({str(self.path)!r})"

@@ -33,8 +33,9 @@ import anyio
 import mcp_types
 
 from groups.callers import Caller
+from groups.catalog import Catalog
 from groups.children import end_children_after
-from groups.config import Config, ServerConfig, fingerprint, variables_for
+from groups.config import Config, ServerConfig, Settings, StdioServer, fingerprint, variables_for
 from groups.errors import UnknownGroupError
 from groups.mounted import MountedGroups
 from groups.secrets import Redactor
@@ -54,6 +55,7 @@ SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hol
 # Upstreams closing on their own (stdin closed) before the ones left are ended: less than
 # the 2 s a client waits for dynamic-mcp itself to exit before it kills it.
 SHUTDOWN_GRACE = 1.0
+IDLE_CHECK_INTERVAL = 1.0  # how often unused stdio upstreams are looked for
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,11 @@ class Registry:
     """Every enabled group by name, and the provider their proxies are mounted in."""
 
     def __init__(
-        self, *, on_change: ChangeListener | None = None, redactor: Redactor | None = None
+        self,
+        *,
+        on_change: ChangeListener | None = None,
+        redactor: Redactor | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self._upstreams: dict[str, Upstream] = {}
         self._fingerprints: dict[str, str] = {}  # each group's effective config, as applied
@@ -96,6 +102,9 @@ class Registry:
         self._retiring: dict[Upstream, asyncio.Task[None]] = {}
         self.on_change = on_change
         self.redactor = redactor or Redactor()
+        self.settings = Settings()
+        self._catalog = catalog  # None: the command line turned the catalog off
+        self._resting: asyncio.Task[None] | None = None  # stops unused stdio upstreams
         self._closed: anyio.Event | None = None  # set once every group is closed
 
     def __repr__(self) -> str:
@@ -104,12 +113,14 @@ class Registry:
     def configure(self, config: Config, *, config_path: Path | None = None) -> None:
         """Take the groups of `config`; `${VAR}` also reads a `.env` beside `config_path`."""
         self._config_path = config_path
+        self.settings = config.settings
         variables = variables_for(config_path)
         servers = config.enabled()
-        self._upstreams = {name: self._upstream(name, server) for name, server in servers.items()}
         self._fingerprints = {
             name: fingerprint(server, variables) for name, server in servers.items()
         }
+        self._upstreams = {name: self._upstream(name, server) for name, server in servers.items()}
+        self._watch_idle()
 
     def reconfigure(self, config: Config) -> Changes:
         """Apply a new config: new groups appear, removed ones go, changed ones start anew.
@@ -119,6 +130,7 @@ class Registry:
         alone is new keeps them too, and the model reads the new description.
         """
         variables = variables_for(self._config_path)
+        self.settings = config.settings
         servers = config.enabled()
         prints = {name: fingerprint(server, variables) for name, server in servers.items()}
         removed = [name for name in self._upstreams if name not in servers]
@@ -141,11 +153,16 @@ class Registry:
         for name in (*removed, *changed):
             unmounted |= self.mounted.unmount(name)
             self._retire(self._upstreams.pop(name))
+        self._fingerprints = prints
         upstreams = {
             name: self._upstreams.get(name) or self._upstream(name, server)
             for name, server in servers.items()
         }
-        self._upstreams, self._fingerprints = upstreams, prints  # in the new config's order
+        for name, upstream in upstreams.items():  # settings apply to every group at once
+            upstream.catalog = self._active_catalog()
+            upstream.idle_timeout = self._idle_timeout(servers[name])
+        self._upstreams = upstreams  # in the new config's order
+        self._watch_idle()
         changes = Changes(tuple(added), tuple(removed), tuple(changed), tuple(described), unmounted)
         if changes and self.on_change is not None:
             self.on_change("tools", *(("resources", "prompts") if unmounted else ()))
@@ -199,7 +216,34 @@ class Registry:
             self.redactor,
             on_state_change=self._state_changed,
             start_slots=self._start_slots,
+            catalog=self._active_catalog(),
+            fingerprint=self._fingerprints[name],
+            idle_timeout=self._idle_timeout(server),
         )
+
+    def _active_catalog(self) -> Catalog | None:
+        return self._catalog if self.settings.catalog else None
+
+    def _idle_timeout(self, server: ServerConfig) -> float | None:
+        """Seconds a stdio upstream may sit unused: its own setting, else the default."""
+        if not isinstance(server, StdioServer):
+            return None
+        timeout = server.idle_timeout or self.settings.idle_timeout
+        return timeout.total_seconds() if timeout is not None else None
+
+    def _watch_idle(self) -> None:
+        """Start looking for unused stdio upstreams, once any group may have to rest."""
+        needed = any(u.idle_timeout for u in self._upstreams.values())
+        if needed and self._resting is None:
+            self._resting = asyncio.get_running_loop().create_task(self._rest_idle())
+
+    async def _rest_idle(self) -> None:
+        while True:
+            await anyio.sleep(IDLE_CHECK_INTERVAL)
+            for upstream in list(self._upstreams.values()):
+                idle = upstream.idle_for
+                if upstream.idle_timeout and idle is not None and idle >= upstream.idle_timeout:
+                    await upstream.rest()
 
     def _retire(self, upstream: Upstream) -> None:
         """Close an upstream a reload replaced, once its requests in flight are done."""
@@ -220,8 +264,9 @@ class Registry:
                 await self._closed.wait()
             return
         self._closed = anyio.Event()
-        for background in [*self._retries, *self._retiring.values()]:
-            background.cancel()
+        for background in [*self._retries, *self._retiring.values(), self._resting]:
+            if background is not None:
+                background.cancel()
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_TIMEOUT):
                 async with anyio.create_task_group() as closing:

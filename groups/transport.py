@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -36,12 +35,7 @@ from groups.config import (
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor, shown_url
 
-__all__ = ["HttpErrorLog", "OAuthFactory", "build_transport", "group_path", "oauth_token_dir"]
-
-
-def oauth_token_dir() -> Path:
-    """Where OAuth tokens live between runs, as in the Rust dynamic-mcp (HOME read now)."""
-    return Path.home() / ".dynamic-mcp" / "oauth-servers"
+__all__ = ["HttpErrorLog", "OAuthFactory", "build_transport", "uses_authorization_header"]
 
 
 OAuthFactory = Callable[[str], httpx2.Auth]  # the resolved URL -> the auth for a session
@@ -143,17 +137,3 @@ def _remote(
 def uses_authorization_header(server: HttpServer | SseServer) -> bool:
     """Whether the entry brings its own credentials (then no OAuth is tried)."""
     return any(name.lower() == "authorization" for name in server.headers)
-
-
-def group_path(base: Path, group: str, suffix: str = "") -> Path:
-    """`base/<group><suffix>`, refused if the name would lead anywhere but directly inside.
-
-    The config already allows only plain names; this is the second lock on the same door.
-
-    Raises:
-        ValueError: the group name is not a plain file name.
-    """
-    path = base / f"{group}{suffix}"
-    if group in ("", ".", "..") or path.parent != base or os.sep in group or "/" in group:
-        raise ValueError(f"group name {group!r} cannot name a file under {base}")
-    return path

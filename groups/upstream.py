@@ -60,6 +60,7 @@ from groups.secrets import Redactor, shown_args, shown_url
 if TYPE_CHECKING:
     from fastmcp import Client
 
+    from groups.catalog import Catalog
     from groups.oauth import GroupOAuth, SignIn, TokenFile
     from groups.proxy import GroupProxy
 
@@ -114,9 +115,16 @@ class Upstream:
         *,
         on_state_change: StateListener | None = None,
         start_slots: anyio.Semaphore | None = None,
+        catalog: Catalog | None = None,
+        fingerprint: str = "",
+        idle_timeout: float | None = None,
     ) -> None:
         self.name = name
         self.config = config
+        self.idle_timeout = idle_timeout  # seconds unused before a stdio upstream is stopped
+        self.catalog = catalog  # the tools kept on disk, or None: always ask the upstream
+        self._fingerprint = fingerprint
+        self._last_used = time.monotonic()
         self.state = State.IDLE
         self.error: GroupUnavailableError | None = None
         self.retry_at: float | None = None  # time.monotonic() of the next background attempt
@@ -216,19 +224,46 @@ class Upstream:
     # ---- requests ---------------------------------------------------------------------
 
     async def list_tools(self, caller: Caller | None = None) -> list[mcp_types.Tool]:
-        """The upstream's tools, fetched once per session.
+        """The tools the group offers: from the catalog while it has no live session, else
+        from the upstream, once per session.
 
         Raises:
             FeatureDisabledError: the config turns this group's tools off.
             GroupUnavailableError, UpstreamTimeoutError: as for `call_tool`.
         """
         self._require_tools()
-        with self._counted():
-            try:
-                tools = await self._tools_of(await self.session(caller))
-            except _RefusedMidSession as refused:
-                raise await self._ask_to_sign_in(refused.auth) from None
+        tools = self._catalogued(caller)
+        if tools is None:
+            with self._counted():
+                try:
+                    tools = await self._tools_of(await self.session(caller))
+                except _RefusedMidSession as refused:
+                    raise await self._ask_to_sign_in(refused.auth) from None
         return [tool for tool in tools if not self.config.tools.hides(tool.name)]
+
+    def _catalogued(self, caller: Caller | None) -> list[mcp_types.Tool] | None:
+        """The catalog's tools, unless there is no catalog or the caller has a session."""
+        live = self._sessions.get(caller.key if caller is not None else None)
+        if self.catalog is None or (live is not None and not live.lost):
+            return None
+        return self.catalog.get(self.name, self._fingerprint)
+
+    @property
+    def idle_for(self) -> float | None:
+        """Seconds since the last request ended, or None while one is under way or none runs."""
+        if self._in_flight or not self._sessions:
+            return None
+        return time.monotonic() - self._last_used
+
+    async def rest(self) -> None:
+        """Stop the upstream while it is unused; the next request starts it again."""
+        async with self._lock:
+            if self.idle_for is None or self.state is State.CLOSED:
+                return
+            sessions, self._sessions = list(self._sessions.values()), {}
+        logger.info("group %s: stopping its upstream, unused for %gs", self.name, self.idle_timeout)
+        for session in sessions:
+            await _close_quietly(session.client)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], caller: Caller | None = None
@@ -290,6 +325,10 @@ class Upstream:
                 session.tools = await session.client.list_tools()
             session.tool_names = frozenset(tool.name for tool in session.tools)
             logger.debug("← %s tools/list: %d tools", self.name, len(session.tools))
+            if self.catalog is not None and self.catalog.put(
+                self.name, self._fingerprint, session.tools
+            ):
+                self._notify()  # the tools differ from the ones the catalog had given out
         return session.tools
 
     async def _proxy_client(self) -> Client:
@@ -313,6 +352,7 @@ class Upstream:
             yield
         finally:
             self._in_flight -= 1
+            self._last_used = time.monotonic()
             if self._in_flight == 0:
                 self._idle.set()
 

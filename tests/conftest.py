@@ -42,6 +42,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             compileall.compile_file(path, quiet=1)
 
 
+@pytest.fixture(autouse=True)
+def dynamic_mcp_home(tmp_path: Path, monkeypatch) -> Path:
+    """A ~/.dynamic-mcp of each test's own (catalog, tokens), inherited by what it starts."""
+    home = tmp_path / "dynamic-mcp-home"
+    monkeypatch.setenv("DYNAMIC_MCP_HOME", str(home))
+    return home
+
+
 def stdio_entry(
     script: Path = ECHO_SERVER, description: str = "Echo test server", **extra: Any
 ) -> dict[str, Any]:

@@ -121,7 +121,7 @@ async def test_an_http_clients_upstream_sessions_end_when_it_leaves(http_server)
         upstreams = server.children(recursive=True)
         assert len(upstreams) == 1
 
-    assert wait_gone(upstreams) == []
+    assert await anyio.to_thread.run_sync(wait_gone, upstreams) == []
 
 
 async def test_two_calls_at_once_over_stdio_each_get_their_own_progress(write_config, connect):

@@ -20,7 +20,7 @@ from groups.config import (
     variables_for,
 )
 from groups.errors import ConfigError
-from groups.transport import group_path
+from groups.home import group_file
 
 
 def config_text(**servers: dict) -> str:
@@ -175,10 +175,10 @@ def test_a_group_name_that_is_not_plain_is_refused_naming_it(name):
 
 
 def test_a_file_named_after_a_group_stays_inside_its_directory(tmp_path: Path):
-    assert group_path(tmp_path, "github.work-2", ".json") == tmp_path / "github.work-2.json"
+    assert group_file(tmp_path, "github.work-2", ".json") == tmp_path / "github.work-2.json"
     for name in ("../x", "..", "a/b"):
         with pytest.raises(ValueError):
-            group_path(tmp_path, name)
+            group_file(tmp_path, name)
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def short_lived_url(home):
 
 
 def token_file(home: Path, group: str = "guarded") -> Path:
-    return home / ".dynamic-mcp" / "oauth-servers" / f"{group}.json"
+    return Path(os.environ["DYNAMIC_MCP_HOME"]) / "oauth-servers" / f"{group}.json"
 
 
 def config_for(write_config, url: str, **oauth: Any) -> Path:

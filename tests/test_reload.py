@@ -121,7 +121,7 @@ async def test_a_save_adds_removes_and_changes_only_what_changed(watching: Watch
     assert await watching.pid("keep") == before["keep"]  # the same process
     assert await watching.pid("edit") != before["edit"]  # started anew
     assert await watching.pid("new") not in before.values()
-    assert wait_gone(replaced) == []
+    assert await anyio.to_thread.run_sync(wait_gone, replaced) == []
     removed = await watching.client.call_tool_mcp("get_dynamic_tools", {"group": "drop"})
     assert removed.content[0].text == "Unknown group 'drop'. Valid groups: edit, keep, new."
     # The removed and changed groups' resources were taken away: they were mounted.
