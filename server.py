@@ -136,7 +136,12 @@ def build_server(
         except DynamicMcpError as exc:
             return error_result(exc)
 
-    meta_tools.serve(server, get_dynamic_tools, call_dynamic_tool)
+    @server.tool(output_schema=None)
+    async def search_dynamic_tools(query: str) -> CallToolResult:
+        """Find tools across all groups by what they do (offered with settings.search)."""
+        return text_result(registry.search(query))
+
+    meta_tools.serve(server, get_dynamic_tools, call_dynamic_tool, search_dynamic_tools)
     return server
 
 

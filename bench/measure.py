@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,25 @@ async def expand_when_ready(harness: Any, group: str) -> None:
 
 
 async def cold_group(system: System, config: Path, servers: dict[str, Any]) -> dict[str, Any]:
-    """First expansion and first call of a group nobody has used yet."""
-    harness = system.harness(config, servers)
+    """First expansion and first call of a group nobody has used yet.
+
+    dynamic-mcp is measured twice, with a ~/.dynamic-mcp of its own: with an empty
+    catalog (what any proxy does: start the upstream and ask it), then once more, as after
+    a restart, with the catalog the first run filled.
+    """
+    with tempfile.TemporaryDirectory() as home:
+        env = {"DYNAMIC_MCP_HOME": home}
+        figures = await _first_use(system, config, servers, env)
+        if system.name == "dynamic-mcp":
+            warm = await _first_use(system, config, servers, env)
+            figures["first_expansion_warm_catalog_s"] = warm["first_expansion_s"]
+    return figures
+
+
+async def _first_use(
+    system: System, config: Path, servers: dict[str, Any], env: dict[str, str]
+) -> dict[str, Any]:
+    harness = system.harness(config, servers, env)
     await harness.start()
     group = next(iter(servers))
     try:

@@ -49,10 +49,12 @@ class System:
             return f"`{self.command[0]}` is not installed"
         return None
 
-    def harness(self, config: Path, servers: dict[str, Any]) -> Harness:
+    def harness(
+        self, config: Path, servers: dict[str, Any], env: dict[str, str] | None = None
+    ) -> Harness:
         if not self.command:
             return DirectHarness(servers)
-        return ProxyHarness(self, config)
+        return ProxyHarness(self, config, env)
 
 
 def _dmcp() -> tuple[str, ...]:
@@ -119,10 +121,11 @@ class Harness:
 
 
 class ProxyHarness(Harness):
-    def __init__(self, system: System, config: Path) -> None:
+    def __init__(self, system: System, config: Path, env: dict[str, str] | None = None) -> None:
         super().__init__()
         self.system = system
         self.config = config
+        self.env = {**os.environ, **(env or {})}
         self.client: Client | None = None
 
     async def start(self) -> None:
@@ -131,7 +134,7 @@ class ProxyHarness(Harness):
         transport = StdioTransport(
             command,
             [*args, str(self.config)],
-            env=dict(os.environ),
+            env=self.env,
             cwd=str(REPO),
             keep_alive=False,
         )

@@ -5,7 +5,8 @@
     meta.serve(server, get_dynamic_tools, call_dynamic_tool)
 
 Guarantees:
-- `tools/list` is exactly the two meta-tools, each as name, description and inputSchema
+- `tools/list` is exactly the two meta-tools (a third, `search_dynamic_tools`, where the
+  config's settings ask for it), each as name, description and inputSchema
   (no FastMCP `title` or `_meta`: tokens on every turn), with the groups and their state
   from the registry, built once per change (`changed`) rather than per request;
 - `tools/call` runs the declared meta-tool functions themselves; a call by any other name
@@ -39,6 +40,7 @@ __all__ = ["MetaTools", "error_result", "text_result"]
 
 GET_TOOLS = "get_dynamic_tools"
 CALL_TOOL = "call_dynamic_tool"
+SEARCH_TOOLS = "search_dynamic_tools"  # offered only with settings.search
 GET_TOOLS_INTRO = (
     "Load the tools of one group (an MCP server) on demand; "
     "then run one with call_dynamic_tool. Groups:"
@@ -47,10 +49,15 @@ CALL_TOOL_DESCRIPTION = (
     "Run a tool of a group. Call get_dynamic_tools(group) first to learn the tool names "
     "and their input schemas; pass the tool's arguments as args."
 )
+SEARCH_TOOLS_DESCRIPTION = (
+    "Find tools across all groups by what they do; returns the best matches with their "
+    "group. Then get_dynamic_tools(group) for a match's input schema."
+)
 # Each meta-tool's own arguments: name -> (type, required).
 ARGUMENTS: dict[str, dict[str, tuple[type, bool]]] = {
     GET_TOOLS: {"group": (str, True)},
     CALL_TOOL: {"group": (str, True), "name": (str, True), "args": (dict, False)},
+    SEARCH_TOOLS: {"query": (str, True)},
 }
 _JSON_TYPES = {
     str: "a string",
@@ -76,10 +83,14 @@ class MetaTools:
         self._server: FastMCP | None = None
 
     def serve(
-        self, server: FastMCP, get_tools: MetaToolFunction, call_tool: MetaToolFunction
+        self,
+        server: FastMCP,
+        get_tools: MetaToolFunction,
+        call_tool: MetaToolFunction,
+        search_tools: MetaToolFunction,
     ) -> None:
-        """Answer tools/list and tools/call of `server` with the two declared meta-tools."""
-        self._functions = {GET_TOOLS: get_tools, CALL_TOOL: call_tool}
+        """Answer tools/list and tools/call of `server` with the declared meta-tools."""
+        self._functions = {GET_TOOLS: get_tools, CALL_TOOL: call_tool, SEARCH_TOOLS: search_tools}
         self._server = server
         route_tool_requests(server, self._list_tools, self._call_tool)
 
@@ -93,9 +104,17 @@ class MetaTools:
         self._notifier.see(Caller.of(ctx))
         if self._listing is None:
             self._listing = mcp_types.ListToolsResult(
-                tools=[await self._listed(name) for name in self._functions]
+                tools=[await self._listed(name) for name in self._offered()]
             )
         return self._listing
+
+    def _offered(self) -> list[str]:
+        """The meta-tools the client sees: two, and search where the settings ask for it."""
+        return [
+            name
+            for name in self._functions
+            if name != SEARCH_TOOLS or self._registry.settings.search
+        ]
 
     async def _listed(self, name: str) -> mcp_types.Tool:
         if name not in self._declared:
@@ -105,11 +124,15 @@ class MetaTools:
             self._declared[name] = declared.parameters
         schema = self._declared[name]
         properties = dict(schema["properties"])
-        properties["group"] = {"type": "string", "enum": self._registry.group_names()}
+        if "group" in properties:
+            properties["group"] = {"type": "string", "enum": self._registry.group_names()}
         if "args" in properties:
             # The signature's `dict | None` renders as an anyOf; the model needs only this.
             properties["args"] = {"type": "object"}
-        description = CALL_TOOL_DESCRIPTION
+        description = {
+            CALL_TOOL: CALL_TOOL_DESCRIPTION,
+            SEARCH_TOOLS: SEARCH_TOOLS_DESCRIPTION,
+        }.get(name, "")
         if name == GET_TOOLS:
             description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups()}"
         return mcp_types.Tool(
@@ -121,7 +144,7 @@ class MetaTools:
     ) -> mcp_types.CallToolResult:
         caller = Caller.of(ctx)
         self._notifier.see(caller)
-        function = self._functions.get(params.name)
+        function = self._functions.get(params.name) if params.name in self._offered() else None
         try:
             if function is None:
                 raise self._not_a_meta_tool(params.name)

@@ -1,18 +1,26 @@
 """The groups whose resources and prompts the root serves: mounted on use, unmounted on reload.
 
-    root.add_provider(mounted := MountedGroups())     # once, when the root is built
-    mounted.mount("time", upstream.proxy)              # the group's first use
-    mounted.unmount("time")                            # a reload changed or removed it
+    root.add_provider(mounted := MountedGroups())       # once, when the root is built
+    mounted.mount("time", lambda: upstream.proxy)        # the group's first use
+    mounted.unmount("time")                              # a reload changed or removed it
 
 Guarantees: a mounted group's resources and prompts are served under its namespace
-(`scheme://time/…`, `time_<prompt>`); after `unmount` none of them is listed or reachable.
+(`scheme://time/…`, `time_<prompt>`); its proxy is built only when the client first lists
+or reads them, so mounting costs nothing; after `unmount` none of them is listed or reachable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from fastmcp import FastMCP
+from fastmcp.prompts.base import Prompt
+from fastmcp.resources.base import Resource
+from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.providers import Provider
 from fastmcp.server.providers.aggregate import AggregateProvider
+from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
+from fastmcp.utilities.versions import VersionSpec
 
 __all__ = ["MountedGroups"]
 
@@ -35,9 +43,9 @@ class MountedGroups(AggregateProvider):
     def __contains__(self, group: object) -> bool:
         return group in self._by_group
 
-    def mount(self, group: str, proxy: FastMCP) -> None:
-        """Serve `proxy`'s resources and prompts under the namespace `group`."""
-        self.add_provider(proxy, namespace=group)
+    def mount(self, group: str, build_proxy: Callable[[], FastMCP]) -> None:
+        """Serve the resources and prompts of the proxy `build_proxy` makes, under `group`."""
+        self.add_provider(OnFirstUse(build_proxy), namespace=group)
         self._by_group[group] = self.providers[-1]  # as wrapped, with its namespace
 
     def unmount(self, group: str) -> bool:
@@ -46,3 +54,43 @@ class MountedGroups(AggregateProvider):
         if provider is not None:
             self.providers.remove(provider)
         return provider is not None
+
+
+class OnFirstUse(Provider):
+    """A group's proxy server, built the first time its resources or prompts are asked for.
+
+    Building one imports FastMCP's proxy and client, a fifth of a second; an expansion
+    answered from the catalog mounts its group and must not pay that. A group's proxy has
+    no tools and no extensions, so resources and prompts are all there is to pass on.
+    """
+
+    def __init__(self, build: Callable[[], FastMCP]) -> None:
+        super().__init__()
+        self._build = build
+        self._built: FastMCPProvider | None = None
+
+    @property
+    def _proxy(self) -> FastMCPProvider:
+        if self._built is None:
+            self._built = FastMCPProvider(self._build())
+        return self._built
+
+    async def _list_resources(self) -> Sequence[Resource]:
+        return await self._proxy.list_resources()
+
+    async def _get_resource(self, uri: str, version: VersionSpec | None = None) -> Resource | None:
+        return await self._proxy.get_resource(uri, version)
+
+    async def _list_resource_templates(self) -> Sequence[ResourceTemplate]:
+        return await self._proxy.list_resource_templates()
+
+    async def _get_resource_template(
+        self, uri: str, version: VersionSpec | None = None
+    ) -> ResourceTemplate | None:
+        return await self._proxy.get_resource_template(uri, version)
+
+    async def _list_prompts(self) -> Sequence[Prompt]:
+        return await self._proxy.list_prompts()
+
+    async def _get_prompt(self, name: str, version: VersionSpec | None = None) -> Prompt | None:
+        return await self._proxy.get_prompt(name, version)

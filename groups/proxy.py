@@ -1,7 +1,7 @@
 """The FastMCP proxy server of one group, mounted on the root when the group is first used.
 
     proxy = GroupProxy("time", client_factory, features)
-    mounted.mount("time", proxy)   # its resources and prompts reach the client (groups.mounted)
+    mounted.mount("time", lambda: proxy)   # its resources and prompts reach the client
 
 Guarantees: the proxy talks only through the client its factory returns (the caller's
 session of the group), offers only the resources and prompts the config leaves on, and no

@@ -38,6 +38,7 @@ from groups.children import end_children_after
 from groups.config import Config, ServerConfig, Settings, StdioServer, fingerprint, variables_for
 from groups.errors import UnknownGroupError
 from groups.mounted import MountedGroups
+from groups.search import rank
 from groups.secrets import Redactor
 from groups.upstream import STARTS_AT_ONCE, State, Upstream
 
@@ -56,6 +57,7 @@ SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hol
 # the 2 s a client waits for dynamic-mcp itself to exit before it kills it.
 SHUTDOWN_GRACE = 1.0
 IDLE_CHECK_INTERVAL = 1.0  # how often unused stdio upstreams are looked for
+SEARCH_RESULTS = 10  # matches search_dynamic_tools returns at most
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,28 @@ class Registry:
         """Forward one call to the group's upstream; its result comes back unchanged."""
         return await self._use(group).call_tool(name, arguments, caller)
 
+    def search(self, query: str) -> str:
+        """The tools that best match `query` across every group, as compact JSON, and which
+        groups could not be searched (their tools are not known yet)."""
+        candidates = []
+        unknown = []
+        for name, upstream in self._upstreams.items():
+            tools = upstream.known_tools()
+            if tools is None:
+                unknown.append(name)
+            candidates += [(name, tool) for tool in tools or ()]
+        hits = [
+            {"group": hit.group, "name": hit.tool.name, "description": hit.tool.description or ""}
+            for hit in rank(query, candidates, limit=SEARCH_RESULTS)
+        ]
+        text = json.dumps(hits, separators=(",", ":"), ensure_ascii=False)
+        if unknown:
+            text += (
+                f"\nNot searched, their tools are not known yet (expand them with "
+                f"get_dynamic_tools): {', '.join(unknown)}"
+            )
+        return text
+
     async def release(self, connection: Connection) -> None:
         """A client left: close the upstream sessions that served it alone."""
         async with anyio.create_task_group() as closing:
@@ -296,7 +320,7 @@ class Registry:
             raise UnknownGroupError(group, self._upstreams)
         if group not in self.mounted:
             # Mounting exposes the upstream's resources and prompts through the root.
-            self.mounted.mount(group, upstream.proxy)
+            self.mounted.mount(group, lambda: upstream.proxy)
             features = upstream.config.features
             changed = [k for k in ("resources", "prompts") if getattr(features, k)]
             if changed and self.on_change is not None:

@@ -241,6 +241,16 @@ class Upstream:
                     raise await self._ask_to_sign_in(refused.auth) from None
         return [tool for tool in tools if not self.config.tools.hides(tool.name)]
 
+    def known_tools(self) -> list[mcp_types.Tool] | None:
+        """The tools the group offers as far as is known without asking: None if nothing is."""
+        if not self.config.features.tools:
+            return []
+        live = next((s.tools for s in self._sessions.values() if s.tools is not None), None)
+        known = live if live is not None else self._catalogued(None)
+        if known is None:
+            return None
+        return [tool for tool in known if not self.config.tools.hides(tool.name)]
+
     def _catalogued(self, caller: Caller | None) -> list[mcp_types.Tool] | None:
         """The catalog's tools, unless there is no catalog or the caller has a session."""
         live = self._sessions.get(caller.key if caller is not None else None)

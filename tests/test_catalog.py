@@ -151,3 +151,27 @@ async def test_the_default_idle_timeout_applies_to_groups_without_their_own(writ
         second = await pid(client)
     assert stopped == []
     assert second != first
+
+
+async def test_search_is_a_third_tool_when_the_settings_ask_and_finds_known_tools(write_config):
+    path = write_config({"echo": stdio_entry(), "other": stdio_entry(description="Other")})
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "settings": {"search": True}}))
+    async with Client(build_server(path)) as client:
+        names = [tool.name for tool in await client.list_tools()]
+        await expand(client)  # the echo group's tools become known; "other" stays unknown
+        found = await client.call_tool_mcp("search_dynamic_tools", {"query": "send text back"})
+
+    assert names == ["get_dynamic_tools", "call_dynamic_tool", "search_dynamic_tools"]
+    matches, note = found.content[0].text.split("\n")
+    best = json.loads(matches)[0]
+    assert best == {"group": "echo", "name": "echo", "description": "Send the text back unchanged."}
+    assert note.endswith("(expand them with get_dynamic_tools): other")
+
+
+async def test_without_the_setting_there_is_no_search_tool(write_config):
+    async with Client(build_server(write_config({"echo": stdio_entry()}))) as client:
+        names = [tool.name for tool in await client.list_tools()]
+        refused = await client.call_tool_mcp("search_dynamic_tools", {"query": "echo"})
+    assert names == ["get_dynamic_tools", "call_dynamic_tool"]
+    assert refused.is_error
