@@ -56,13 +56,15 @@ def build_server(
     registry: "Registry | None" = None,
     notifier: "Notifier | None" = None,
     auth: "AuthProvider | None" = None,
+    watch: bool = True,
 ) -> "FastMCP":
     """The root server for the config at `config_path` (default: `resolve_config_path`).
 
     Without an already loaded `config`, the file is read when the server starts, so
     importing this module (as `fastmcp run` does) touches no file. `${VAR}` also reads a
     `.env` beside `config_path`. Nothing upstream is started until a group is first used.
-    While serving, edits of the file and of the `.env` are applied (`groups.reload`).
+    While serving, edits of the file and of the `.env` are applied (`groups.reload`),
+    unless `watch` is off (a terminal command, done before anyone could edit).
     `auth` guards HTTP serving (`groups.http_access`).
     """
     import asyncio
@@ -101,7 +103,7 @@ def build_server(
         path = config_path if config else resolve_config_path(config_path)
         registry.configure(config or load_config(path), config_path=path)
         meta_tools.changed()
-        reloader = ConfigReloader(path, registry) if path is not None else None
+        reloader = ConfigReloader(path, registry) if path is not None and watch else None
         watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
         try:
             yield {"registry": registry, "reloader": reloader}
@@ -164,8 +166,32 @@ app = App(
     help="An MCP proxy that shows the model two tools and loads each server's tools on demand.",
     default_parameter=Parameter(negative=()),
 )
-app.command("importers.command:import_", name="import")
-app.command("groups.auth_command:auth", name="auth")
+# Each command's module is imported only when it runs. Cyclopts then shows `help` in place
+# of the docstring, so each is the first line of its command's docstring (test_cli checks).
+for command, name, summary in (
+    (
+        "groups.check_command:check",
+        "check",
+        "Validate CONFIG, connect every enabled group, and report each one and its token cost.",
+    ),
+    (
+        "groups.tool_commands:tools",
+        "tools",
+        "List GROUP's tools with their parameters, asking its upstream now.",
+    ),
+    (
+        "groups.tool_commands:call",
+        "call",
+        "Call TOOL of GROUP and print its result; exit 1 when the result is an error.",
+    ),
+    (
+        "groups.auth_command:auth",
+        "auth",
+        "Sign GROUP in to its OAuth server now, sign it out, or list remote groups' sign-ins.",
+    ),
+    ("importers.command:import_", "import", "Convert TOOL's MCP servers into a dynamic-mcp.json."),
+):
+    app.command(command, name=name, help=summary)
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 

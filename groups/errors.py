@@ -12,6 +12,7 @@
     ├── SignInNeededError           a remote upstream wants a person to sign in (OAuth)
     ├── UnsafeTokenFileError        a stored OAuth token file is open to others, or unreadable
     ├── AuthCommandError            `dynamic-mcp auth` was asked for what it cannot do
+    ├── CommandArgumentError        a terminal command's argument is malformed (`call --args`)
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
     ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
     └── ImportFailedError           `dynamic-mcp import` stopped; it wrote nothing
@@ -36,6 +37,7 @@ from pathlib import Path
 __all__ = [
     "AuthCommandError",
     "BadArgumentsError",
+    "CommandArgumentError",
     "ConfigError",
     "DynamicMcpError",
     "FeatureDisabledError",
@@ -204,14 +206,24 @@ class SignInNeededError(DynamicMcpError):
     """A remote group's server wants OAuth authorization, which only a person can give.
 
     `link` is where to sign in, None when the sign-in could not produce one (`problem` says
-    why) or has not yet.
+    why) or has not yet; or, from a terminal command that cannot wait for a browser, the
+    person is told to run `dynamic-mcp auth` (`by_command`).
     """
 
-    def __init__(self, group: str, link: str | None, problem: str | None = None) -> None:
+    def __init__(
+        self,
+        group: str,
+        link: str | None,
+        problem: str | None = None,
+        *,
+        by_command: bool = False,
+    ) -> None:
         self.group = group
         self.link = link
         self.problem = problem
-        if link is not None:
+        if by_command:
+            how = f"run `dynamic-mcp auth {group}`, then try again"
+        elif link is not None:
             how = f"open this link in a browser and sign in, then call again: {link}"
         elif problem is not None:
             how = f"the sign-in could not start ({problem}); call again to retry"
@@ -231,6 +243,15 @@ class UnsafeTokenFileError(DynamicMcpError):
 
 class AuthCommandError(DynamicMcpError):
     """`dynamic-mcp auth` was asked for a group it cannot sign in, or the sign-in failed."""
+
+
+class CommandArgumentError(DynamicMcpError):
+    """A terminal command's argument cannot be used as given."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option}: {problem}")
 
 
 class UpstreamTimeoutError(DynamicMcpError):

@@ -92,6 +92,7 @@ class Registry:
         on_change: ChangeListener | None = None,
         redactor: Redactor | None = None,
         catalog: Catalog | None = None,
+        browser_sign_in: bool = True,
     ) -> None:
         self._upstreams: dict[str, Upstream] = {}
         self._fingerprints: dict[str, str] = {}  # each group's effective config, as applied
@@ -106,6 +107,7 @@ class Registry:
         self.redactor = redactor or Redactor()
         self.settings = Settings()
         self._catalog = catalog  # None: the command line turned the catalog off
+        self._browser_sign_in = browser_sign_in  # False: say to run `dynamic-mcp auth` instead
         self._resting: asyncio.Task[None] | None = None  # stops unused stdio upstreams
         self._closed: anyio.Event | None = None  # set once every group is closed
 
@@ -178,6 +180,17 @@ class Registry:
         upstream = self._upstreams.get(group)
         return upstream.config if upstream else None
 
+    def upstream(self, group: str) -> Upstream:
+        """The upstream of an enabled group, unmounted: for the terminal commands.
+
+        Raises:
+            UnknownGroupError: no enabled group has that name.
+        """
+        upstream = self._upstreams.get(group)
+        if upstream is None:
+            raise UnknownGroupError(group, self._upstreams)
+        return upstream
+
     def describe_groups(self) -> str:
         """`- name: description` per group; failed groups listed apart with their reason."""
         lines = [
@@ -243,6 +256,7 @@ class Registry:
             catalog=self._active_catalog(),
             fingerprint=self._fingerprints[name],
             idle_timeout=self._idle_timeout(server),
+            browser_sign_in=self._browser_sign_in,
         )
 
     def _active_catalog(self) -> Catalog | None:
@@ -315,9 +329,7 @@ class Registry:
 
     def _use(self, group: str) -> Upstream:
         """The group's upstream, mounted on the root server on first use."""
-        upstream = self._upstreams.get(group)
-        if upstream is None:
-            raise UnknownGroupError(group, self._upstreams)
+        upstream = self.upstream(group)
         if group not in self.mounted:
             # Mounting exposes the upstream's resources and prompts through the root.
             self.mounted.mount(group, lambda: upstream.proxy)

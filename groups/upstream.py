@@ -103,6 +103,16 @@ class Session:
     tool_names: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """What a group serves through dynamic-mcp. None: the config turns the feature off, or
+    the upstream does not offer it."""
+
+    tools: list[mcp_types.Tool] | None  # as the model sees them, filters applied
+    resources: int | None  # resources and resource templates
+    prompts: int | None
+
+
 class Upstream:
     """The connection to one upstream MCP server, and the proxy that serves it."""
 
@@ -118,8 +128,11 @@ class Upstream:
         catalog: Catalog | None = None,
         fingerprint: str = "",
         idle_timeout: float | None = None,
+        browser_sign_in: bool = True,
     ) -> None:
         self.name = name
+        # False from a terminal command, which ends before a browser sign-in could finish.
+        self.browser_sign_in = browser_sign_in
         self.config = config
         self.idle_timeout = idle_timeout  # seconds unused before a stdio upstream is stopped
         self.catalog = catalog  # the tools kept on disk, or None: always ask the upstream
@@ -250,6 +263,36 @@ class Upstream:
         if known is None:
             return None
         return [tool for tool in known if not self.config.tools.hides(tool.name)]
+
+    async def inventory(self) -> Inventory:
+        """What the group serves, asked of the upstream now, connecting first if need be.
+
+        Raises:
+            GroupUnavailableError, SignInNeededError, UpstreamTimeoutError: as for `call_tool`.
+        """
+        features, timeouts = self.config.features, self.config.timeout
+        with self._counted():
+            session = await self.session()
+            client = session.client
+            offered = client.initialize_result.capabilities if client.initialize_result else None
+            try:
+                tools = None
+                if features.tools:
+                    listed = await self._tools_of(session)
+                    tools = [tool for tool in listed if not self.config.tools.hides(tool.name)]
+                resources = prompts = None
+                if features.resources and offered and offered.resources:
+                    limit = timeouts.resources.total_seconds()
+                    with self._bounded(session, "Listing resources", limit):
+                        resources = len(await client.list_resources())
+                        resources += len(await client.list_resource_templates())
+                if features.prompts and offered and offered.prompts:
+                    limit = timeouts.prompts.total_seconds()
+                    with self._bounded(session, "Listing prompts", limit):
+                        prompts = len(await client.list_prompts())
+            except _RefusedMidSession as refused:
+                raise await self._ask_to_sign_in(refused.auth) from None
+        return Inventory(tools, resources, prompts)
 
     def _catalogued(self, caller: Caller | None) -> list[mcp_types.Tool] | None:
         """The catalog's tools, unless there is no catalog or the caller has a session."""
@@ -492,6 +535,8 @@ class Upstream:
         """Start the browser sign-in (unless one waits already); the error that gives its link."""
         from groups.oauth import SignIn
 
+        if not self.browser_sign_in:
+            return SignInNeededError(self.name, None, by_command=True)
         if self._sign_in is None or not self._sign_in.pending:
             url = auth.mcp_url if auth is not None else self._resolved_url()
             assert not isinstance(self.config, StdioServer)

@@ -59,10 +59,6 @@ def import_(
 ) -> None:
     """Convert TOOL's MCP servers into a dynamic-mcp.json.
 
-    For each server it shows the command or URL and asks for a description (the model
-    reads it to pick the group) and which features to offer. Without a terminal, or with
-    --yes, it asks nothing: descriptions are placeholders to edit, every feature is kept.
-
     Parameters
     ----------
     tool
@@ -77,7 +73,9 @@ def import_(
     merge
         Add the imported servers to an existing output, keeping its entries.
     yes
-        Ask nothing: placeholder descriptions, all features, and no overwriting without --force.
+        Ask nothing, as without a terminal: placeholder descriptions to edit, every feature
+        kept, and no overwriting without --force. Otherwise each server's command or URL is
+        shown and a description (the model reads it to pick the group) is asked for.
     platform
         Whose OS's user-config paths to use with --global (default: this machine's).
     """

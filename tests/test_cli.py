@@ -41,6 +41,22 @@ def test_help_names_the_config_argument_and_the_transports():
     assert "import" in help_text
 
 
+def test_each_command_is_listed_with_the_first_line_of_its_docstring():
+    import importlib
+    import inspect
+
+    from server import app
+
+    commands = {"auth", "call", "check", "import", "tools"}
+    for name in commands:
+        spec = app._commands[name]  # registered lazily: a CommandSpec, not yet imported
+        module, function = spec.import_path.split(":")
+        docstring = inspect.getdoc(getattr(importlib.import_module(module), function))
+        assert spec.help == docstring.splitlines()[0], name
+    listed = run("--help").stdout
+    assert all(f"│ {name} " in listed for name in commands)
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

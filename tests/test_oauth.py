@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -261,3 +262,36 @@ async def test_a_server_that_asks_for_credentials_without_oauth_says_to_add_a_he
         f"Group 'guarded' is unavailable: HTTP 401 from {url}: the server wants credentials "
         "and offers no OAuth sign-in; add an Authorization header to this group's entry"
     )
+
+
+def test_a_terminal_call_says_to_run_auth_instead_of_opening_a_browser(
+    write_config, oauth_url, home, tmp_path, monkeypatch
+):
+    config = config_for(write_config, oauth_url)
+    opened = tmp_path / "browser-opened"
+    record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
+    monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
+
+    def call() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server", "call", "guarded", "whoami", "--config", str(config)],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    refused = call()
+    monkeypatch.setenv("BROWSER", f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
+    signed = auth_command(home, config, "guarded")
+    answered = call()
+
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith(
+        "Group 'guarded' needs you to sign in: run `dynamic-mcp auth guarded`, then try again"
+    )
+    assert not opened.exists()
+    assert signed.returncode == 0, signed.stderr
+    assert (answered.returncode, answered.stderr) == (0, "")
+    assert answered.stdout.strip() not in ("", "nobody")

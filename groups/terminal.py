@@ -1,0 +1,61 @@
+"""dynamic-mcp's own server, run in this process for the terminal commands (tools, call, check).
+
+    async with own_server(config_path) as own:
+        result = await own.client.call_tool_mcp("call_dynamic_tool", {"group": "time", ...})
+        own.registry.upstream("time"), own.config.servers      # the groups behind it
+
+Guarantees: a command sees what a model would, through the same meta-tools, filters, time
+limits and errors, over MCP (in memory); nothing watches the config; a remote group that
+wants a sign-in says to run `dynamic-mcp auth` rather than open a browser the command
+would not wait for; every upstream is closed when the block ends. Only errors are logged:
+the command reports every failure itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastmcp import Client
+
+    from groups.config import Config
+    from groups.registry import Registry
+
+__all__ = ["OwnServer", "own_server"]
+
+
+@dataclass(frozen=True)
+class OwnServer:
+    client: Client  # connected to the root server, in memory
+    registry: Registry  # its groups
+    config: Config  # as loaded, disabled groups included
+
+
+@asynccontextmanager
+async def own_server(config_path: Path | None, *, catalog: bool = True) -> AsyncIterator[OwnServer]:
+    """The root server for `config_path`, running, with a client connected to it.
+
+    Raises:
+        ConfigError: the config is missing or invalid (before anything starts).
+    """
+    from fastmcp import Client
+
+    from groups.catalog import Catalog
+    from groups.config import load_config, resolve_config_path
+    from groups.registry import Registry
+    from groups.serving import configure_logging
+
+    # The root server is built in server.py, as for serving; imported as the command runs.
+    from server import build_server
+
+    registry = Registry(catalog=Catalog() if catalog else None, browser_sign_in=False)
+    configure_logging("error", registry.redactor)
+    path = resolve_config_path(config_path)
+    config = load_config(path)
+    server = build_server(path, config=config, registry=registry, watch=False)
+    async with Client(server) as client:
+        yield OwnServer(client, registry, config)

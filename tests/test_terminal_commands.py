@@ -1,0 +1,206 @@
+"""`dynamic-mcp tools`, `call` and `check` as a user runs them: the installed script, in a
+subprocess, against real upstream processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, stdio_entry
+from test_cli import SCRIPT
+
+BROKEN = {"description": "Cannot start", "command": "/nonexistent/upstream"}
+
+
+def run(*args: str, **options) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCRIPT, *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **options,
+    )
+
+
+# ---- tools ------------------------------------------------------------------------------
+
+
+def test_tools_lists_each_tool_with_its_parameters(write_config):
+    config = write_config({"echo": stdio_entry()})
+
+    listed = run("tools", "echo", "--config", str(config))
+
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[lines.index("echo  Send the text back unchanged.") + 1] == (
+        "    text: string, required  Text to send back"
+    )
+    assert "    numbers: array of integer, required" in lines
+    assert lines[lines.index("pid  Return the process id of this upstream.") + 1] == (
+        "    (no parameters)"
+    )
+
+
+def test_tools_json_is_the_expansion_the_model_gets_with_filters_applied(write_config):
+    config = write_config({"echo": stdio_entry(tools={"exclude": ["pid", "a*"]})})
+
+    listed = run("tools", "echo", "--json", "--config", str(config))
+
+    assert listed.returncode == 0, listed.stderr
+    tools = json.loads(listed.stdout)
+    assert [tool["name"] for tool in tools] == ["echo", "pixel", "fail", "env"]
+    assert tools[0]["inputSchema"]["required"] == ["text"]
+
+
+def test_tools_of_a_group_that_cannot_start_exits_1_with_the_reason(write_config):
+    config = write_config({"broken": BROKEN})
+
+    listed = run("tools", "broken", "--config", str(config))
+
+    assert listed.returncode == 1
+    assert listed.stdout == ""
+    assert "command not found: '/nonexistent/upstream'" in listed.stderr
+
+
+# ---- call -------------------------------------------------------------------------------
+
+
+def test_call_prints_text_as_text_and_other_content_as_json(write_config):
+    config = write_config({"echo": stdio_entry()})
+
+    echoed = run("call", "echo", "echo", "--args", '{"text": "hi there"}', "--config", str(config))
+    pixel = run("call", "echo", "pixel", "--config", str(config))
+
+    assert (echoed.returncode, echoed.stdout) == (0, "hi there\n"), echoed.stderr
+    assert pixel.returncode == 0, pixel.stderr
+    image, rest = pixel.stdout.split("}\na transparent pixel\n")
+    assert json.loads(image + "}")["mimeType"] == "image/png"
+    assert json.loads(rest)["resource"]["text"] == "pixel notes"
+
+
+def test_call_with_an_error_result_exits_1_and_writes_it_to_stderr(write_config):
+    config = write_config({"echo": stdio_entry()})
+
+    failed = run("call", "echo", "fail", "--args", '{"message": "boom"}', "--config", str(config))
+    unknown = run("call", "nowhere", "echo", "--config", str(config))
+
+    assert (failed.returncode, failed.stdout) == (1, "")
+    assert failed.stderr.strip().splitlines()[-1] == "Error calling tool 'fail': boom"
+    assert (unknown.returncode, unknown.stdout) == (1, "")
+    assert "Unknown group 'nowhere'. Valid groups: echo." in unknown.stderr
+
+
+def test_call_refuses_args_that_are_not_a_json_object(write_config):
+    config = write_config({"echo": stdio_entry()})
+
+    not_json = run("call", "echo", "echo", "--args", "{text: hi}", "--config", str(config))
+    a_list = run("call", "echo", "echo", "--args", "[1]", "--config", str(config))
+
+    assert not_json.returncode == 2
+    assert not_json.stderr.startswith("dynamic-mcp: --args: not JSON")
+    assert a_list.returncode == 2
+    assert a_list.stderr == "dynamic-mcp: --args: a JSON object is needed, not '[1]'\n"
+
+
+# ---- check ------------------------------------------------------------------------------
+
+
+def test_check_json_reports_every_group_and_exits_1_when_one_failed(write_config):
+    config = write_config(
+        {
+            "echo": stdio_entry(features={"prompts": False}),
+            "broken": BROKEN,
+            "off": {**stdio_entry(), "enabled": False},
+        }
+    )
+
+    checked = run("check", str(config), "--json")
+
+    assert checked.returncode == 1, checked.stderr
+    rows = {row["group"]: row for row in json.loads(checked.stdout)}
+    assert list(rows) == ["echo", "broken", "off"]
+    echo, broken, off = rows["echo"], rows["broken"], rows["off"]
+    assert (echo["status"], echo["reason"], echo["transport"]) == ("ok", None, "stdio")
+    assert (echo["tools"], echo["resources"], echo["prompts"]) == (7, 1, None)
+    assert 0 < echo["seconds"] < 60
+    assert echo["tokens_direct"] > 10 * echo["tokens_via_dynamic_mcp"] > 0
+    assert broken["status"] == "failed"
+    assert broken["reason"] == "command not found: '/nonexistent/upstream'"
+    assert broken["tools"] is None
+    assert (off["status"], off["seconds"]) == ("disabled", None)
+
+
+def test_check_prints_a_table_with_the_saving_and_fills_the_catalog(write_config, dynamic_mcp_home):
+    config = write_config({"echo": stdio_entry(), "again": stdio_entry()})
+
+    checked = run("check", str(config))
+
+    assert checked.returncode == 0, checked.stderr
+    header, first, second, blank, total = checked.stdout.splitlines()
+    assert header.split("  ")[0] == "group" and header.endswith("status")
+    assert first.split()[:5] == ["echo", "stdio", "7", "1", "1"]
+    assert second.startswith("again") and second.endswith("ok")
+    assert blank == ""
+    assert total.startswith("Tools in context on every turn (≈ tokens): ")
+    assert total.endswith("% less.")
+    assert sorted(p.name for p in (dynamic_mcp_home / "catalog").iterdir()) == [
+        "again.json",
+        "echo.json",
+    ]
+
+
+def test_check_shows_a_progress_line_per_group_when_stderr_is_a_terminal(write_config):
+    config = write_config({"echo": stdio_entry(), "broken": BROKEN})
+    reader, terminal = pty.openpty()
+    try:
+        checked = subprocess.run(
+            [SCRIPT, "check", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=60,
+            text=True,
+        )
+        os.close(terminal)
+        progress = _read_all(reader)
+    finally:
+        os.close(reader)
+
+    assert checked.returncode == 1
+    lines = sorted(line.strip() for line in progress.splitlines())
+    assert len(lines) == 2, progress
+    assert lines[0].startswith("failed  broken (")
+    assert lines[0].endswith("s): command not found: '/nonexistent/upstream'")
+    assert lines[1].startswith("ok  echo (")
+    assert checked.stdout.startswith("group")  # the table still goes to stdout
+
+
+def test_check_of_an_invalid_config_names_the_field_and_exits_2(tmp_path: Path):
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"echo": {"command": sys.executable}}}))
+
+    checked = run("check", str(config))
+
+    assert checked.returncode == 2
+    assert str(config) in checked.stderr
+    assert "echo" in checked.stderr and "description" in checked.stderr
+
+
+def _read_all(fd: int) -> str:
+    """What a terminal received; its writer has exited (the reads end there)."""
+    chunks = []
+    for _ in range(1000):  # bounded: 4 KB each, far more than a few progress lines
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the writer's side is closed and everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
