@@ -69,9 +69,10 @@ class Changes:
     changed: tuple[str, ...] = ()  # closed, and started anew on next use
     described: tuple[str, ...] = ()  # a new description only: the upstream stays
     unmounted: bool = False  # a mounted group went: its resources and prompts with it
+    settings: tuple[str, ...] = ()  # dynamic-mcp's own settings with a new value
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.described)
+        return bool(self.added or self.removed or self.changed or self.described or self.settings)
 
     def __str__(self) -> str:
         parts = [
@@ -79,6 +80,7 @@ class Changes:
             *(f"- {name}" for name in self.removed),
             *(f"~ {name}" for name in self.changed),
             *(f"~ {name} (description)" for name in self.described),
+            *(f"settings.{name}" for name in self.settings),
         ]
         return ", ".join(parts) or "nothing changed"
 
@@ -134,6 +136,11 @@ class Registry:
         alone is new keeps them too, and the model reads the new description.
         """
         variables = variables_for(self._config_path)
+        settings = [
+            name
+            for name in Settings.model_fields
+            if getattr(config.settings, name) != getattr(self.settings, name)
+        ]
         self.settings = config.settings
         servers = config.enabled()
         prints = {name: fingerprint(server, variables) for name, server in servers.items()}
@@ -167,7 +174,14 @@ class Registry:
             upstream.idle_timeout = self._idle_timeout(servers[name])
         self._upstreams = upstreams  # in the new config's order
         self._watch_idle()
-        changes = Changes(tuple(added), tuple(removed), tuple(changed), tuple(described), unmounted)
+        changes = Changes(
+            tuple(added),
+            tuple(removed),
+            tuple(changed),
+            tuple(described),
+            unmounted,
+            tuple(settings),
+        )
         if changes and self.on_change is not None:
             self.on_change("tools", *(("resources", "prompts") if unmounted else ()))
         return changes

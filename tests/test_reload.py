@@ -179,6 +179,16 @@ async def test_a_description_alone_changes_no_upstream(watching: Watching):
     assert await watching.pid("keep") == pid
 
 
+async def test_turning_search_on_adds_the_third_tool_and_clients_are_told(watching: Watching):
+    pid = await watching.pid("keep")
+    servers = {"keep": stdio_entry(), "drop": stdio_entry(), "edit": stdio_entry()}
+    watching.config.write_text(json.dumps({"mcpServers": servers, "settings": {"search": True}}))
+    await watching.told()
+    names = [tool.name for tool in await watching.client.list_tools()]
+    assert names == ["get_dynamic_tools", "call_dynamic_tool", "search_dynamic_tools"]
+    assert await watching.pid("keep") == pid  # a setting restarts no upstream
+
+
 async def test_a_variable_changed_in_the_env_file_restarts_the_groups_that_use_it(
     write_config, tmp_path: Path, monkeypatch
 ):
