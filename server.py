@@ -3,14 +3,16 @@
     dynamic-mcp dynamic-mcp.json                 # serve over stdio
     dynamic-mcp --transport http --port 8931     # serve streamable HTTP on 127.0.0.1
     fastmcp run server.py                        # $DYNAMIC_MCP_CONFIG or ./dynamic-mcp.json
+    dynamic-mcp check | tools G | call G T       # from a terminal (groups.check_command, …)
 
 The client sees exactly two tools. `get_dynamic_tools(group)` connects the group's
 upstream on first use and returns its tools as compact JSON; `call_dynamic_tool` forwards
 one call and returns the upstream's result unchanged. Everything about upstreams lives in
 `groups/`; this module declares the two tools and the commands.
 
-Commands that serve nothing (`--version`, `--help`, `import`) import none of the server
-stack: FastMCP is imported where a server is built, on first use.
+Commands that serve nothing (`--version`, `--help`, `import`, `auth --list`) import none of
+the server stack: FastMCP is imported where a server is built, on first use, and each
+command's module only when that command runs.
 """
 
 # No `from __future__ import annotations`: FastMCP reads the meta-tools' annotations when

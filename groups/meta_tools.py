@@ -2,7 +2,7 @@
 
     meta = MetaTools(registry, notifier)
     # in server.build_server, after declaring the two meta-tools with @server.tool:
-    meta.serve(server, get_dynamic_tools, call_dynamic_tool)
+    meta.serve(server, get_dynamic_tools, call_dynamic_tool, search_dynamic_tools)
 
 Guarantees:
 - `tools/list` is exactly the two meta-tools (a third, `search_dynamic_tools`, where the
@@ -53,6 +53,8 @@ SEARCH_TOOLS_DESCRIPTION = (
     "Find tools across all groups by what they do; returns the best matches with their "
     "group. Then get_dynamic_tools(group) for a match's input schema."
 )
+# get_dynamic_tools' description lists the groups, so it is built with them.
+DESCRIPTIONS = {CALL_TOOL: CALL_TOOL_DESCRIPTION, SEARCH_TOOLS: SEARCH_TOOLS_DESCRIPTION}
 # Each meta-tool's own arguments: name -> (type, required).
 ARGUMENTS: dict[str, dict[str, tuple[type, bool]]] = {
     GET_TOOLS: {"group": (str, True)},
@@ -129,12 +131,10 @@ class MetaTools:
         if "args" in properties:
             # The signature's `dict | None` renders as an anyOf; the model needs only this.
             properties["args"] = {"type": "object"}
-        description = {
-            CALL_TOOL: CALL_TOOL_DESCRIPTION,
-            SEARCH_TOOLS: SEARCH_TOOLS_DESCRIPTION,
-        }.get(name, "")
         if name == GET_TOOLS:
             description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups()}"
+        else:
+            description = DESCRIPTIONS[name]
         return mcp_types.Tool(
             name=name, description=description, input_schema={**schema, "properties": properties}
         )

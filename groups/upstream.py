@@ -252,7 +252,7 @@ class Upstream:
                     tools = await self._tools_of(await self.session(caller))
                 except _RefusedMidSession as refused:
                     raise await self._ask_to_sign_in(refused.auth) from None
-        return [tool for tool in tools if not self.config.tools.hides(tool.name)]
+        return self._visible(tools)
 
     def known_tools(self) -> list[mcp_types.Tool] | None:
         """The tools the group offers as far as is known without asking: None if nothing is."""
@@ -262,7 +262,7 @@ class Upstream:
         known = live if live is not None else self._catalogued(None)
         if known is None:
             return None
-        return [tool for tool in known if not self.config.tools.hides(tool.name)]
+        return self._visible(known)
 
     async def inventory(self) -> Inventory:
         """What the group serves, asked of the upstream now, connecting first if need be.
@@ -276,10 +276,7 @@ class Upstream:
             client = session.client
             offered = client.initialize_result.capabilities if client.initialize_result else None
             try:
-                tools = None
-                if features.tools:
-                    listed = await self._tools_of(session)
-                    tools = [tool for tool in listed if not self.config.tools.hides(tool.name)]
+                tools = self._visible(await self._tools_of(session)) if features.tools else None
                 resources = prompts = None
                 if features.resources and offered and offered.resources:
                     limit = timeouts.resources.total_seconds()
@@ -293,6 +290,10 @@ class Upstream:
             except _RefusedMidSession as refused:
                 raise await self._ask_to_sign_in(refused.auth) from None
         return Inventory(tools, resources, prompts)
+
+    def _visible(self, tools: list[mcp_types.Tool]) -> list[mcp_types.Tool]:
+        """The tools the group's `tools` filter leaves for the model to see."""
+        return [tool for tool in tools if not self.config.tools.hides(tool.name)]
 
     def _catalogued(self, caller: Caller | None) -> list[mcp_types.Tool] | None:
         """The catalog's tools, unless there is no catalog or the caller has a session."""
@@ -349,7 +350,7 @@ class Upstream:
         if name not in session.tool_names:
             tools = await self._tools_of(session, refresh=True)  # it may have added one
             if name not in session.tool_names:
-                offered = [t.name for t in tools if not self.config.tools.hides(t.name)]
+                offered = [tool.name for tool in self._visible(tools)]
                 raise UnknownToolError(self.name, name, offered)
         request = mcp_types.CallToolRequest(
             params=mcp_types.CallToolRequestParams(name=name, arguments=arguments)
