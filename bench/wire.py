@@ -11,6 +11,7 @@ reads a line: what remains is the upstream, the proxy, and the pipes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import time
@@ -26,6 +27,7 @@ __all__ = ["WireClient", "wire_calls"]
 WARM_UP = 20  # calls per group before measuring: imports, caches and first spawns done
 ANSWER_WAIT = 60.0  # seconds one request may take before the run fails
 LINE_LIMIT = 64 * 1024 * 1024
+END_GRACE = 3.0  # seconds a process left behind gets, after its launcher exits, per signal
 
 
 class WireClient:
@@ -59,12 +61,16 @@ class WireClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self.process.stdin is not None
+        # Looked up while they run: a launcher (npx) may exit and leave its server behind
+        # (modular-mcp outlives a closed stdin), with the upstreams it started.
+        tree = psutil.Process(self.process.pid).children(recursive=True)
         self.process.stdin.close()
         try:
             await asyncio.wait_for(self.process.wait(), 15)
         except TimeoutError:
             self.process.kill()  # ours: we started it for this measurement
         self._reader.cancel()
+        await asyncio.to_thread(_end, tree)
 
     @property
     def pid(self) -> int:
@@ -97,6 +103,18 @@ class WireClient:
             waiting = self._waiting.pop(message.get("id"), None)
             if waiting is not None and not waiting.done():
                 waiting.set_result(message)
+
+
+def _end(processes: list[psutil.Process]) -> None:
+    """End what is left of processes this measurement started: politely, then not."""
+    _, alive = psutil.wait_procs(processes, timeout=END_GRACE)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=END_GRACE)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 async def wire_calls(system: System, servers: dict[str, Any], config: Any, calls: int) -> dict:
