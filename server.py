@@ -5,10 +5,10 @@
     fastmcp run server.py                        # $DYNAMIC_MCP_CONFIG or ./dynamic-mcp.json
     dynamic-mcp check | tools G | call G T       # from a terminal (groups.check_command, …)
 
-The client sees exactly two tools. `get_dynamic_tools(group)` connects the group's
-upstream on first use and returns its tools as compact JSON; `call_dynamic_tool` forwards
-one call and returns the upstream's result unchanged. Everything about upstreams lives in
-`groups/`; this module declares the two tools and the commands.
+The client sees two tools (three with `settings.search`). `get_dynamic_tools(group)`
+connects the group's upstream on first use and returns its tools as compact JSON;
+`call_dynamic_tool` forwards one call and returns the upstream's result unchanged.
+Everything about upstreams lives in `groups/`; this module declares the tools and commands.
 
 Commands that serve nothing (`--version`, `--help`, `import`, `auth --list`) import none of
 the server stack: FastMCP is imported where a server is built, on first use, and each
@@ -128,7 +128,7 @@ def build_server(
         try:
             return text_result(await registry.expand(group, current_caller.get()))
         except DynamicMcpError as exc:
-            return error_result(exc)
+            return error_result(exc, registry.redactor)
 
     @server.tool(output_schema=None)
     async def call_dynamic_tool(
@@ -138,7 +138,7 @@ def build_server(
         try:
             return await registry.call_tool(group, name, args or {}, current_caller.get())
         except DynamicMcpError as exc:
-            return error_result(exc)
+            return error_result(exc, registry.redactor)
 
     @server.tool(output_schema=None)
     async def search_dynamic_tools(query: str) -> CallToolResult:
@@ -152,10 +152,9 @@ def build_server(
 def __getattr__(name: str) -> Any:
     """`mcp`, built on first access: `fastmcp run server.py` finds the config when it starts."""
     if name == "mcp":
-        from groups.serving import quiet_fastmcp
+        from groups.serving import for_fastmcp_run
 
-        quiet_fastmcp()
-        server = globals()["mcp"] = build_server()
+        server = globals()["mcp"] = for_fastmcp_run(build_server)
         return server
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

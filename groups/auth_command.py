@@ -23,7 +23,6 @@ from groups.errors import AuthCommandError
 
 if TYPE_CHECKING:
     from groups.config import HttpServer, SseServer
-    from groups.oauth import TokenFile
     from groups.secrets import Redactor
 
 __all__ = ["auth"]
@@ -63,7 +62,7 @@ def auth(
     servers = load_config(path).servers
     remote = {n: s for n, s in servers.items() if isinstance(s, HttpServer | SseServer)}
     if list_:
-        _list(remote, redactor)
+        _list(remote, path, redactor)
         return
     if group is None:
         raise AuthCommandError("name a group to sign in or out, or pass --list")
@@ -72,19 +71,19 @@ def auth(
         kind = "is not in the config" if group not in servers else "is not a remote group"
         names = ", ".join(remote) or "none"
         raise AuthCommandError(f"group {group!r} {kind} (remote groups: {names})")
-    tokens = TokenFile.for_group(group, redactor)
     if logout:
+        tokens = TokenFile.for_group(group, redactor)
         gone = f"removed {tokens.path}" if tokens.delete() else "it held no token"
         print(f"Signed out of {group}: {gone}.")
         return
-    anyio.run(_sign_in, group, server, path, tokens, redactor)
+    anyio.run(_sign_in, group, server, path, redactor)
 
 
 async def _sign_in(
-    group: str, server: HttpServer | SseServer, path: Path, tokens: TokenFile, redactor: Redactor
+    group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor
 ) -> None:
-    from groups.config import UnresolvedError, interpolate, variables_for
-    from groups.oauth import CALLBACK_TIMEOUT, SignIn
+    from groups.config import UnresolvedError
+    from groups.oauth import CALLBACK_TIMEOUT, SignIn, TokenFile
     from groups.transport import uses_authorization_header
 
     if uses_authorization_header(server):
@@ -92,20 +91,22 @@ async def _sign_in(
             f"group {group!r} sends its own Authorization header: nothing to sign in to"
         )
     try:
-        url = interpolate(server.url, variables_for(path), redactor)
+        url = _resolved_url(server, path, redactor)
     except UnresolvedError as exc:
         raise AuthCommandError(f"group {group!r}: {exc}") from None
+    tokens = TokenFile.for_group(group, redactor, server=url)
     sign_in = SignIn(group, url, server, tokens)
-    link = await sign_in.start()
+    link = await sign_in.start(wait=None)
     if link is not None:
         print(f"Sign in to {group} in a browser (one was opened where possible):\n\n  {link}\n")
         print(f"Waiting for the sign-in, up to {CALLBACK_TIMEOUT / 60:g} minutes...", flush=True)
     if not await sign_in.wait():
         raise AuthCommandError(f"the sign-in to {group} did not finish: {sign_in.error}")
-    print(f"Signed in to {group}: {_validity(tokens.read())}; kept in {tokens.path}.")
+    print(f"Signed in to {group}: {_validity(tokens.stored())}; kept in {tokens.path}.")
 
 
-def _list(remote: dict[str, HttpServer | SseServer], redactor: Redactor) -> None:
+def _list(remote: dict[str, HttpServer | SseServer], path: Path | None, redactor: Redactor) -> None:
+    from groups.config import UnresolvedError
     from groups.oauth import TokenFile
     from groups.secrets import shown_url
     from groups.transport import uses_authorization_header
@@ -117,9 +118,26 @@ def _list(remote: dict[str, HttpServer | SseServer], redactor: Redactor) -> None
         if uses_authorization_header(server):
             state = "sends its own Authorization header"
         else:
-            data = TokenFile.for_group(name, redactor).read()
-            state = _validity(data) if data.get("tokens") else "not signed in"
+            try:
+                url: str | None = _resolved_url(server, path, redactor)
+            except UnresolvedError:
+                url = None  # the group cannot connect anyway; show what the file holds
+            tokens = TokenFile.for_group(name, redactor, server=url)
+            data = tokens.stored()
+            if data.get("tokens"):
+                state = _validity(data)
+            elif tokens.read().get("tokens"):
+                state = "holds a token for another URL: sign in again"
+            else:
+                state = "not signed in"
         sys.stdout.write(f"{name}  {shown_url(server.url)}  {state}\n")
+
+
+def _resolved_url(server: HttpServer | SseServer, path: Path | None, redactor: Redactor) -> str:
+    """The group's URL with its `${VAR}`s put in, as its sessions connect to it."""
+    from groups.config import interpolate, variables_for
+
+    return interpolate(server.url, variables_for(path), redactor)
 
 
 def _validity(data: dict[str, Any]) -> str:

@@ -260,7 +260,7 @@ class Config(_Strict):
     @classmethod
     def _plain_group_names(cls, servers: dict[str, ServerConfig]) -> dict[str, ServerConfig]:
         for name in servers:
-            if not _GROUP_NAME.match(name):
+            if not _GROUP_NAME.fullmatch(name):
                 raise PydanticCustomError(
                     "group_name",
                     "group name {name} may use only " + GROUP_NAME_RULE,
@@ -410,7 +410,7 @@ def variables_for(config_path: Path | None) -> dict[str, str]:
 
 
 def interpolate(text: str, variables: Mapping[str, str], redactor: Redactor | None = None) -> str:
-    """Replace `${VAR}`, `${VAR:-default}` and `${file:PATH}`; `redactor` learns each value.
+    """Replace `${VAR}`, `${VAR:-default}` and `${file:PATH}`; `redactor` learns each secret.
 
     Raises:
         UnsetVariableError: a variable without a default is not set.
@@ -424,7 +424,7 @@ def interpolate(text: str, variables: Mapping[str, str], redactor: Redactor | No
         elif name in variables:
             value, shown = variables[name], f"${{{name}}}"
         elif default is not None:
-            value, shown = default, f"${{{name}}}"
+            return default  # written in the config for all to see: no secret
         else:
             raise UnsetVariableError(name)
         if redactor is not None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from groups.notifier import Notifier
     from groups.registry import Registry
+    from groups.secrets import Redactor
 
 __all__ = ["MetaTools", "error_result", "text_result"]
 
@@ -150,7 +151,7 @@ class MetaTools:
                 raise self._not_a_meta_tool(params.name)
             arguments = _checked(params.name, params.arguments or {})
         except DynamicMcpError as exc:
-            return error_result(exc)
+            return error_result(exc, self._registry.redactor)
         with current_caller.set_to(caller):
             return await function(**arguments)
 
@@ -198,8 +199,13 @@ def text_result(text: str) -> mcp_types.CallToolResult:
     return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)])
 
 
-def error_result(exc: DynamicMcpError) -> mcp_types.CallToolResult:
-    """A failure the model can act on: an isError result, never a protocol error."""
+def error_result(exc: DynamicMcpError, redactor: Redactor) -> mcp_types.CallToolResult:
+    """A failure the model can act on: an isError result, never a protocol error.
+
+    Its text is scrubbed: an error may quote what an upstream or a library said, and that
+    may hold a value put in for a `${VAR}`.
+    """
+    text = redactor.scrub(str(exc))
     return mcp_types.CallToolResult(
-        content=[mcp_types.TextContent(type="text", text=str(exc))], is_error=True
+        content=[mcp_types.TextContent(type="text", text=text)], is_error=True
     )

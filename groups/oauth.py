@@ -51,6 +51,7 @@ from groups.errors import UnsafeTokenFileError
 from groups.failures import AuthorizationRequired
 from groups.home import group_file, oauth_token_dir
 from groups.secrets import Redactor
+from groups.transport import endpoint
 
 if TYPE_CHECKING:
     from groups.config import HttpServer, SseServer
@@ -75,6 +76,7 @@ _PROBE = {
     "method": "ping",
 }
 _PROBE_HEADERS = {"Accept": "application/json, text/event-stream"}
+_SSE_HEADERS = {"Accept": "text/event-stream"}
 
 
 class TokenFile:
@@ -82,15 +84,23 @@ class TokenFile:
 
     Implements the MCP SDK's token storage (`get_tokens`, `set_tokens`, `get_client_info`,
     `set_client_info`) and what FastMCP's `OAuth` reads besides (`get_token_expiry`, `clear`).
+
+    Given the `server` URL, the file is bound to it: tokens written for another server (the
+    group's `url` edited since) are never read, so never sent where they were not issued.
     """
 
-    def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self, path: Path, redactor: Redactor | None = None, server: str | None = None
+    ) -> None:
         self.path = path
+        self.server = endpoint(server) if server else None
         self._redactor = redactor or Redactor()
 
     @classmethod
-    def for_group(cls, group: str, redactor: Redactor | None = None) -> TokenFile:
-        return cls(group_file(oauth_token_dir(), group, ".json"), redactor)
+    def for_group(
+        cls, group: str, redactor: Redactor | None = None, server: str | None = None
+    ) -> TokenFile:
+        return cls(group_file(oauth_token_dir(), group, ".json"), redactor, server)
 
     def __repr__(self) -> str:
         return f"TokenFile({str(self.path)!r})"
@@ -98,12 +108,12 @@ class TokenFile:
     # ---- token storage ------------------------------------------------------------------
 
     async def get_tokens(self) -> OAuthToken | None:
-        raw = self.read().get("tokens")
+        raw = self.stored().get("tokens")
         return OAuthToken.model_validate(raw) if raw else None
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
         self._learn(tokens.access_token, tokens.refresh_token)
-        data = self.read()
+        data = self.stored()
         data["tokens"] = tokens.model_dump(mode="json", exclude_none=True)
         if tokens.expires_in is not None:
             data["expires_at"] = time.time() + tokens.expires_in
@@ -112,15 +122,15 @@ class TokenFile:
         self._write(data)
 
     async def get_token_expiry(self) -> float | None:
-        return self.read().get("expires_at")
+        return self.stored().get("expires_at")
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
-        raw = self.read().get("client")
+        raw = self.stored().get("client")
         return OAuthClientInformationFull.model_validate(raw) if raw else None
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         self._learn(client_info.client_secret)
-        data = self.read()
+        data = self.stored()
         data["client"] = client_info.model_dump(mode="json", exclude_none=True)
         self._write(data)
 
@@ -129,7 +139,7 @@ class TokenFile:
 
     def callback_port(self) -> int | None:
         """The loopback port the stored registration redirects to, so a sign-in reuses it."""
-        client = self.read().get("client") or {}
+        client = self.stored().get("client") or {}
         for uri in client.get("redirect_uris") or []:
             port = urlsplit(uri).port
             if urlsplit(uri).hostname == "127.0.0.1" and port:
@@ -137,6 +147,14 @@ class TokenFile:
         return None
 
     # ---- the file -----------------------------------------------------------------------
+
+    def stored(self) -> dict[str, Any]:
+        """The file's content if it was written for this server, else `{}`."""
+        data = self.read()
+        written_for = data.get("server")
+        if self.server is not None and written_for not in (None, self.server):
+            return {}
+        return data
 
     def read(self) -> dict[str, Any]:
         """The file's content; `{}` when there is none.
@@ -169,6 +187,8 @@ class TokenFile:
 
     def _write(self, data: dict[str, Any]) -> None:
         """Replace the file in one step: a crash leaves the old file or the new, never half."""
+        if self.server is not None:
+            data["server"] = self.server
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._make_private()
@@ -277,6 +297,8 @@ class GroupOAuth(OAuth):
             response = await http.get(authorization_url, follow_redirects=False)
         if response.status_code == 400:
             raise ClientNotFoundError("the OAuth server no longer knows this client")
+        if response.status_code not in (200, 302, 303, 307, 308):
+            raise RuntimeError(f"the authorization page answers HTTP {response.status_code}")
         if self._on_link is not None:
             self._on_link(authorization_url)
         # webbrowser waits for a browser command to exit, and a browser may only exit once
@@ -308,10 +330,12 @@ class SignIn:
         """Whether a sign-in waits for the person now."""
         return self._running and not self._done.is_set()
 
-    async def start(self) -> str | None:
+    async def start(self, wait: float | None = LINK_WAIT) -> str | None:
         """The link to sign in with, starting a sign-in unless one is waiting already.
 
-        None when no person is needed after all (tokens were there, or arrived meanwhile).
+        Waits up to `wait` seconds for the link (None: until the link or the end). None when
+        no person is needed after all (tokens were there, or arrived meanwhile), or when
+        the link was not there in time: asking again later gives it.
         """
         if not self.pending:
             self._done, self._news = anyio.Event(), anyio.Event()
@@ -320,7 +344,7 @@ class SignIn:
             task = asyncio.get_running_loop().create_task(self._run(), name=f"sign in {self.group}")
             _KEEP.add(task)
             task.add_done_callback(_KEEP.discard)
-        with anyio.move_on_after(LINK_WAIT):
+        with anyio.move_on_after(wait):
             await self._news.wait()
         return self.link
 
@@ -335,7 +359,9 @@ class SignIn:
         )
         try:
             async with httpx2.AsyncClient(auth=oauth, timeout=CALLBACK_TIMEOUT + 30) as http:
-                await http.post(self.url, json=_PROBE, headers=_PROBE_HEADERS)
+                status = await self._probe(http)
+            if status in (401, 403) or await self.tokens.get_tokens() is None:
+                raise RuntimeError(f"the server still refuses us (HTTP {status})")
             logger.warning("group %s: signed in", self.group)  # the person waits for this
         # A refused or abandoned sign-in: say so; the group's next request asks again.
         except Exception as exc:
@@ -344,6 +370,18 @@ class SignIn:
         finally:
             self._done.set()
             self._news.set()
+
+    async def _probe(self, http: httpx2.AsyncClient) -> int:
+        """Ask the server something it refuses without a token; the status it ends with.
+
+        An SSE server takes only GET at its URL (a POST there is a 405, not a 401): read
+        the answer's head and leave the event stream.
+        """
+        if self.server.type == "sse":
+            async with http.stream("GET", self.url, headers=_SSE_HEADERS) as response:
+                return response.status_code
+        response = await http.post(self.url, json=_PROBE, headers=_PROBE_HEADERS)
+        return response.status_code
 
     def _got_link(self, link: str) -> None:
         self.link = link

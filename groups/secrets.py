@@ -7,8 +7,8 @@
     handler.setFormatter(RedactingFormatter(redactor, "%(message)s"))
 
 Messages name things as the config writes them (`${API_KEY}`, not its value); `scrub` is the
-net under that rule, applied to every error a group reports and to every log line at any
-level, from our loggers and from FastMCP's, the MCP SDK's and httpx's alike.
+net under that rule, applied to every error result the model reads, to what `check` shows,
+and to every log line at any level, from our loggers and FastMCP's, the SDK's and httpx's.
 
 Guarantees:
 - a value substituted for `${VAR}` reads `${VAR}` after `scrub`, wherever it appears;
@@ -35,13 +35,14 @@ MIN_SECRET_LENGTH = 4
 # Env names whose literal values are credentials (a literal DEBUG=true is not).
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSW|AUTH|CRED|PRIVATE|SESSION|COOKIE", re.I)
 _SECRET_FLAG = re.compile(r"^--?[\w-]*(token|key|secret|passw|auth|cred)[\w-]*$", re.I)
+_HEADER_FLAG = re.compile(r"^(--header|-H)$")
 # Credentials that can reach a log line without our knowing their value: an OAuth flow's
 # query and form parameters, JSON token fields, and bearer headers. `code` is hidden only
 # as a parameter or a JSON string: `code=-32000` in an error's repr is no secret.
 _TOKEN_NAMES = "access_token|refresh_token|id_token|client_secret|code_verifier"
 _CREDENTIALS = [
     re.compile(rf"(?i)([?&](?:code|{_TOKEN_NAMES})=)([^&\s\"',;)]+)"),
-    re.compile(rf"(?i)(\b(?:{_TOKEN_NAMES})=)([^&\s\"',;)]+)"),
+    re.compile(rf"(?i)(\b(?:{_TOKEN_NAMES})=[\"']?)([^&\s\"',;)]+)"),  # also a repr's '…'
     re.compile(rf"(?i)([\"'](?:code|{_TOKEN_NAMES})[\"']\s*:\s*[\"'])([^\"']+)"),
     re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{4,})"),
 ]
@@ -71,7 +72,13 @@ class Redactor:
             self._pattern = None
 
     def add_literal_header(self, value: str) -> None:
-        """A header value written in the config: hide it, and its credential alone."""
+        """A header value written in the config: hide it, and its credential alone.
+
+        A value with a `${VAR}` in it is left to `interpolate`, which learns what the
+        reference stands for: the reference itself is how messages name it.
+        """
+        if "${" in value:
+            return
         self.add(value)
         scheme, _, credential = value.partition(" ")
         if credential and scheme.isalpha():
@@ -79,7 +86,7 @@ class Redactor:
 
     def add_literal_env(self, name: str, value: str) -> None:
         """An env value written in the config: hidden when its name says it is a secret."""
-        if _SECRET_NAME.search(name):
+        if _SECRET_NAME.search(name) and "${" not in value:
             self.add(value)
 
     def scrub(self, text: str) -> str:
@@ -135,19 +142,37 @@ def shown_url(url: str) -> str:
 
 
 def shown_args(args: list[str]) -> list[str]:
-    """Command-line arguments as a message may show them: values of secret flags hidden."""
+    """Command-line arguments as a message may show them, secrets hidden.
+
+    Hidden: the values of secret-looking flags (`--token X`, `--api-key=X`), header values
+    (`--header "X-Api-Key: v"`, the mcp-remote form), and literal query values of URLs.
+    """
     shown: list[str] = []
-    hide_next = False
+    follows: str | None = None  # the flag the previous argument was, when it takes this one
     for arg in args:
         flag, equals, value = arg.partition("=")
-        if hide_next and not _is_reference(arg):
-            shown.append(HIDDEN)
-        elif equals and _SECRET_FLAG.match(flag) and not _is_reference(value):
-            shown.append(f"{flag}={HIDDEN}")
+        if follows is not None:
+            shown.append(_shown_value(follows, arg))
+        elif equals and (_SECRET_FLAG.match(flag) or _HEADER_FLAG.match(flag)):
+            shown.append(f"{flag}={_shown_value(flag, value)}")
+        elif arg.startswith(("http://", "https://")):
+            shown.append(shown_url(arg))
         else:
             shown.append(arg)
-        hide_next = not equals and bool(_SECRET_FLAG.match(arg))
+        takes_value = not equals and (_SECRET_FLAG.match(arg) or _HEADER_FLAG.match(arg))
+        follows = arg if takes_value else None
     return shown
+
+
+def _shown_value(flag: str, value: str) -> str:
+    if _is_reference(value):
+        return value
+    if _HEADER_FLAG.match(flag):
+        name, colon, content = value.partition(":")
+        if not colon or _is_reference(content.strip()):
+            return value
+        return f"{name}:{' ' if content.startswith(' ') else ''}{HIDDEN}"
+    return HIDDEN
 
 
 def _is_reference(value: str) -> bool:

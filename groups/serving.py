@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import anyio
 
@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
     from groups.registry import Registry
 
-__all__ = ["LogLevel", "configure_logging", "quiet_fastmcp", "serve_http", "serve_stdio"]
+__all__ = [
+    "LogLevel",
+    "configure_logging",
+    "for_fastmcp_run",
+    "quiet_fastmcp",
+    "serve_http",
+    "serve_stdio",
+]
 
 logger = logging.getLogger("dynamic_mcp")
 
@@ -80,6 +87,36 @@ def quiet_fastmcp() -> None:
     if "FASTMCP_TELEMETRY_MODE" not in os.environ:
         fastmcp.settings.telemetry_mode = "off"
     _adopt_self_configured_loggers()  # importing fastmcp installed its own handler
+
+
+def for_fastmcp_run(build: Callable[..., FastMCP]) -> FastMCP:
+    """The server `fastmcp run server.py` serves, under the rules of `dynamic-mcp`'s own.
+
+    Logs go through the redacting handler (level: $DYNAMIC_MCP_LOG_LEVEL, else warning),
+    and HTTP serving, which `fastmcp run --transport http --host H` starts by itself, asks
+    for the same token off loopback and keeps the same Host/Origin guard.
+    """
+    import fastmcp
+
+    from groups.catalog import Catalog
+    from groups.http_access import BearerToken, browser_guard, http_token
+    from groups.registry import Registry
+
+    registry = Registry(catalog=Catalog())
+    level = os.environ.get("DYNAMIC_MCP_LOG_LEVEL", "warning").lower()
+    configure_logging(level if level in get_args(LogLevel) else "warning", registry.redactor)
+    quiet_fastmcp()
+    server = build(registry=registry)
+    run_http = server.run_http_async
+
+    async def run_http_guarded(*args: Any, host: str | None = None, **options: Any) -> None:
+        host = host or fastmcp.settings.host
+        token = http_token(host, None)  # refuses a host off loopback without a token
+        server.auth = BearerToken(token) if token else None
+        await run_http(*args, host=host, **{**options, **browser_guard(host)})
+
+    server.run_http_async = run_http_guarded  # type: ignore[method-assign]
+    return server
 
 
 async def serve_stdio(server: FastMCP, registry: Registry) -> None:

@@ -35,7 +35,13 @@ from groups.config import (
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor, shown_url
 
-__all__ = ["HttpErrorLog", "OAuthFactory", "build_transport", "uses_authorization_header"]
+__all__ = [
+    "HttpErrorLog",
+    "OAuthFactory",
+    "build_transport",
+    "endpoint",
+    "uses_authorization_header",
+]
 
 
 OAuthFactory = Callable[[str], httpx2.Auth]  # the resolved URL -> the auth for a session
@@ -72,9 +78,14 @@ class HttpErrorLog:
 
     async def _record(self, response: httpx2.Response) -> None:
         # Only the endpoint's own answers: an OAuth discovery's 404s say nothing of it.
-        endpoint = str(response.request.url).split("?")[0].rstrip("/")
-        if response.is_error and (self.resolved is None or endpoint == self.resolved):
+        answered = endpoint(response.request.url)
+        if response.is_error and (self.resolved is None or answered == self.resolved):
             self.last = (response.status_code, self.url)
+
+
+def endpoint(url: httpx2.URL | str) -> str:
+    """`url` without its query, as httpx sends it (host lowercased, default port dropped)."""
+    return str(httpx2.URL(url).copy_with(query=None, fragment=None)).rstrip("/")
 
 
 def build_transport(
@@ -122,7 +133,7 @@ def _remote(
     oauth: OAuthFactory | None,
 ) -> ClientTransport:
     url = interpolate(server.url, variables, redactor)
-    log.resolved = url.split("?")[0].rstrip("/")
+    log.resolved = endpoint(url)
     for value in server.headers.values():
         redactor.add_literal_header(value)
     headers = {

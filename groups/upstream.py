@@ -485,7 +485,7 @@ class Upstream:
             from groups.oauth import GroupOAuth
 
             assert not isinstance(self.config, StdioServer)
-            auths.append(GroupOAuth(url, self.config, self._token_file()))
+            auths.append(GroupOAuth(url, self.config, self._token_file(url)))
             return auths[-1]
 
         transport = build_transport(
@@ -527,10 +527,10 @@ class Upstream:
             ) from exc
         return client, (auths[-1] if auths else None)
 
-    def _token_file(self) -> TokenFile:
+    def _token_file(self, url: str) -> TokenFile:
         from groups.oauth import TokenFile
 
-        return TokenFile.for_group(self.name, self._redactor)
+        return TokenFile.for_group(self.name, self._redactor, server=url)
 
     async def _ask_to_sign_in(self, auth: GroupOAuth | None = None) -> SignInNeededError:
         """Start the browser sign-in (unless one waits already); the error that gives its link."""
@@ -541,7 +541,7 @@ class Upstream:
         if self._sign_in is None or not self._sign_in.pending:
             url = auth.mcp_url if auth is not None else self._resolved_url()
             assert not isinstance(self.config, StdioServer)
-            self._sign_in = SignIn(self.name, url, self.config, self._token_file())
+            self._sign_in = SignIn(self.name, url, self.config, self._token_file(url))
         link = await self._sign_in.start()
         return SignInNeededError(self.name, link, self._sign_in.error)
 

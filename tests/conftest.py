@@ -107,12 +107,17 @@ def serve_echo(transport: str, port: int | None = None) -> Iterator[str]:
 
 @pytest.fixture
 def status_url() -> Iterator[Callable[[int], str]]:
-    """HTTP endpoints on 127.0.0.1 that answer every request with one status (401, 503…)."""
+    """HTTP endpoints on 127.0.0.1 that answer every request with one status (401, 503…).
+
+    `status_url.received` holds the headers of every request they got, in order.
+    """
     servers: list[ThreadingHTTPServer] = []
+    received: list[dict[str, str]] = []
 
     def serve(status: int) -> str:
         class Answer(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                received.append({name.lower(): value for name, value in self.headers.items()})
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -127,6 +132,7 @@ def status_url() -> Iterator[Callable[[int], str]]:
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/mcp"
 
+    serve.received = received  # type: ignore[attr-defined]
     yield serve
     for server in servers:
         server.shutdown()

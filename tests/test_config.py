@@ -165,12 +165,15 @@ def test_a_dotenv_beside_the_config_feeds_variables_and_the_environment_wins(
     assert variables["BOTH"] == "environment"
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", "with space", "", "x" * 101, "é"])
+@pytest.mark.parametrize(
+    "name", ["../x", "a/b", "..", ".", "with space", "", "x" * 101, "é", "abc\n"]
+)
 def test_a_group_name_that_is_not_plain_is_refused_naming_it(name):
     with pytest.raises(ConfigError) as error:
         parse_config(config_text(**{name: {"description": "x", "command": "echo"}}))
-    assert error.value.server == name
-    assert error.value.field == f"mcpServers.{name}"
+    shown = name.replace("\n", "\\n")  # a control character is named escaped
+    assert error.value.server == shown
+    assert error.value.field == f"mcpServers.{shown}"
     assert "may use only letters, digits, '-', '_' and '.'" in error.value.problem
 
 

@@ -149,3 +149,41 @@ async def test_a_request_naming_another_host_is_refused(guarded_url):
     async with httpx2.AsyncClient() as http:
         response = await http.post(guarded_url, json=INITIALIZE, headers=headers)
     assert response.status_code == 421
+
+
+def fastmcp_run(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`fastmcp run server.py:mcp --transport http ARGS`, the other documented way in."""
+    fastmcp = Path(sys.executable).parent / "fastmcp"
+    without_token = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_HTTP_TOKEN"}
+    return subprocess.Popen(
+        [str(fastmcp), "run", "server.py:mcp", "--transport", "http", "--no-banner", *args],
+        cwd=REPO,
+        env={**without_token, "DYNAMIC_MCP_CONFIG": str(config), **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_fastmcp_run_over_http_keeps_the_token_and_origin_rules(config):
+    refused = fastmcp_run(config, "--host", "0.0.0.0", "--port", str(free_port()))
+    _, refusal = refused.communicate(timeout=60)
+    port = free_port()
+    process = fastmcp_run(config, "--port", str(port), env={"DYNAMIC_MCP_HTTP_TOKEN": TOKEN})
+    try:
+        wait_for_port(port, process)
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with httpx2.AsyncClient() as http:
+            anonymous = await http.post(url, json=INITIALIZE, headers=ACCEPT)
+            foreign = {**ACCEPT, "Authorization": f"Bearer {TOKEN}", "Origin": "https://x.example"}
+            from_a_page = await http.post(url, json=INITIALIZE, headers=foreign)
+        async with Client(url, auth=BearerAuth(TOKEN)) as client:
+            names = [tool.name for tool in await client.list_tools()]
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)  # reads and closes its pipes
+
+    assert "refusing to serve on 0.0.0.0 without a token" in refusal
+    assert (anonymous.status_code, from_a_page.status_code) == (401, 403)
+    assert names == ["get_dynamic_tools", "call_dynamic_tool"]

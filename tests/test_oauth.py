@@ -29,14 +29,19 @@ SIGN_IN_WAIT = 30.0  # seconds for the followed link to reach the callback and t
 SHORT_TOKEN = 5  # seconds an access token lives where refresh is the point
 
 
-def serve_oauth(token_seconds: int = 3600, callback_port: int | None = None) -> Any:
+def serve_oauth(
+    token_seconds: int = 3600, callback_port: int | None = None, transport: str = "http"
+) -> Any:
     port = free_port()
     command = [sys.executable, str(UPSTREAMS / "oauth_server.py"), str(port), str(token_seconds)]
     if callback_port is not None:
         command.append(str(callback_port))
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "OAUTH_TRANSPORT": transport}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for_port(port, process)
-    return process, f"http://127.0.0.1:{port}/mcp"
+    return process, f"http://127.0.0.1:{port}/{'sse' if transport == 'sse' else 'mcp'}"
 
 
 @pytest.fixture
@@ -262,6 +267,50 @@ async def test_a_server_that_asks_for_credentials_without_oauth_says_to_add_a_he
         f"Group 'guarded' is unavailable: HTTP 401 from {url}: the server wants credentials "
         "and offers no OAuth sign-in; add an Authorization header to this group's entry"
     )
+
+
+async def test_tokens_are_never_sent_to_a_server_other_than_the_one_that_issued_them(
+    write_config, oauth_url, status_url, home
+):
+    config = config_for(write_config, oauth_url)
+    async with Client(build_server(config)) as client:
+        await whoami(client)
+        await signed_in(client)
+    elsewhere = status_url(401)  # the group's url, edited to point at another server
+
+    async with Client(build_server(config_for(write_config, elsewhere))) as client:
+        result = await whoami(client)
+    listed = auth_command(home, config_for(write_config, elsewhere), "--list")
+
+    assert result.is_error
+    assert status_url.received, "the other server was asked"
+    assert all("authorization" not in headers for headers in status_url.received)
+    assert listed.stdout.strip().endswith("holds a token for another URL: sign in again")
+
+
+def test_an_sse_group_signs_in_from_the_terminal_and_then_answers(write_config, home):
+    process, url = serve_oauth(transport="sse")
+    try:
+        config = write_config(
+            {"guarded": {"description": "Behind OAuth", "type": "sse", "url": url}}
+        )
+        signed = auth_command(home, config, "guarded")
+        answered = subprocess.run(
+            [sys.executable, "-m", "server", "call", "guarded", "whoami", "--config", str(config)],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert "/authorize?" in signed.stdout
+    assert (answered.returncode, answered.stderr) == (0, "")
+    assert answered.stdout.strip() not in ("", "nobody")
 
 
 def test_a_terminal_call_says_to_run_auth_instead_of_opening_a_browser(

@@ -16,10 +16,11 @@ from conftest import ECHO_SERVER, raw_debug_session, stdio_entry
 from fastmcp import Client
 from mcp.server.connection import Connection
 
+from groups.config import interpolate
 from groups.errors import GroupUnavailableError
 from groups.notifier import SEND_TIMEOUT, Notifier
 from groups.registry import Registry
-from groups.secrets import Redactor
+from groups.secrets import Redactor, shown_args
 from groups.serving import configure_logging
 from server import build_server
 
@@ -126,6 +127,37 @@ def test_oauth_parameters_and_bearer_credentials_are_hidden_in_every_log_line(ca
     credentials = ("the-code-4b", "at-5e", "rt-6f", "cs-7a", "cv-8b", "bt-1d2e3f")
     for credential in credentials:
         assert credential not in log
+
+
+def test_what_the_config_writes_openly_stays_readable_and_literal_credentials_do_not():
+    redactor = Redactor()
+    level = interpolate("${DMCP_TEST_UNSET_LEVEL:-info}", {}, redactor)
+    redactor.add_literal_header("Bearer ${DMCP_TEST_TOKEN}")
+    redactor.add_literal_env("API_TOKEN", "${DMCP_TEST_TOKEN}")
+    args = [
+        "--header",
+        "X-Api-Key: literal-key-42",
+        "-H=Authorization: ${DMCP_TEST_TOKEN}",
+        "https://h.example/mcp?key=literal-q-43",
+        "--port",
+        "8080",
+    ]
+
+    # A default is written in the config for all to see; a reference is how messages name
+    # the secret: neither is hidden.
+    assert level == "info"
+    assert redactor.scrub("info: used as ${DMCP_TEST_TOKEN}") == "info: used as ${DMCP_TEST_TOKEN}"
+    assert redactor.scrub("OAuthToken(access_token='at-5e', token_type='Bearer')") == (
+        "OAuthToken(access_token='***', token_type='Bearer')"
+    )
+    assert shown_args(args) == [
+        "--header",
+        "X-Api-Key: ***",
+        "-H=Authorization: ${DMCP_TEST_TOKEN}",
+        "https://h.example/mcp?key=***",
+        "--port",
+        "8080",
+    ]
 
 
 # ---- one way in ---------------------------------------------------------------------------

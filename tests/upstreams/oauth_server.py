@@ -1,6 +1,6 @@
 """An MCP server behind OAuth 2.1, for the tests: discovery, registration, PKCE, refresh.
 
-    python oauth_server.py PORT [TOKEN_SECONDS [CALLBACK_PORT]]
+    python oauth_server.py PORT [TOKEN_SECONDS [CALLBACK_PORT]]   # $OAUTH_TRANSPORT: http | sse
 
 FastMCP's in-memory OAuth provider on 127.0.0.1:PORT: it authorizes every request at once
 (the "browser" only has to follow the redirect), issues access tokens that live
@@ -13,6 +13,7 @@ working, as when a user revokes access).
 
 from __future__ import annotations
 
+import os
 import sys
 
 from fastmcp import FastMCP
@@ -60,4 +61,5 @@ def revoke_all() -> str:
 
 
 if __name__ == "__main__":
-    mcp.run(transport="http", host="127.0.0.1", port=port, show_banner=False, log_level="ERROR")
+    transport = os.environ.get("OAUTH_TRANSPORT", "http")
+    mcp.run(transport=transport, host="127.0.0.1", port=port, show_banner=False, log_level="ERROR")
