@@ -124,6 +124,8 @@ async def _measure_all(chosen: list[System], mode: str) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
+        # What dynamic-mcp keeps (its catalog) stays in the run's scratch, not the user's home.
+        os.environ["DYNAMIC_MCP_HOME"] = str(folder / "home")
         synthetic = {"smoke": 1, "quick": 3}.get(mode)
         token_servers = measure.synthetic_servers(synthetic) if synthetic else FLEET
         results["token_workload"] = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,13 @@ class ProxyHarness(Harness):
         self.config = config
         self.env = {**os.environ, **(env or {})}
         self.client: Client | None = None
+        # dynamic-mcp keeps a schema catalog there: each run starts with none, unless the
+        # workload gives a home on purpose (the warm-catalog figure), and the user's own
+        # ~/.dynamic-mcp is never read or written.
+        self._home: tempfile.TemporaryDirectory[str] | None = None
+        if env is None or "DYNAMIC_MCP_HOME" not in env:
+            self._home = tempfile.TemporaryDirectory(prefix="bench-home-")
+            self.env["DYNAMIC_MCP_HOME"] = self._home.name
 
     async def start(self) -> None:
         self._before = descendants()
@@ -159,7 +167,10 @@ class ProxyHarness(Harness):
     async def close(self) -> float:
         self.track()
         await self.client.__aexit__(None, None, None)
-        return await anyio.to_thread.run_sync(self.wait_all_gone)
+        gone = await anyio.to_thread.run_sync(self.wait_all_gone)
+        if self._home is not None:
+            self._home.cleanup()
+        return gone
 
 
 class DirectHarness(Harness):
