@@ -36,6 +36,8 @@ import threading
 import time
 import warnings
 import webbrowser
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -45,7 +47,8 @@ import httpx2
 from fastmcp.client.auth import OAuth
 from fastmcp.client.auth.oauth import ClientNotFoundError
 from key_value.aio.stores.memory import MemoryStore
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import PrivateAttr
 
 from groups.errors import UnsafeTokenFileError
 from groups.failures import AuthorizationRequired
@@ -256,6 +259,7 @@ class GroupOAuth(OAuth):
                 callback_port=server.oauth_callback_port or tokens.callback_port(),
                 callback_timeout=CALLBACK_TIMEOUT,
             )
+        self.tokens = tokens
         self.token_storage_adapter = tokens  # type: ignore[assignment]
         self.context.storage = tokens
         # The SDK refreshes only once a token has expired; a request in flight at that
@@ -263,8 +267,39 @@ class GroupOAuth(OAuth):
         self.context.update_token_expiry = self._expiry_with_margin  # type: ignore[method-assign]
         self._interactive = interactive
         self._on_link = on_link
-        self._configured_scopes = server.oauth_scopes or []
+        if server.oauth_scopes:
+            self.context.client_metadata = _ClientMetadata.keeping(
+                self.context.client_metadata, server.oauth_scopes
+            )
         self.needs_sign_in = False
+
+    async def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        await self._adopt_stored_tokens()
+        async with aclosing(super().async_auth_flow(request)) as flow:
+            response = None
+            while True:
+                try:
+                    request = await flow.asend(response)  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+                response = yield request
+
+    async def _adopt_stored_tokens(self) -> None:
+        """Take up tokens stored since this client read them: one file serves every session.
+
+        Over HTTP each client has its own upstream session and OAuth client; when one
+        refreshes, the server may rotate the refresh token, and the others' copy is spent.
+        """
+        stored = await self.tokens.get_tokens()
+        if stored is None or stored == self.context.current_tokens:
+            return
+        async with self.context.lock:
+            self.context.current_tokens = stored
+            expires_at = await self.tokens.get_token_expiry()
+            margin = _margin(stored)
+            self.context.token_expiry_time = None if expires_at is None else expires_at - margin
 
     def _expiry_with_margin(self, token: OAuthToken) -> None:
         if token.expires_in is None:
@@ -278,15 +313,6 @@ class GroupOAuth(OAuth):
         tokens = self.context.current_tokens
         if expires_at is not None and tokens is not None:
             self.context.token_expiry_time = expires_at - _margin(tokens)
-
-    async def _perform_authorization(self) -> httpx2.Request:
-        # The SDK asks for the scopes the server challenged with; `oauth_scopes` in the
-        # config are what the user asked for: ask for both.
-        if self._configured_scopes:
-            asked = (self.context.client_metadata.scope or "").split()
-            wanted = [*asked, *(s for s in self._configured_scopes if s not in asked)]
-            self.context.client_metadata.scope = " ".join(wanted)
-        return await super()._perform_authorization()
 
     async def redirect_handler(self, authorization_url: str) -> None:
         if not self._interactive:
@@ -306,6 +332,30 @@ class GroupOAuth(OAuth):
         threading.Thread(target=webbrowser.open, args=(authorization_url,), daemon=True).start()
 
 
+class _ClientMetadata(OAuthClientMetadata):
+    """Client metadata whose `scope` always holds the config's `oauth_scopes`.
+
+    The SDK sets `scope` to what the server challenged with just before it registers the
+    client and asks for authorization; the scopes the user configured are asked for too,
+    in both, or the server refuses a scope the client was not registered with.
+    """
+
+    _configured: list[str] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def keeping(cls, metadata: OAuthClientMetadata, scopes: list[str]) -> _ClientMetadata:
+        kept = cls.model_validate(metadata.model_dump())
+        kept._configured = list(scopes)
+        kept.scope = metadata.scope
+        return kept
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "scope":
+            asked = (value or "").split()
+            value = " ".join([*asked, *(s for s in self._configured if s not in asked)]) or None
+        super().__setattr__(name, value)
+
+
 class SignIn:
     """One group's browser sign-in, run apart from any request; at most one at a time."""
 
@@ -321,6 +371,7 @@ class SignIn:
         self._done = anyio.Event()
         self._news = anyio.Event()  # a link was given, or the sign-in ended
         self._running = False
+        self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"SignIn({self.group!r}, pending={self.pending})"
@@ -340,13 +391,20 @@ class SignIn:
         if not self.pending:
             self._done, self._news = anyio.Event(), anyio.Event()
             self.link, self.error, self._running = None, None, True
-            # It outlives the request that started it: a plain task, like a retry.
+            # It outlives the request that started it (a plain task, like a retry), but not
+            # its group: `cancel` ends it when the group is closed or changed.
             task = asyncio.get_running_loop().create_task(self._run(), name=f"sign in {self.group}")
             _KEEP.add(task)
             task.add_done_callback(_KEEP.discard)
+            self._task = task
         with anyio.move_on_after(wait):
             await self._news.wait()
         return self.link
+
+    def cancel(self) -> None:
+        """Stop waiting for the person: the group that asked is gone, or changed."""
+        if self._task is not None:
+            self._task.cancel()
 
     async def wait(self) -> bool:
         """Wait until the sign-in ends; whether it ended signed in."""
@@ -363,6 +421,9 @@ class SignIn:
             if status in (401, 403) or await self.tokens.get_tokens() is None:
                 raise RuntimeError(f"the server still refuses us (HTTP {status})")
             logger.warning("group %s: signed in", self.group)  # the person waits for this
+        except asyncio.CancelledError:
+            self.error = "the group was closed or changed"
+            raise
         # A refused or abandoned sign-in: say so; the group's next request asks again.
         except Exception as exc:
             self.error = str(exc) or type(exc).__name__

@@ -230,6 +230,8 @@ class Upstream:
         async with self._lock:
             self.state, self.retry_at = State.CLOSED, None
             sessions, self._sessions = list(self._sessions.values()), {}
+        if self._sign_in is not None:
+            self._sign_in.cancel()  # its callback port is free for the group's successor
         async with anyio.create_task_group() as closing:
             for session in sessions:
                 closing.start_soon(_close_quietly, session.client)

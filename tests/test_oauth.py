@@ -167,6 +167,38 @@ async def test_an_expiring_token_is_refreshed_in_the_session_and_the_rotation_ke
     assert calls and not any(call.is_error for call in calls)  # never asked to sign in
 
 
+async def test_a_refresh_token_rotated_by_one_clients_session_serves_the_others(
+    write_config, short_lived_url, home
+):
+    """Over HTTP each client has an upstream session, and an OAuth client, of its own."""
+    config = config_for(write_config, short_lived_url)
+    port = free_port()
+    command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
+    serving = subprocess.Popen(
+        [*command, "--port", str(port)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, serving)
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with Client(url, mode="legacy") as first, Client(url, mode="legacy") as second:
+            await whoami(first)
+            await signed_in(first)
+            before = await whoami(second)  # a session of its own, with the stored tokens
+            await anyio.sleep(SHORT_TOKEN)  # every access token issued so far has expired
+            refreshed = await whoami(first)  # refreshed: the server rotates the refresh token
+            after = await whoami(second)  # must not refresh with the refresh token now spent
+    finally:
+        serving.terminate()
+        serving.wait(15)
+
+    answers = [r.content[0].text for r in (before, refreshed, after)]
+    assert [r.is_error for r in (before, refreshed, after)] == [False, False, False], answers
+
+
 async def test_a_revoked_token_leads_back_to_a_sign_in_not_a_loop(write_config, oauth_url, home):
     async with Client(build_server(config_for(write_config, oauth_url))) as client:
         await whoami(client)
@@ -203,6 +235,17 @@ async def test_a_pre_registered_client_and_its_scopes_are_used(write_config, hom
 
     assert "client_id=preregistered" in first.content[0].text
     assert after.content[0].text == "preregistered read"
+
+
+async def test_scopes_alone_are_registered_and_granted(write_config, oauth_url, home):
+    config = config_for(write_config, oauth_url, oauth_scopes=["read", "write"])
+    async with Client(build_server(config)) as client:
+        await whoami(client)
+        after = await signed_in(client)
+
+    client_id, *scopes = after.content[0].text.split()
+    assert sorted(scopes) == ["read", "write"]
+    assert json.loads(token_file(home).read_text())["client"]["client_id"] == client_id
 
 
 def auth_command(home: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
