@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,25 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {PORT_WAIT}s")
+
+
+@contextmanager
+def serving_http(config: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`dynamic-mcp CONFIG --transport http` on a free 127.0.0.1 port: its URL and process."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", str(config), "--transport", "http", "--port", str(port)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp", process
+    finally:
+        process.terminate()
+        process.wait(15)
 
 
 def serve_echo(transport: str, port: int | None = None) -> Iterator[str]:

@@ -4,8 +4,6 @@ call caused them, and no other: over HTTP with two clients at once, and over std
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import defaultdict
 from typing import Any
 
@@ -13,7 +11,7 @@ import anyio
 import mcp_types
 import psutil
 import pytest
-from conftest import REPO, free_port, stdio_entry, wait_for_port, wait_gone
+from conftest import serving_http, stdio_entry, wait_gone
 from fastmcp import Client
 from fastmcp.client.elicitation import ElicitResult
 
@@ -65,21 +63,8 @@ async def ask(client: Client, witness: Witness, question: str) -> str:
 @pytest.fixture
 def http_server(write_config):
     """dynamic-mcp serving streamable HTTP on 127.0.0.1 in front of the echo upstream."""
-    config = write_config({"echo": stdio_entry()})
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", str(config), "--transport", "http", "--port", str(port)],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/mcp", psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        process.wait(15)
+    with serving_http(write_config({"echo": stdio_entry()})) as (url, process):
+        yield url, psutil.Process(process.pid)
 
 
 async def test_two_http_clients_calling_at_once_each_hear_only_their_own_callbacks(http_server):

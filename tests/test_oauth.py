@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import mcp_types
 import pytest
-from conftest import REPO, UPSTREAMS, free_port, raw_debug_session, wait_for_port
+from conftest import REPO, UPSTREAMS, free_port, raw_debug_session, serving_http, wait_for_port
 from fastmcp import Client
 
 from server import build_server
@@ -171,19 +171,7 @@ async def test_a_refresh_token_rotated_by_one_clients_session_serves_the_others(
     write_config, short_lived_url, home
 ):
     """Over HTTP each client has an upstream session, and an OAuth client, of its own."""
-    config = config_for(write_config, short_lived_url)
-    port = free_port()
-    command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
-    serving = subprocess.Popen(
-        [*command, "--port", str(port)],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, serving)
-        url = f"http://127.0.0.1:{port}/mcp"
+    with serving_http(config_for(write_config, short_lived_url)) as (url, _):
         async with Client(url, mode="legacy") as first, Client(url, mode="legacy") as second:
             await whoami(first)
             await signed_in(first)
@@ -191,9 +179,6 @@ async def test_a_refresh_token_rotated_by_one_clients_session_serves_the_others(
             await anyio.sleep(SHORT_TOKEN)  # every access token issued so far has expired
             refreshed = await whoami(first)  # refreshed: the server rotates the refresh token
             after = await whoami(second)  # must not refresh with the refresh token now spent
-    finally:
-        serving.terminate()
-        serving.wait(15)
 
     answers = [r.content[0].text for r in (before, refreshed, after)]
     assert [r.is_error for r in (before, refreshed, after)] == [False, False, False], answers
@@ -246,6 +231,18 @@ async def test_scopes_alone_are_registered_and_granted(write_config, oauth_url, 
     client_id, *scopes = after.content[0].text.split()
     assert sorted(scopes) == ["read", "write"]
     assert json.loads(token_file(home).read_text())["client"]["client_id"] == client_id
+
+
+def call_whoami(config: Path) -> subprocess.CompletedProcess[str]:
+    """`dynamic-mcp call guarded whoami` from a terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", "call", "guarded", "whoami", "--config", str(config)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def auth_command(home: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -338,14 +335,7 @@ def test_an_sse_group_signs_in_from_the_terminal_and_then_answers(write_config, 
             {"guarded": {"description": "Behind OAuth", "type": "sse", "url": url}}
         )
         signed = auth_command(home, config, "guarded")
-        answered = subprocess.run(
-            [sys.executable, "-m", "server", "call", "guarded", "whoami", "--config", str(config)],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        answered = call_whoami(config)
     finally:
         process.terminate()
         process.wait(10)
@@ -364,20 +354,10 @@ def test_a_terminal_call_says_to_run_auth_instead_of_opening_a_browser(
     record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
     monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
 
-    def call() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "server", "call", "guarded", "whoami", "--config", str(config)],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    refused = call()
+    refused = call_whoami(config)
     monkeypatch.setenv("BROWSER", f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
     signed = auth_command(home, config, "guarded")
-    answered = call()
+    answered = call_whoami(config)
 
     assert refused.returncode == 1
     assert refused.stderr.strip().endswith(
