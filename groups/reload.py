@@ -8,7 +8,8 @@
 Guarantees:
 - the folder is watched (watchfiles), not the file, so every way editors save works:
   writing in place, truncating then writing, writing a new file and renaming it over the
-  old one, deleting the file and writing it anew;
+  old one, deleting the file and writing it anew; a config that is a symlink is followed
+  (its target's folder is watched too, and a link pointed elsewhere is followed there);
 - a burst of saves is applied once: after `QUIET_MS` without another, or `BURST_MS` at most;
 - a config that does not load (half saved, bad JSON, an unknown field, no description)
   changes nothing: the last good config keeps serving, and one warning names the file and
@@ -77,18 +78,37 @@ class ConfigReloader:
             return changes
 
     async def _watch(self) -> None:
+        """Watch until stopped, starting over when a symlinked config points elsewhere."""
+        while not self._stopped.is_set():
+            watched = self._watched_files()
+            await self._watch_files(watched)
+            if self._watched_files() == watched:
+                return  # stopped
+
+    def _watched_files(self) -> frozenset[Path]:
+        """The config, the file it links to (dotfile managers symlink it), and the `.env`.
+
+        An editor saves the link's target, in the target's folder: watching only the
+        link's folder would never see the save.
+        """
+        files = (self.path, self.path.resolve(), self.path.parent / ".env")
+        return frozenset(file.parent.resolve() / file.name for file in files)
+
+    async def _watch_files(self, files: frozenset[Path]) -> None:
+        """Reload on every change to `files`; return when stopped or the link's target moved."""
         from watchfiles import awatch  # a Rust extension: loaded only when watching starts
 
-        names = {self.path.name, ".env"}
         async for _ in awatch(
-            self.path.parent,
-            watch_filter=lambda change, path: Path(path).name in names,
+            *{file.parent for file in files},
+            watch_filter=lambda change, path: Path(path) in files,
             debounce=BURST_MS,
             step=QUIET_MS,
             recursive=False,
             stop_event=self._stopped,
         ):
             await self.reload()
+            if self._watched_files() != files:
+                return  # the link now points at another file: watch that one
 
     async def _on_sighup(self) -> None:
         with anyio.open_signal_receiver(signal.SIGHUP) as signals:

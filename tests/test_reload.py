@@ -353,3 +353,26 @@ class RawClient:
             if wanted(message):
                 return message
         raise AssertionError("the awaited message did not come")
+
+
+async def test_a_symlinked_config_reloads_when_its_target_is_saved(tmp_path: Path):
+    """Dotfile managers link the config to a file kept elsewhere; editors save that file."""
+    dotfiles, project = tmp_path / "dotfiles", tmp_path / "project"
+    dotfiles.mkdir()
+    project.mkdir()
+    target = dotfiles / "dynamic-mcp.json"
+    target.write_text(json.dumps({"mcpServers": {"keep": stdio_entry()}}))
+    link = project / "dynamic-mcp.json"
+    link.symlink_to(target)
+    holder: list[Watching] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification) and holder:
+            holder[0].hear("tools")
+
+    async with Client(build_server(link), mode="legacy", message_handler=on_message) as client:
+        await client.list_tools()
+        holder.append(watching := Watching(target, client, []))
+        watching.save({"keep": stdio_entry(), "linked": stdio_entry()})
+        await watching.told()
+        assert await watching.groups() == ["keep", "linked"]
