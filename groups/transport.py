@@ -3,9 +3,11 @@
     transport = build_transport("github", server, variables, redactor)
 
 Guarantees: `${VAR}` is resolved here, at each connection attempt, so an unset variable
-fails only its own group, and every value put in is handed to the `Redactor` before it can
-appear anywhere; a stdio upstream sees the user's whole environment plus its `env` (FastMCP
-alone would pass a small allowlist, and `npx`/`uvx` servers need PATH, HOME, proxies…);
+fails only its own group, and every value put in, like every secret written literally (a
+URL's query values and password, secret flags' values in `args`), is handed to the
+`Redactor` before it can appear anywhere; a stdio upstream sees the user's whole
+environment plus its `env` (FastMCP alone would pass a small allowlist, and `npx`/`uvx`
+servers need PATH, HOME, proxies…);
 remote upstreams get their headers and, unless one of them is `Authorization`, the OAuth
 the caller provides (`groups.oauth`), which stays silent for servers that ask for none.
 """
@@ -114,6 +116,7 @@ def build_transport(
 def _stdio(server: StdioServer, variables: Mapping[str, str], redactor: Redactor) -> StdioTransport:
     for name, value in server.env.items():
         redactor.add_literal_env(name, value)
+    redactor.add_literal_args(server.args)
     env = {key: interpolate(value, variables, redactor) for key, value in server.env.items()}
     return StdioTransport(
         command=interpolate(server.command, variables, redactor),
@@ -132,6 +135,7 @@ def _remote(
     log: HttpErrorLog,
     oauth: OAuthFactory | None,
 ) -> ClientTransport:
+    redactor.add_literal_url(server.url)
     url = interpolate(server.url, variables, redactor)
     log.resolved = endpoint(url)
     for value in server.headers.values():
