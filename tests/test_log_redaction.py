@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import anyio
+import httpx2
 import psutil
-from conftest import UPSTREAMS, raw_debug_session
+from conftest import REPO, UPSTREAMS, free_port, raw_debug_session, wait_for_port
 from fastmcp import Client
 
 from server import build_server
@@ -18,6 +21,8 @@ from server import build_server
 CHATTY_SERVER = UPSTREAMS / "chatty_server.py"
 ENV_TOKEN = "literal-env-token-6d3b"
 ARG_TOKEN = "literal-arg-token-2f9c"
+CRASH_SECRET = "literal-crash-secret-91aa"
+FASTMCP = str(Path(sys.executable).parent / "fastmcp")
 CHATTY = {
     "description": "Prints its credentials at start-up",
     "command": sys.executable,
@@ -92,3 +97,53 @@ async def test_an_upstreams_stderr_pipe_is_read_by_us_alone_and_closed_with_its_
     assert list(ours.values()) == [os.O_RDONLY]  # our copy of the write end is closed
     assert set(childs.values()) == {os.O_WRONLY}  # the child never got the read end
     assert _pipe_fds("self", inode) == {}  # nothing of it is left once the session closed
+
+
+def test_a_warning_and_a_crash_are_written_through_the_redaction():
+    script = (
+        "import warnings\n"
+        "from groups.secrets import Redactor\n"
+        "from groups.serving import configure_logging\n"
+        "redactor = Redactor()\n"
+        f"redactor.add({CRASH_SECRET!r})\n"
+        "configure_logging('warning', redactor)\n"
+        f"warnings.warn('careless {CRASH_SECRET}')\n"
+        f"raise RuntimeError('careless {CRASH_SECRET}')\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 1
+    assert "dynamic-mcp WARNING py.warnings: " in done.stderr
+    assert "dynamic-mcp CRITICAL dynamic_mcp: stopped on an unexpected error" in done.stderr
+    assert "RuntimeError: careless ***" in done.stderr
+    assert CRASH_SECRET not in done.stderr
+
+
+def test_fastmcp_run_logs_uvicorn_and_its_own_log_level_through_the_redaction(write_config):
+    port = free_port()
+    serve = ["--transport", "http", "--no-banner", "--port", str(port), "--log-level", "INFO"]
+    process = subprocess.Popen(
+        [FASTMCP, "run", "server.py:mcp", *serve],
+        cwd=REPO,
+        env={**os.environ, "DYNAMIC_MCP_CONFIG": str(write_config({"chatty": CHATTY}))},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        # uvicorn logs each request's path, query included, before the answer is sent.
+        answer = httpx2.post(f"http://127.0.0.1:{port}/mcp?access_token={CRASH_SECRET}")
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=15)
+
+    assert answer.is_error
+    assert "dynamic-mcp INFO fastmcp.server.mixins.transport: Starting MCP server" in stderr
+    assert "dynamic-mcp INFO uvicorn.access: " in stderr
+    assert "/mcp?access_token=*** HTTP/1.1" in stderr
+    assert CRASH_SECRET not in stdout + stderr
