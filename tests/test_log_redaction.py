@@ -15,6 +15,7 @@ import httpx2
 import psutil
 from conftest import REPO, UPSTREAMS, free_port, raw_debug_session, wait_for_port
 from fastmcp import Client
+from test_cli import SCRIPT
 
 from server import build_server
 
@@ -147,3 +148,21 @@ def test_fastmcp_run_logs_uvicorn_and_its_own_log_level_through_the_redaction(wr
     assert "dynamic-mcp INFO uvicorn.access: " in stderr
     assert "/mcp?access_token=*** HTTP/1.1" in stderr
     assert CRASH_SECRET not in stdout + stderr
+
+
+def test_a_terminal_command_shows_an_upstreams_stderr_with_its_secrets_hidden(write_config):
+    config = write_config({"chatty": CHATTY})
+
+    done = subprocess.run(
+        [SCRIPT, "call", "chatty", "echo", "--args", '{"text": "hi"}', "--config", str(config)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert (done.returncode, done.stdout) == (0, "hi\n"), done.stderr
+    assert "chatty: using --token ***" in done.stderr
+    assert ARG_TOKEN not in done.stderr
+    assert ENV_TOKEN not in done.stderr
