@@ -12,8 +12,11 @@ and to every log line at any level, from our loggers and FastMCP's, the SDK's an
 
 Guarantees:
 - a value substituted for `${VAR}` reads `${VAR}` after `scrub`, wherever it appears;
-- header values, and env values under names that say secret (`*TOKEN*`, `*KEY*`…), written
-  literally in the config read `***`;
+- literal values written in the config read `***` wherever they appear (httpx's "HTTP
+  Request:" line, the SDK's debug lines, tracebacks, an upstream's stderr): header values,
+  env values under names that say secret (`*TOKEN*`, `*KEY*`…), the query values and the
+  password of a URL (`url`, or a URL among a stdio server's `args`), and the values of
+  secret-looking flags and header flags in `args` (`--token X`, `--header "K: v"`);
 - OAuth codes and tokens (`code=`, `access_token=`, `refresh_token=`, `id_token=`,
   `client_secret=`, `code_verifier=`) and `Bearer` credentials read `***` in every log
   line (a sign-in link, which carries none of these, stays usable);
@@ -22,10 +25,12 @@ Guarantees:
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["HIDDEN", "RedactingFormatter", "Redactor", "shown_args", "shown_url"]
 
@@ -89,6 +94,45 @@ class Redactor:
         if _SECRET_NAME.search(name) and "${" not in value:
             self.add(value)
 
+    def add_literal_url(self, url: str) -> None:
+        """A URL written in the config: its query values and its password are hidden.
+
+        Hidden as written and decoded, so httpx's "HTTP Request:" line, which shows the URL
+        as sent, and any message showing it decoded read `***` alike.
+        """
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return
+        userinfo, at, _ = parts.netloc.rpartition("@")
+        user, has_password, password = userinfo.partition(":")
+        if at and has_password and self._add_written(password):
+            # httpx sends a URL's userinfo as Basic credentials: hide those too.
+            pair = f"{unquote(user)}:{unquote(password)}".encode()
+            self.add(base64.b64encode(pair).decode())
+        for field in parts.query.split("&"):
+            self._add_written(field.partition("=")[2])
+
+    def add_literal_args(self, args: list[str]) -> None:
+        """A stdio server's `args`: the values `shown_args` hides are hidden everywhere."""
+        for flag, value in _flagged(args):
+            if flag is not None and _HEADER_FLAG.match(flag):
+                _, colon, content = value.partition(":")
+                if colon:
+                    self.add_literal_header(content.strip())
+            elif flag is not None:
+                self._add_written(value)
+            elif value.startswith(("http://", "https://")):
+                self.add_literal_url(value)
+
+    def _add_written(self, value: str) -> bool:
+        """Hide a literal value, as written and percent-decoded; not one that uses `${VAR}`."""
+        if "${" in value or len(value) < MIN_SECRET_LENGTH:
+            return False
+        self.add(value)
+        self.add(unquote_plus(value))
+        return True
+
     def scrub(self, text: str) -> str:
         """`text` with every known secret, OAuth parameter and bearer credential hidden."""
         pattern = self._compiled()
@@ -148,20 +192,33 @@ def shown_args(args: list[str]) -> list[str]:
     (`--header "X-Api-Key: v"`, the mcp-remote form), and literal query values of URLs.
     """
     shown: list[str] = []
-    follows: str | None = None  # the flag the previous argument was, when it takes this one
-    for arg in args:
-        flag, equals, value = arg.partition("=")
-        if follows is not None:
-            shown.append(_shown_value(follows, arg))
-        elif equals and (_SECRET_FLAG.match(flag) or _HEADER_FLAG.match(flag)):
-            shown.append(f"{flag}={_shown_value(flag, value)}")
+    for (flag, value), arg in zip(_flagged(args), args, strict=True):
+        if flag is not None:
+            shown.append(arg.removesuffix(value) + _shown_value(flag, value))
         elif arg.startswith(("http://", "https://")):
             shown.append(shown_url(arg))
         else:
             shown.append(arg)
+    return shown
+
+
+def _flagged(args: list[str]) -> Iterator[tuple[str | None, str]]:
+    """Each argument as (the secret-looking or header flag it is the value of, its value).
+
+    `--token X` gives (None, "--token"), then ("--token", "X"); `--token=X` gives
+    ("--token", "X"); any other argument (None, itself).
+    """
+    follows: str | None = None  # the flag the previous argument was, when it takes this one
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if follows is not None:
+            yield follows, arg
+        elif equals and (_SECRET_FLAG.match(flag) or _HEADER_FLAG.match(flag)):
+            yield flag, value
+        else:
+            yield None, arg
         takes_value = not equals and (_SECRET_FLAG.match(arg) or _HEADER_FLAG.match(arg))
         follows = arg if takes_value else None
-    return shown
 
 
 def _shown_value(flag: str, value: str) -> str:

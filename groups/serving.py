@@ -5,8 +5,11 @@
     anyio.run(serve_http, server, registry, "127.0.0.1", 8931)
 
 Guarantees:
-- every log line, ours, FastMCP's, the MCP SDK's, httpx's and uvicorn's, goes through one
-  handler on stderr that hides secrets (`groups.secrets`); stdout carries only protocol;
+- every log line, ours, FastMCP's, the MCP SDK's, httpx's and uvicorn's, Python's warnings
+  and a crash's traceback, and each line a stdio upstream writes to its stderr
+  (`groups.upstream_stderr`), goes through one handler on stderr that hides secrets
+  (`groups.secrets`), under `dynamic-mcp` and `fastmcp run` alike (whose `--log-level`
+  sets that handler's level); stdout carries only protocol;
 - FastMCP's OpenTelemetry spans are off unless the user turns them on
   (`FASTMCP_TELEMETRY_MODE`): with no exporter they only cost time on every call;
 - on SIGINT or SIGTERM every upstream is closed before the process exits, and at once:
@@ -27,6 +30,7 @@ from groups.secrets import RedactingFormatter, Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from types import TracebackType
 
     from fastmcp import FastMCP
 
@@ -58,6 +62,19 @@ def configure_logging(level: LogLevel, redactor: Redactor) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     _adopt_self_configured_loggers()
+    # Python writes a warning and a crash's traceback to stderr by itself, around the handler.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    """A crash's traceback, written through the redaction like every log line."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    logger.critical("stopped on an unexpected error", exc_info=(kind, error, traceback))
 
 
 def _expected_sign_in(record: logging.LogRecord) -> bool:
@@ -92,9 +109,10 @@ def quiet_fastmcp() -> None:
 def for_fastmcp_run(build: Callable[..., FastMCP]) -> FastMCP:
     """The server `fastmcp run server.py` serves, under the rules of `dynamic-mcp`'s own.
 
-    Logs go through the redacting handler (level: $DYNAMIC_MCP_LOG_LEVEL, else warning),
-    and HTTP serving, which `fastmcp run --transport http --host H` starts by itself, asks
-    for the same token off loopback and keeps the same Host/Origin guard.
+    Logs go through the redacting handler (level: `--log-level`, else $DYNAMIC_MCP_LOG_LEVEL,
+    else warning), uvicorn's included, and HTTP serving, which `fastmcp run --transport http
+    --host H` starts by itself, asks for the same token off loopback and keeps the same
+    Host/Origin guard.
     """
     import fastmcp
 
@@ -107,15 +125,32 @@ def for_fastmcp_run(build: Callable[..., FastMCP]) -> FastMCP:
     configure_logging(level if level in get_args(LogLevel) else "warning", registry.redactor)
     quiet_fastmcp()
     server = build(registry=registry)
-    run_http = server.run_http_async
+    run_http, run_stdio = server.run_http_async, server.run_stdio_async
 
-    async def run_http_guarded(*args: Any, host: str | None = None, **options: Any) -> None:
+    def own_log_level(log_level: str | None) -> None:
+        # Given to FastMCP, `--log-level` would install its own handler on "fastmcp",
+        # which writes around the redaction: it sets the level of ours instead.
+        if log_level is not None and log_level.lower() in get_args(LogLevel):
+            configure_logging(log_level.lower(), registry.redactor)  # type: ignore[arg-type]
+
+    async def run_http_guarded(
+        *args: Any, host: str | None = None, log_level: str | None = None, **options: Any
+    ) -> None:
         host = host or fastmcp.settings.host
         token = http_token(host, None)  # refuses a host off loopback without a token
         server.auth = BearerToken(token) if token else None
-        await run_http(*args, host=host, **{**options, **browser_guard(host)})
+        own_log_level(log_level)
+        # Without log_config None, uvicorn installs handlers that write around ours.
+        uvicorn_config = {**(options.pop("uvicorn_config", None) or {}), "log_config": None}
+        options |= browser_guard(host)
+        await run_http(*args, host=host, uvicorn_config=uvicorn_config, **options)
+
+    async def run_stdio_logged(*args: Any, log_level: str | None = None, **options: Any) -> None:
+        own_log_level(log_level)
+        await run_stdio(*args, **options)
 
     server.run_http_async = run_http_guarded  # type: ignore[method-assign]
+    server.run_stdio_async = run_stdio_logged  # type: ignore[method-assign]
     return server
 
 

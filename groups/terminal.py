@@ -7,12 +7,14 @@
 Guarantees: a command sees what a model would, through the same meta-tools, filters, time
 limits and errors, over MCP (in memory); nothing watches the config; a remote group that
 wants a sign-in says to run `dynamic-mcp auth` rather than open a browser the command
-would not wait for; every upstream is closed when the block ends. Only errors are logged:
-the command reports every failure itself.
+would not wait for; every upstream is closed when the block ends. Only errors are logged
+(the command reports every failure itself), and what a stdio upstream prints to its stderr,
+which is often why it failed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -54,6 +56,8 @@ async def own_server(config_path: Path | None, *, catalog: bool = True) -> Async
 
     registry = Registry(catalog=Catalog() if catalog else None, browser_sign_in=False)
     configure_logging("error", registry.redactor)
+    # An upstream's stderr reached the terminal before it went through the redaction; keep it.
+    logging.getLogger("groups.upstream_stderr").setLevel(logging.WARNING)
     path = resolve_config_path(config_path)
     config = load_config(path)
     server = build_server(path, config=config, registry=registry, watch=False)

@@ -3,9 +3,11 @@
     transport = build_transport("github", server, variables, redactor)
 
 Guarantees: `${VAR}` is resolved here, at each connection attempt, so an unset variable
-fails only its own group, and every value put in is handed to the `Redactor` before it can
-appear anywhere; a stdio upstream sees the user's whole environment plus its `env` (FastMCP
-alone would pass a small allowlist, and `npx`/`uvx` servers need PATH, HOME, proxies…);
+fails only its own group, and every value put in, like every secret written literally (a
+URL's query values and password, secret flags' values in `args`), is handed to the
+`Redactor` before it can appear anywhere; a stdio upstream sees the user's whole
+environment plus its `env` (FastMCP alone would pass a small allowlist, and `npx`/`uvx`
+servers need PATH, HOME, proxies…);
 remote upstreams get their headers and, unless one of them is `Authorization`, the OAuth
 the caller provides (`groups.oauth`), which stays silent for servers that ask for none.
 """
@@ -13,8 +15,9 @@ the caller provides (`groups.oauth`), which stays silent for servers that ask fo
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Unpack
 
 import httpx2
 from fastmcp.client.transports import (
@@ -23,6 +26,8 @@ from fastmcp.client.transports import (
     StdioTransport,
     StreamableHttpTransport,
 )
+from fastmcp.client.transports.base import SessionKwargs, TransportOptions
+from mcp import ClientSession
 
 from groups.config import (
     HttpServer,
@@ -34,6 +39,7 @@ from groups.config import (
 )
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor, shown_url
+from groups.upstream_stderr import UpstreamStderr
 
 __all__ = [
     "HttpErrorLog",
@@ -104,18 +110,50 @@ def build_transport(
     """
     try:
         if isinstance(server, StdioServer):
-            return _stdio(server, variables, redactor)
+            return _stdio(group, server, variables, redactor)
         log = http_errors or HttpErrorLog(server.url)
         return _remote(server, variables, redactor, log, oauth)
     except UnresolvedError as exc:
         raise GroupUnavailableError(group, str(exc), permanent=True, on_next_request=True) from None
 
 
-def _stdio(server: StdioServer, variables: Mapping[str, str], redactor: Redactor) -> StdioTransport:
+class LoggedStdioTransport(StdioTransport):
+    """FastMCP's stdio transport, the upstream's stderr read into our log (`UpstreamStderr`).
+
+    FastMCP hands `log_file` to the SDK's `stdio_client` as the child's stderr, which must
+    be a real file descriptor: each session gets a pipe of its own for it.
+    """
+
+    def __init__(self, group: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.group = group
+
+    @asynccontextmanager
+    async def connect_session(
+        self,
+        *,
+        transport_options: TransportOptions | None = None,
+        **session_kwargs: Unpack[SessionKwargs],
+    ) -> AsyncIterator[ClientSession]:
+        stderr = UpstreamStderr(self.group)
+        async with stderr as self.log_file:
+            connecting = super().connect_session(
+                transport_options=transport_options, **session_kwargs
+            )
+            async with connecting as session:
+                stderr.release()  # the child has the write end now (spawned before the yield)
+                yield session
+
+
+def _stdio(
+    group: str, server: StdioServer, variables: Mapping[str, str], redactor: Redactor
+) -> StdioTransport:
     for name, value in server.env.items():
         redactor.add_literal_env(name, value)
+    redactor.add_literal_args(server.args)
     env = {key: interpolate(value, variables, redactor) for key, value in server.env.items()}
-    return StdioTransport(
+    return LoggedStdioTransport(
+        group,
         command=interpolate(server.command, variables, redactor),
         args=[interpolate(arg, variables, redactor) for arg in server.args],
         env={**os.environ, **env},
@@ -132,6 +170,7 @@ def _remote(
     log: HttpErrorLog,
     oauth: OAuthFactory | None,
 ) -> ClientTransport:
+    redactor.add_literal_url(server.url)
     url = interpolate(server.url, variables, redactor)
     log.resolved = endpoint(url)
     for value in server.headers.values():

@@ -226,9 +226,14 @@ def wait_gone(processes: list[psutil.Process], timeout: float = 10.0) -> list[ps
 
 
 def raw_debug_session(
-    config: Path, tool_calls: list[dict], *, list_tools: bool = False, env: dict | None = None
+    config: Path,
+    tool_calls: list[dict],
+    *,
+    list_tools: bool = False,
+    env: dict | None = None,
+    log_level: str = "debug",
 ) -> tuple[list[dict], str]:
-    """Speak raw JSON-RPC to `python -m server CONFIG --log-level debug` over its pipes.
+    """Speak raw JSON-RPC to `python -m server CONFIG --log-level LOG_LEVEL` over its pipes.
 
     Initializes, makes each tools/call in turn (waiting for its response), lists the tools
     if asked, closes stdin, and returns every stdout message and the whole stderr.
@@ -254,7 +259,7 @@ def raw_debug_session(
     if list_tools:
         requests.append({"jsonrpc": "2.0", "id": len(tool_calls) + 1, "method": "tools/list"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", str(config), "--log-level", "debug"],
+        [sys.executable, "-m", "server", str(config), "--log-level", log_level],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -107,6 +107,35 @@ def test_no_resolved_secret_reaches_a_result_a_description_or_the_debug_log(
     assert "${DMCP_TEST_ENV_SECRET}" in log  # the debug preview of the result, hidden
 
 
+LITERAL_QUERY = "literal-query-secret-4c2a"
+LITERAL_PASSWORD = "literal-password-8e1f"
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_a_query_value_or_password_written_in_a_url_is_in_no_log_line(
+    http_echo_url, write_config, level
+):
+    scheme, rest = http_echo_url.split("://")
+    config = {
+        "query": {"description": "Query", "url": f"{http_echo_url}?api_key={LITERAL_QUERY}"},
+        "password": {"description": "Password", "url": f"{scheme}://me:{LITERAL_PASSWORD}@{rest}"},
+    }
+    calls = [
+        {
+            "name": "call_dynamic_tool",
+            "arguments": {"group": group, "name": "echo", "args": {"text": "hi"}},
+        }
+        for group in config
+    ]
+    messages, log = raw_debug_session(write_config(config), calls, log_level=level)
+
+    responses = {m["id"]: m for m in messages if "id" in m}
+    assert [responses[index]["result"]["content"][0]["text"] for index in (1, 2)] == ["hi", "hi"]
+    assert "HTTP Request: POST" in log  # httpx2's line, which shows the URL as sent
+    assert LITERAL_PASSWORD not in log
+    assert LITERAL_QUERY not in log
+
+
 def test_oauth_parameters_and_bearer_credentials_are_hidden_in_every_log_line(capfd):
     redactor = Redactor()
     configure_logging("debug", redactor)
@@ -158,6 +187,10 @@ def test_what_the_config_writes_openly_stays_readable_and_literal_credentials_do
         "--port",
         "8080",
     ]
+    # What shown_args hides is hidden wherever it appears, once the args are known.
+    redactor.add_literal_args([*args, "--api-key=literal-flag-44", "--token", "literal-flag-45"])
+    shown = redactor.scrub("literal-key-42 literal-q-43 literal-flag-44 literal-flag-45 8080")
+    assert shown == "*** *** *** *** 8080"
 
 
 # ---- one way in ---------------------------------------------------------------------------

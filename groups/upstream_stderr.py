@@ -1,0 +1,125 @@
+"""A stdio upstream's stderr, read line by line into our log, through the redaction.
+
+    async with UpstreamStderr("github") as errlog:   # the write end of a pipe, for the child
+        ...spawn the upstream with stderr=errlog, serve the session...
+    # the pipe is closed: every line written before the child ended was logged
+
+Guarantees:
+- each line the upstream writes is one record of this module's logger, `<group>: <line>`,
+  at WARNING, which shows by default (a server's start-up messages and its crash are what
+  a user needs to see); it is formatted by the same handler as every other log line, so
+  the secrets the `Redactor` knows read `***`, and it goes to our stderr, never stdout;
+- the pipe is read on the event loop (asyncio's `connect_read_pipe`): no thread, no task;
+- a line longer than `MAX_LINE` bytes is logged cut, so a flood costs bounded memory;
+- no file descriptor outlives the context: our copy of the write end is closed once the
+  child has it, the read end when the pipe ends or, if a grandchild still holds the write
+  end, `DRAIN_TIMEOUT` after the context; the child never gets the read end (pipes are
+  opened non-inheritable, PEP 446).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from types import TracebackType
+from typing import TextIO
+
+import anyio
+
+__all__ = ["DRAIN_TIMEOUT", "MAX_LINE", "UpstreamStderr"]
+
+logger = logging.getLogger(__name__)
+
+MAX_LINE = 16_384  # bytes of one line logged; the rest of it is dropped
+# A killed upstream's last lines are in the pipe already; only a grandchild that escaped
+# its process group keeps the pipe open longer, and it is not waited for beyond this.
+DRAIN_TIMEOUT = 2.0
+
+
+class UpstreamStderr:
+    """A pipe whose write end an upstream gets as its stderr, logged a line at a time."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self._errlog: TextIO | None = None
+        self._pipe: asyncio.ReadTransport | None = None
+        self._lines: _LineLogger | None = None
+
+    def __repr__(self) -> str:
+        return f"UpstreamStderr({self.group!r})"
+
+    async def __aenter__(self) -> TextIO:
+        read_fd, write_fd = os.pipe()
+        reading = os.fdopen(read_fd, "rb", buffering=0)  # the transport closes it
+        self._errlog = os.fdopen(write_fd, "w", encoding="utf-8")  # see release
+        lines = self._lines = _LineLogger(self.group)
+        try:
+            loop = asyncio.get_running_loop()
+            self._pipe, _ = await loop.connect_read_pipe(lambda: lines, reading)
+        except BaseException:
+            reading.close()
+            self.release()
+            raise
+        return self._errlog
+
+    def release(self) -> None:
+        """Close our copy of the write end (the child keeps its own): call once it is spawned.
+
+        The pipe then ends as soon as the upstream does, so a crash is logged to the last line.
+        """
+        if self._errlog is not None:
+            self._errlog.close()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+        if self._pipe is None or self._lines is None:
+            return
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(DRAIN_TIMEOUT):
+                await self._lines.closed.wait()
+            self._pipe.close()  # closes the read end on the loop's next turn
+            await self._lines.closed.wait()
+
+
+class _LineLogger(asyncio.Protocol):
+    """Logs what arrives on the pipe, one record per line."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.closed = anyio.Event()
+        self._line = bytearray()
+        self._cut = False
+
+    def data_received(self, data: bytes) -> None:
+        *complete, rest = data.split(b"\n")
+        for piece in complete:
+            self._add(piece)
+            self._log_line()
+        self._add(rest)
+
+    def eof_received(self) -> bool | None:
+        self._log_line()
+        return None  # the transport closes itself, and the read end with it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._log_line()
+        self.closed.set()
+
+    def _add(self, piece: bytes) -> None:
+        room = MAX_LINE - len(self._line)
+        self._cut = self._cut or len(piece) > room
+        self._line += piece[: max(room, 0)]
+
+    def _log_line(self) -> None:
+        # Lines are split as bytes: a UTF-8 character never contains the byte of "\n".
+        text = self._line.decode("utf-8", errors="replace").rstrip()
+        if text:
+            logger.warning("%s: %s%s", self.group, text, " [cut]" if self._cut else "")
+        self._line.clear()
+        self._cut = False
