@@ -265,3 +265,70 @@ async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_confi
 
     assert started == []  # answered from the catalog
     assert "pixel" not in listed and "echo" in listed  # with the new filter
+
+
+KINDS = {
+    mcp_types.ToolListChangedNotification: "tools",
+    mcp_types.ResourceListChangedNotification: "resources",
+    mcp_types.PromptListChangedNotification: "prompts",
+}
+
+
+class Heard:
+    """The list_changed notifications a client has heard, by kind, and a way to wait for them."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        self._changed = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        if kind := KINDS.get(type(message)):
+            self.kinds.append(kind)
+            self._changed.set()
+
+    async def until(self, kind: str, count: int) -> None:
+        with anyio.fail_after(NOTICE_WAIT):
+            while self.kinds.count(kind) < count:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+
+
+async def call(client: Client, name: str, args: dict[str, Any]) -> str:
+    result = await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "echo", "name": name, "args": args}
+    )
+    assert not result.is_error, result.content[0].text
+    return result.content[0].text
+
+
+async def test_a_tool_the_upstream_adds_at_run_time_reaches_expansion_call_and_catalog(
+    write_config, dynamic_mcp_home: Path
+):
+    config = write_config({"echo": stdio_entry(GROWING_SERVER)})
+    async with Client(build_server(config)) as client:
+        before = await expand(client)
+        await call(client, "grow", {"name": "fresh"})  # the upstream says its tools changed
+        with anyio.fail_after(NOTICE_WAIT):
+            while "fresh" not in (after := await expand(client)):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        answer = await call(client, "fresh", {})
+
+    [kept] = catalog_files(dynamic_mcp_home)
+    assert "fresh" not in before
+    assert after == ["grow", "add_note", "fresh"]
+    assert answer == "fresh is new"
+    assert "fresh" in {tool["name"] for tool in json.loads(kept.read_text())["tools"]}
+
+
+async def test_resources_the_upstream_adds_at_run_time_are_announced_to_clients(write_config):
+    config = write_config({"echo": stdio_entry(GROWING_SERVER)})
+    heard = Heard()
+    async with Client(build_server(config), mode="legacy", message_handler=heard) as client:
+        await client.list_tools()  # as clients do first: from now on it is told of changes
+        await expand(client)  # mounts the group: its resources are announced once
+        await heard.until("resources", 1)
+        await call(client, "add_note", {"name": "second"})
+        await heard.until("resources", 2)
+        resources = [str(resource.uri) for resource in await client.list_resources()]
+
+    assert "note://echo/second" in resources
