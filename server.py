@@ -143,7 +143,7 @@ def build_server(
     @server.tool(output_schema=None)
     async def search_dynamic_tools(query: str) -> CallToolResult:
         """Find tools across all groups by what they do (offered with settings.search)."""
-        return text_result(registry.search(query))
+        return text_result(await registry.search(query))
 
     meta_tools.serve(server, get_dynamic_tools, call_dynamic_tool, search_dynamic_tools)
     return server

@@ -11,7 +11,6 @@ per group when it connects (`interpolate`), so one unset variable fails only its
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -57,12 +56,12 @@ __all__ = [
     "Timeouts",
     "ToolFilter",
     "UnresolvedError",
-    "fingerprint",
     "interpolate",
     "load_config",
     "parse_config",
     "parse_duration",
     "plain_group_name",
+    "referenced_values",
     "resolve_config_path",
     "variables_for",
 ]
@@ -455,17 +454,9 @@ def read_secret_file(written: str) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
-def fingerprint(server: ServerConfig, variables: Mapping[str, str]) -> str:
-    """A digest of the group's effective config: its entry but the description, and the
-    values of the `${VAR}`s and `${file:PATH}`s it names (an unset one counts as unset).
-
-    Two entries with the same fingerprint serve the same upstream the same way. A reload
-    compares them, so an edit of the entry, of a variable it uses (in `.env` or the
-    environment) or of a secret file all count as a change; a new description alone does
-    not. Only the digest is kept: no secret value is.
-    """
-    entry = server.model_dump(mode="json", exclude={"description"})
-    written = json.dumps(entry, sort_keys=True)
+def referenced_values(written: str, variables: Mapping[str, str]) -> dict[str, str | None]:
+    """The value of each `${VAR}` and `${file:PATH}` in `written` (an unset one as None, an
+    unreadable file as its problem): what a digest of the entry must cover besides its text."""
     values: dict[str, str | None] = {}
     for match in _REFERENCE.finditer(written):
         path, name, _ = match.groups()
@@ -476,5 +467,4 @@ def fingerprint(server: ServerConfig, variables: Mapping[str, str]) -> str:
                 values[f"file:{path}"] = f"unresolved: {exc.problem}"
         else:
             values[name] = variables.get(name)
-    payload = json.dumps([written, values], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return values

@@ -1,7 +1,7 @@
 """dynamic-mcp's own folder, `~/.dynamic-mcp`, and the files in it named after groups.
 
     group_file(oauth_token_dir(), "github", ".json")   # ~/.dynamic-mcp/oauth-servers/github.json
-    group_file(catalog_dir(), "github", ".json")       # ~/.dynamic-mcp/catalog/github.json
+    catalog_dir()                                      # ~/.dynamic-mcp/catalog (files by digest)
 
 Guarantees: `$DYNAMIC_MCP_HOME`, when set, replaces `~/.dynamic-mcp` (and HOME is read
 when asked, not at import); a file named after a group stays directly inside its folder,

@@ -1,17 +1,18 @@
 """The FastMCP proxy server of one group, mounted on the root when the group is first used.
 
-    proxy = GroupProxy("time", client_factory, features)
+    proxy = GroupProxy("time", client_factory, lambda: config.features)
     mounted.mount("time", lambda: proxy)   # its resources and prompts reach the client
 
 Guarantees: the proxy talks only through the client its factory returns (the caller's
-session of the group), offers only the resources and prompts the config leaves on, and no
-tools at all: a group's tools are reached through `call_dynamic_tool` alone, with its time
-limit and its errors, never by a namespaced name.
+session of the group), offers only the resources and prompts the config leaves on (read at
+each listing, so a reload that switches one applies at once), and no tools at all: a
+group's tools are reached through `call_dynamic_tool` alone, with its time limit and its
+errors, never by a namespaced name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastmcp import FastMCP
 from fastmcp.prompts.base import Prompt
@@ -29,9 +30,13 @@ __all__ = ["GroupProxy"]
 class FeatureFilter(ProxyProvider):
     """A proxy provider of resources and prompts, minus the features a group turns off."""
 
-    def __init__(self, client_factory: ClientFactoryT, features: Features) -> None:
+    def __init__(self, client_factory: ClientFactoryT, features: Callable[[], Features]) -> None:
         super().__init__(client_factory)
-        self.features = features
+        self._features = features
+
+    @property
+    def features(self) -> Features:
+        return self._features()
 
     async def _list_tools(self) -> Sequence[Tool]:
         return []
@@ -55,6 +60,8 @@ class FeatureFilter(ProxyProvider):
 class GroupProxy(FastMCP):
     """A FastMCP server that proxies one upstream, with the group's feature switches applied."""
 
-    def __init__(self, name: str, client_factory: ClientFactoryT, features: Features) -> None:
+    def __init__(
+        self, name: str, client_factory: ClientFactoryT, features: Callable[[], Features]
+    ) -> None:
         super().__init__(name=name)
         self.add_provider(FeatureFilter(client_factory, features))

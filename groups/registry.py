@@ -12,10 +12,12 @@ Guarantees: configuring starts nothing; a group's proxy is mounted the first tim
 group is used; a failure in one group is reported for that group alone, and retried in
 the background until `aclose()`; every change of a group's availability, and every reload
 that changes something, is announced through `on_change` (tools/list_changed, and
-resources/prompts when a mounted group went), which must not block; a client's own
-upstream sessions end when it leaves (`release`). On a reload, an unchanged group keeps
-its upstream and sessions; a changed or removed one is unmounted at once and closed once
-its requests in flight are done.
+resources/prompts when a mounted group went or switched them, or its upstream said they
+changed), which must not block; a client's own upstream sessions end when it leaves
+(`release`). On a reload, a group whose launch identity (`groups.identity`) is unchanged
+keeps its upstream and sessions and takes its new description, filters, timeouts, idle
+time and feature switches in place; a changed or removed one is unmounted at once and
+closed once its requests in flight are done.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ import mcp_types
 from groups.callers import Caller
 from groups.catalog import Catalog
 from groups.children import end_children_after
-from groups.config import Config, ServerConfig, Settings, StdioServer, fingerprint, variables_for
+from groups.config import Config, ServerConfig, Settings, StdioServer, variables_for
 from groups.errors import UnknownGroupError
+from groups.identity import launch_identity
 from groups.mounted import MountedGroups
 from groups.search import rank
 from groups.secrets import Redactor
@@ -70,9 +73,12 @@ class Changes:
     described: tuple[str, ...] = ()  # a new description only: the upstream stays
     unmounted: bool = False  # a mounted group went: its resources and prompts with it
     settings: tuple[str, ...] = ()  # dynamic-mcp's own settings with a new value
+    # New filters, timeouts, idle time or feature switches: the upstream stays.
+    retuned: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.described or self.settings)
+        changed = self.added or self.removed or self.changed or self.described or self.retuned
+        return bool(changed or self.settings)
 
     def __str__(self) -> str:
         parts = [
@@ -80,6 +86,7 @@ class Changes:
             *(f"- {name}" for name in self.removed),
             *(f"~ {name}" for name in self.changed),
             *(f"~ {name} (description)" for name in self.described),
+            *(f"~ {name} (settings)" for name in self.retuned),
             *(f"settings.{name}" for name in self.settings),
         ]
         return ", ".join(parts) or "nothing changed"
@@ -97,7 +104,7 @@ class Registry:
         browser_sign_in: bool = True,
     ) -> None:
         self._upstreams: dict[str, Upstream] = {}
-        self._fingerprints: dict[str, str] = {}  # each group's effective config, as applied
+        self._identities: dict[str, str] = {}  # each group's launch identity, as applied
         self._config_path: Path | None = None
         self._start_slots = anyio.Semaphore(STARTS_AT_ONCE)  # a limit on the machine's load
         self.mounted = MountedGroups()
@@ -122,8 +129,8 @@ class Registry:
         self.settings = config.settings
         variables = variables_for(config_path)
         servers = config.enabled()
-        self._fingerprints = {
-            name: fingerprint(server, variables) for name, server in servers.items()
+        self._identities = {
+            name: launch_identity(server, variables) for name, server in servers.items()
         }
         self._upstreams = {name: self._upstream(name, server) for name, server in servers.items()}
         self._watch_idle()
@@ -131,9 +138,10 @@ class Registry:
     def reconfigure(self, config: Config) -> Changes:
         """Apply a new config: new groups appear, removed ones go, changed ones start anew.
 
-        A group is changed when its entry, or a `${VAR}` it uses, has another value. An
-        unchanged group keeps its upstream, sessions and process; one whose description
-        alone is new keeps them too, and the model reads the new description.
+        A group is changed when its launch identity (`groups.identity`) is another: its
+        command, args, env, url…, or a `${VAR}` they use. An unchanged group keeps its
+        upstream, sessions and process; one whose description, tool filter, timeouts,
+        idle time or feature switches alone are new keeps them too, and uses the new ones.
         """
         variables = variables_for(self._config_path)
         settings = [
@@ -143,28 +151,24 @@ class Registry:
         ]
         self.settings = config.settings
         servers = config.enabled()
-        prints = {name: fingerprint(server, variables) for name, server in servers.items()}
+        identities = {name: launch_identity(server, variables) for name, server in servers.items()}
         removed = [name for name in self._upstreams if name not in servers]
         changed = [
             name
             for name in self._upstreams
-            if name in servers and prints[name] != self._fingerprints[name]
+            if name in servers and identities[name] != self._identities[name]
         ]
         added = [name for name in servers if name not in self._upstreams]
-        described = [
-            name
-            for name, upstream in self._upstreams.items()
-            if name in servers
-            and name not in changed
-            and servers[name].description != upstream.config.description
-        ]
-        for name in described:
-            self._upstreams[name].config = servers[name]
+        kept = {n: s for n, s in servers.items() if n in self._upstreams and n not in changed}
+        applied = {name: self._upstreams[name].config for name in kept}
+        described = [n for n, s in kept.items() if s.description != applied[n].description]
+        retuned = [n for n, s in kept.items() if _settings(s) != _settings(applied[n])]
+        relisted = self._apply_in_place(kept)
         unmounted = False
         for name in (*removed, *changed):
             unmounted |= self.mounted.unmount(name)
             self._retire(self._upstreams.pop(name))
-        self._fingerprints = prints
+        self._identities = identities
         upstreams = {
             name: self._upstreams.get(name) or self._upstream(name, server)
             for name, server in servers.items()
@@ -181,10 +185,21 @@ class Registry:
             tuple(described),
             unmounted,
             tuple(settings),
+            tuple(retuned),
         )
         if changes and self.on_change is not None:
-            self.on_change("tools", *(("resources", "prompts") if unmounted else ()))
+            lists = ("resources", "prompts") if unmounted or relisted else ()
+            self.on_change("tools", *lists)
         return changes
+
+    def _apply_in_place(self, servers: dict[str, ServerConfig]) -> bool:
+        """Give kept groups their new entries; whether a mounted group's features changed."""
+        relisted = False
+        for name, server in servers.items():
+            upstream = self._upstreams[name]
+            relisted |= name in self.mounted and server.features != upstream.config.features
+            upstream.config = server  # read at each request: applies from the next one
+        return relisted
 
     def group_names(self) -> list[str]:
         return list(self._upstreams)
@@ -231,13 +246,13 @@ class Registry:
         """Forward one call to the group's upstream; its result comes back unchanged."""
         return await self._use(group).call_tool(name, arguments, caller)
 
-    def search(self, query: str) -> str:
+    async def search(self, query: str) -> str:
         """The tools that best match `query` across every group, as compact JSON, and which
         groups could not be searched (their tools are not known yet)."""
         candidates = []
         unknown = []
         for name, upstream in self._upstreams.items():
-            tools = upstream.known_tools()
+            tools = await upstream.known_tools()
             if tools is None:
                 unknown.append(name)
             candidates += [(name, tool) for tool in tools or ()]
@@ -267,8 +282,9 @@ class Registry:
             self.redactor,
             on_state_change=self._state_changed,
             start_slots=self._start_slots,
+            on_list_changed=self._lists_changed,
             catalog=self._active_catalog(),
-            fingerprint=self._fingerprints[name],
+            identity=self._identities[name],
             idle_timeout=self._idle_timeout(server),
             browser_sign_in=self._browser_sign_in,
         )
@@ -341,6 +357,11 @@ class Registry:
         if self.on_change is not None:
             self.on_change("tools")
 
+    def _lists_changed(self, upstream: Upstream, kind: str) -> None:
+        """An upstream's resources or prompts changed: tell the clients, if they see them."""
+        if upstream.name in self.mounted and self.on_change is not None:
+            self.on_change(kind)
+
     def _use(self, group: str) -> Upstream:
         """The group's upstream, mounted on the root server on first use."""
         upstream = self.upstream(group)
@@ -352,6 +373,11 @@ class Registry:
             if changed and self.on_change is not None:
                 self.on_change(*changed)
         return upstream
+
+
+def _settings(server: ServerConfig) -> ServerConfig:
+    """The entry but its description: what else a reload applies in place."""
+    return server.model_copy(update={"description": ""})
 
 
 def compact_tools(tools: list[mcp_types.Tool]) -> str:

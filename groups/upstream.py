@@ -20,6 +20,11 @@ Guarantees:
   cheap to check (an unset variable) is checked again on the next request instead;
 - every call is bounded by the group's configured timeout; on expiry the upstream is sent
   a cancellation and the model an `UpstreamTimeoutError`;
+- the tools are answered from the catalog (by launch identity) only while the caller has
+  no live session; each session lists its tools once and that live list replaces the
+  catalog entry (a difference is announced); the upstream's `tools/list_changed` drops the
+  session's list and the catalog's answer, so the next expansion and call list anew, and
+  its resources or prompts `list_changed` is passed on (`on_list_changed`);
 - errors name things as the config writes them: no resolved secret reaches a message;
 - after `aclose()` no process or socket of this group is left.
 
@@ -35,7 +40,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -88,6 +93,7 @@ class State(enum.Enum):
 
 
 StateListener = Callable[["Upstream"], None]
+ListListener = Callable[["Upstream", str], None]  # the upstream's "resources" or "prompts" changed
 SessionKey = Hashable | None  # `Caller.key`: None is the session every stdio request shares
 
 
@@ -125,8 +131,9 @@ class Upstream:
         *,
         on_state_change: StateListener | None = None,
         start_slots: anyio.Semaphore | None = None,
+        on_list_changed: ListListener | None = None,
         catalog: Catalog | None = None,
-        fingerprint: str = "",
+        identity: str = "",
         idle_timeout: float | None = None,
         browser_sign_in: bool = True,
     ) -> None:
@@ -136,7 +143,9 @@ class Upstream:
         self.config = config
         self.idle_timeout = idle_timeout  # seconds unused before a stdio upstream is stopped
         self.catalog = catalog  # the tools kept on disk, or None: always ask the upstream
-        self._fingerprint = fingerprint
+        self._identity = identity  # the catalog's key (`groups.identity`)
+        # The upstream said its tools changed since the catalog entry was last replaced.
+        self._catalog_stale = False
         self._last_used = time.monotonic()
         self.state = State.IDLE
         self.error: GroupUnavailableError | None = None
@@ -145,6 +154,7 @@ class Upstream:
         self._variables = variables
         self._redactor = redactor
         self._on_state_change = on_state_change
+        self._on_list_changed = on_list_changed
         self._start_slots = start_slots or anyio.Semaphore(STARTS_AT_ONCE)
         self._sessions: dict[SessionKey, Session] = {}
         self._lock = anyio.Lock()  # state changes and connection attempts
@@ -162,7 +172,7 @@ class Upstream:
         """The FastMCP server that serves this group's resources and prompts, made on first use."""
         from groups.proxy import GroupProxy
 
-        return GroupProxy(self.name, self._proxy_client, self.config.features)
+        return GroupProxy(self.name, self._proxy_client, lambda: self.config.features)
 
     # ---- sessions ---------------------------------------------------------------------
 
@@ -247,7 +257,7 @@ class Upstream:
             GroupUnavailableError, UpstreamTimeoutError: as for `call_tool`.
         """
         self._require_tools()
-        tools = self._catalogued(caller)
+        tools = await self._catalogued(caller)
         if tools is None:
             with self._counted():
                 try:
@@ -256,12 +266,12 @@ class Upstream:
                     raise await self._ask_to_sign_in(refused.auth) from None
         return self._visible(tools)
 
-    def known_tools(self) -> list[mcp_types.Tool] | None:
+    async def known_tools(self) -> list[mcp_types.Tool] | None:
         """The tools the group offers as far as is known without asking: None if nothing is."""
         if not self.config.features.tools:
             return []
         live = next((s.tools for s in self._sessions.values() if s.tools is not None), None)
-        known = live if live is not None else self._catalogued(None)
+        known = live if live is not None else await self._catalogued(None)
         if known is None:
             return None
         return self._visible(known)
@@ -297,12 +307,13 @@ class Upstream:
         """The tools the group's `tools` filter leaves for the model to see."""
         return [tool for tool in tools if not self.config.tools.hides(tool.name)]
 
-    def _catalogued(self, caller: Caller | None) -> list[mcp_types.Tool] | None:
-        """The catalog's tools, unless there is no catalog or the caller has a session."""
+    async def _catalogued(self, caller: Caller | None) -> list[mcp_types.Tool] | None:
+        """The catalog's tools, unless there is no catalog, the caller has a session, or the
+        upstream has said since the entry was written that its tools changed."""
         live = self._sessions.get(caller.key if caller is not None else None)
-        if self.catalog is None or (live is not None and not live.lost):
+        if self.catalog is None or self._catalog_stale or (live is not None and not live.lost):
             return None
-        return self.catalog.get(self.name, self._fingerprint)
+        return await self.catalog.get(self._identity)
 
     @property
     def idle_for(self) -> float | None:
@@ -381,9 +392,8 @@ class Upstream:
                 session.tools = await session.client.list_tools()
             session.tool_names = frozenset(tool.name for tool in session.tools)
             logger.debug("← %s tools/list: %d tools", self.name, len(session.tools))
-            if self.catalog is not None and self.catalog.put(
-                self.name, self._fingerprint, session.tools
-            ):
+            self._catalog_stale = False
+            if self.catalog is not None and await self.catalog.put(self._identity, session.tools):
                 self._notify()  # the tools differ from the ones the catalog had given out
         return session.tools
 
@@ -439,6 +449,26 @@ class Upstream:
                 cause = f"{self._closing_reason} during {operation.lower()}; call again"
             raise GroupUnavailableError(self.name, cause) from exc
 
+    def _heard(self, session: Session | None, message: object) -> None:
+        """An upstream's notification: a list it changed is asked for anew when next needed.
+
+        Runs in the session's receive loop, so it only takes note: it must not wait on the
+        upstream it is listening to.
+        """
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            logger.info("group %s: the upstream's tools changed", self.name)
+            self._catalog_stale = True  # until a listing replaces the entry
+            if session is not None:
+                session.tools, session.tool_names = None, frozenset()
+        elif isinstance(message, mcp_types.ResourceListChangedNotification):
+            self._lists_changed("resources")
+        elif isinstance(message, mcp_types.PromptListChangedNotification):
+            self._lists_changed("prompts")
+
+    def _lists_changed(self, kind: str) -> None:
+        if self._on_list_changed is not None and getattr(self.config.features, kind):
+            self._on_list_changed(self, kind)
+
     def _require_tools(self) -> None:
         if not self.config.features.tools:
             raise FeatureDisabledError(self.name, "tools")
@@ -451,14 +481,20 @@ class Upstream:
         if old is not None:
             await _close_quietly(old.client)
         route = CallbackRoute(self.name)
+        made: list[Session] = []  # the session, once made: what its notifications are about
+
+        async def on_message(message: object) -> None:
+            self._heard(made[0] if made else None, message)
+
         try:
-            client, auth = await self._connect(route)
+            client, auth = await self._connect(route, on_message)
         except AuthorizationRequired:
             raise await self._ask_to_sign_in() from None
         except GroupUnavailableError as error:
             self._fail(error)
             raise
         session = self._sessions[key] = Session(client, route, auth=auth)
+        made.append(session)
         recovered = self.state is State.FAILED
         self.state, self.error, self.retry_at, self._failures = State.READY, None, None, 0
         logger.info("group %s connected%s", self.name, " again" if recovered else "")
@@ -466,7 +502,9 @@ class Upstream:
             self._notify()
         return session
 
-    async def _connect(self, route: CallbackRoute) -> tuple[Client, GroupOAuth | None]:
+    async def _connect(
+        self, route: CallbackRoute, on_message: Callable[[Any], Awaitable[None]]
+    ) -> tuple[Client, GroupOAuth | None]:
         """A connected client, and the OAuth it signs its requests with (remote groups).
 
         Raises:
@@ -505,6 +543,7 @@ class Upstream:
             # A proxy session forwards sampling, elicitation and roots requests, which only
             # the handshake era has.
             mode="legacy",
+            message_handler=on_message,
             **route.client_handlers(),
         )
         try:

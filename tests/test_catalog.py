@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types
 import psutil
-from conftest import server_process, stdio_entry, upstream_processes, wait_gone
+from conftest import (
+    ECHO_SERVER,
+    UPSTREAMS,
+    server_process,
+    stdio_entry,
+    upstream_processes,
+    wait_gone,
+)
 from fastmcp import Client
 
 from server import build_server
@@ -23,6 +32,10 @@ async def expand(client: Client, group: str = "echo") -> list[str]:
     result = await client.call_tool_mcp("get_dynamic_tools", {"group": group})
     assert not result.is_error, result.content[0].text
     return [tool["name"] for tool in json.loads(result.content[0].text)]
+
+
+def catalog_files(home: Path) -> list[Path]:
+    return sorted((home / "catalog").glob("*.json"))
 
 
 async def pid(client: Client, group: str = "echo") -> int:
@@ -48,7 +61,7 @@ async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
 
     assert from_catalog == listed
     assert started == []
-    assert (dynamic_mcp_home / "catalog" / "echo.json").exists()
+    assert len(catalog_files(dynamic_mcp_home)) == 1
 
 
 async def test_an_edited_entry_or_no_catalog_asks_the_upstream(write_config, connect):
@@ -77,7 +90,7 @@ async def test_a_catalog_that_differs_from_the_live_tools_is_corrected_and_clien
     config = write_config({"echo": stdio_entry()})
     async with Client(build_server(config)) as client:
         await expand(client)
-    kept = dynamic_mcp_home / "catalog" / "echo.json"
+    [kept] = catalog_files(dynamic_mcp_home)
     data = json.loads(kept.read_text())
     data["tools"] = [tool for tool in data["tools"] if tool["name"] != "pixel"]
     kept.write_text(json.dumps(data))
@@ -106,9 +119,10 @@ async def test_the_catalog_keeps_no_secret(write_config, dynamic_mcp_home: Path,
     config = write_config({"echo": stdio_entry(env={"TOKEN": "${DMCP_TEST_CATALOG_SECRET}"})})
     async with Client(build_server(config)) as client:
         await expand(client)
-    kept = (dynamic_mcp_home / "catalog" / "echo.json").read_text()
+    [kept_file] = catalog_files(dynamic_mcp_home)
+    kept = kept_file.read_text()
     assert "catalog-secret-41f0" not in kept
-    assert '"echo"' in kept
+    assert '"echo"' in kept  # the tool's name: the entry was written
 
 
 async def test_the_settings_switch_turns_the_catalog_off(write_config, dynamic_mcp_home: Path):
@@ -163,7 +177,8 @@ async def test_the_default_idle_timeout_applies_to_groups_without_their_own(writ
 
 
 async def test_search_is_a_third_tool_when_the_settings_ask_and_finds_known_tools(write_config):
-    path = write_config({"echo": stdio_entry(), "other": stdio_entry(description="Other")})
+    other = stdio_entry(description="Other", env={"OTHER": "1"})  # another upstream
+    path = write_config({"echo": stdio_entry(), "other": other})
     data = json.loads(path.read_text())
     path.write_text(json.dumps({**data, "settings": {"search": True}}))
     async with Client(build_server(path)) as client:
@@ -184,3 +199,136 @@ async def test_without_the_setting_there_is_no_search_tool(write_config):
         refused = await client.call_tool_mcp("search_dynamic_tools", {"query": "echo"})
     assert names == ["get_dynamic_tools", "call_dynamic_tool"]
     assert refused.is_error
+
+
+GROWING_SERVER = UPSTREAMS / "growing.py"
+
+
+def project(root: Path, script: Path) -> Path:
+    """A project folder whose config starts its own `server.py` by a relative path."""
+    root.mkdir()
+    shutil.copy(script, root / "server.py")
+    config = root / "dynamic-mcp.json"
+    entry = {"description": "This project's server", "command": sys.executable}
+    config.write_text(json.dumps({"mcpServers": {"local": {**entry, "args": ["server.py"]}}}))
+    return config
+
+
+async def test_two_projects_starting_server_py_by_the_same_words_keep_their_own_tools(
+    tmp_path: Path, monkeypatch
+):
+    first = project(tmp_path / "a", ECHO_SERVER)
+    second = project(tmp_path / "b", GROWING_SERVER)
+    monkeypatch.chdir(first.parent)  # a client starts dynamic-mcp in its project
+    async with Client(build_server(first)) as client:
+        in_first = await expand(client, "local")
+    monkeypatch.chdir(second.parent)
+    async with Client(build_server(second)) as client:
+        in_second = await expand(client, "local")
+        grown = await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "local", "name": "grow", "args": {"name": "x"}}
+        )
+
+    assert "echo" in in_first
+    assert in_second == ["grow", "add_note"]
+    assert not grown.is_error, grown.content[0].text
+
+
+async def test_groups_named_alike_but_for_letter_case_never_share_a_file(
+    write_config, dynamic_mcp_home: Path
+):
+    config = write_config({"Echo": stdio_entry(), "echo": stdio_entry(GROWING_SERVER)})
+    async with Client(build_server(config)) as client:
+        await expand(client, "Echo")
+        await expand(client, "echo")
+    async with Client(build_server(config)) as client:  # a restart: from the catalog
+        upper = await expand(client, "Echo")
+        lower = await expand(client, "echo")
+
+    names = [path.name.lower() for path in catalog_files(dynamic_mcp_home)]
+    assert len(set(names)) == 2  # distinct on a file system that ignores case, too
+    assert "echo" in upper
+    assert lower == ["grow", "add_note"]
+
+
+async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_config, connect):
+    config = write_config({"echo": stdio_entry()})
+    warm = await connect(config)
+    await expand(warm)
+    await warm.close()
+
+    edited = stdio_entry(tools={"exclude": ["pixel"]}, timeout={"tools": "45s"}, idle_timeout="1h")
+    config.write_text(json.dumps({"mcpServers": {"echo": edited}}))
+    again = await connect(config)
+    listed = await expand(again)
+    started = upstream_processes(server_process(config))
+
+    assert started == []  # answered from the catalog
+    assert "pixel" not in listed and "echo" in listed  # with the new filter
+
+
+KINDS = {
+    mcp_types.ToolListChangedNotification: "tools",
+    mcp_types.ResourceListChangedNotification: "resources",
+    mcp_types.PromptListChangedNotification: "prompts",
+}
+
+
+class Heard:
+    """The list_changed notifications a client has heard, by kind, and a way to wait for them."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        self._changed = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        if kind := KINDS.get(type(message)):
+            self.kinds.append(kind)
+            self._changed.set()
+
+    async def until(self, kind: str, count: int) -> None:
+        with anyio.fail_after(NOTICE_WAIT):
+            while self.kinds.count(kind) < count:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+
+
+async def call(client: Client, name: str, args: dict[str, Any]) -> str:
+    result = await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "echo", "name": name, "args": args}
+    )
+    assert not result.is_error, result.content[0].text
+    return result.content[0].text
+
+
+async def test_a_tool_the_upstream_adds_at_run_time_reaches_expansion_call_and_catalog(
+    write_config, dynamic_mcp_home: Path
+):
+    config = write_config({"echo": stdio_entry(GROWING_SERVER)})
+    async with Client(build_server(config)) as client:
+        before = await expand(client)
+        await call(client, "grow", {"name": "fresh"})  # the upstream says its tools changed
+        with anyio.fail_after(NOTICE_WAIT):
+            while "fresh" not in (after := await expand(client)):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        answer = await call(client, "fresh", {})
+
+    [kept] = catalog_files(dynamic_mcp_home)
+    assert "fresh" not in before
+    assert after == ["grow", "add_note", "fresh"]
+    assert answer == "fresh is new"
+    assert "fresh" in {tool["name"] for tool in json.loads(kept.read_text())["tools"]}
+
+
+async def test_resources_the_upstream_adds_at_run_time_are_announced_to_clients(write_config):
+    config = write_config({"echo": stdio_entry(GROWING_SERVER)})
+    heard = Heard()
+    async with Client(build_server(config), mode="legacy", message_handler=heard) as client:
+        await client.list_tools()  # as clients do first: from now on it is told of changes
+        await expand(client)  # mounts the group: its resources are announced once
+        await heard.until("resources", 1)
+        await call(client, "add_note", {"name": "second"})
+        await heard.until("resources", 2)
+        resources = [str(resource.uri) for resource in await client.list_resources()]
+
+    assert "note://echo/second" in resources

@@ -4,6 +4,7 @@ changes, every way editors save works, a bad edit changes nothing, clients are t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import signal
@@ -158,16 +159,32 @@ async def test_a_bad_edit_keeps_the_last_good_config_and_the_next_good_one_appli
     assert await watching.pid("keep") == pid
 
 
-async def test_a_burst_of_saves_is_applied_once(watching: Watching):
+async def test_a_burst_of_saves_is_applied_once(watching: Watching, caplog):
+    caplog.set_level(logging.INFO, logger="groups.reload")
     for index in range(5):
         watching.save({"keep": stdio_entry(), f"burst{index}": stdio_entry()})
-    await watching.told(1)
-    assert await watching.groups() == ["keep", "burst4"]
+    await watching.told(1)  # logged before the clients are told
 
-    watching.save({"keep": stdio_entry(), "after": stdio_entry()})  # a later, separate save
-    await watching.told(2)
-    assert watching.heard.count("tools") == 2  # the burst was one reload, this the second
-    assert await watching.groups() == ["keep", "after"]
+    reloads = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reloaded")]
+    assert reloads == [f"reloaded {watching.config}: + burst4, - drop, - edit"]
+
+
+async def test_filters_timeouts_and_feature_switches_apply_without_a_restart(watching: Watching):
+    pid = await watching.pid("keep")
+    prompts = [prompt.name for prompt in await watching.client.list_prompts()]
+    heard_before = len(watching.heard)
+    edited = stdio_entry(
+        tools={"exclude": ["pixel"]}, timeout={"tools": "45s"}, features={"prompts": False}
+    )
+    watching.save({"keep": edited, "drop": stdio_entry(), "edit": stdio_entry()})
+    await watching.told()
+
+    expanded = await watching.client.call_tool_mcp("get_dynamic_tools", {"group": "keep"})
+    assert await watching.pid("keep") == pid  # the same process
+    assert "pixel" not in expanded.content[0].text and '"echo"' in expanded.content[0].text
+    assert "keep_summarize" in prompts
+    assert "prompts" in watching.heard[heard_before:]  # the switch took a mounted group's away
+    assert "keep_summarize" not in [p.name for p in await watching.client.list_prompts()]
 
 
 async def test_a_description_alone_changes_no_upstream(watching: Watching):
