@@ -20,6 +20,10 @@ Guarantees:
   cheap to check (an unset variable) is checked again on the next request instead;
 - every call is bounded by the group's configured timeout; on expiry the upstream is sent
   a cancellation and the model an `UpstreamTimeoutError`;
+- every request to the upstream counts as use (tools; resources, templates and prompts
+  through the proxy, from the moment it asks for a session until the client's request
+  ends): while one is in flight its sessions are never stopped for being idle, and
+  closing (`rest`, `retire`, `aclose`) waits for it, bounded;
 - errors name things as the config writes them: no resolved secret reaches a message;
 - after `aclose()` no process or socket of this group is left.
 
@@ -75,6 +79,9 @@ STARTS_AT_ONCE = max(4, 2 * (os.cpu_count() or 2))
 QUICK_RETRY_DELAYS = (2.0, 4.0, 8.0)  # after a transient failure, as the Rust dynamic-mcp
 BACKGROUND_RETRY_INTERVAL = 30.0  # then, and after a permanent failure, until it recovers
 CLOSE_TIMEOUT = 5.0  # graceful stop of one session before its process is killed
+# At close, requests under way get this long to finish. Short: at shutdown the processes
+# left are ended after `registry.SHUTDOWN_GRACE` whatever happens.
+IN_FLIGHT_GRACE = 1.0
 LOG_PREVIEW = 500  # characters of a request or result shown in debug logs
 
 
@@ -148,7 +155,9 @@ class Upstream:
         self._start_slots = start_slots or anyio.Semaphore(STARTS_AT_ONCE)
         self._sessions: dict[SessionKey, Session] = {}
         self._lock = anyio.Lock()  # state changes and connection attempts
-        self._in_flight = 0  # requests under way; a reload waits for them to finish
+        # Requests under way: they hold their sessions against an idle stop, and a close
+        # waits (bounded) for them.
+        self._in_flight = 0
         self._idle = anyio.Event()
         self._idle.set()
         self._closing_reason = "dynamic-mcp is shutting down"
@@ -226,9 +235,16 @@ class Upstream:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """End every session and its process; the upstream cannot be used again."""
+        """End every session and its process; the upstream cannot be used again.
+
+        No new connection is made from here on; requests in flight get up to
+        `IN_FLIGHT_GRACE` to finish before their sessions close.
+        """
         async with self._lock:
             self.state, self.retry_at = State.CLOSED, None
+        with anyio.move_on_after(IN_FLIGHT_GRACE):
+            await self._idle.wait()
+        async with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         if self._sign_in is not None:
             self._sign_in.cancel()  # its callback port is free for the group's successor
@@ -388,19 +404,29 @@ class Upstream:
         return session.tools
 
     async def _proxy_client(self) -> Client:
-        """The client FastMCP's proxy reads this group's resources and prompts through."""
+        """The client FastMCP's proxy reads this group's resources and prompts through.
+
+        FastMCP asks for it at the start of each upstream request; the client request it
+        serves counts as one in flight until it ends (`groups.in_flight`), so an idle stop
+        or a close never cuts it short, and its end counts as the group's last use.
+        """
         from fastmcp.server.dependencies import get_context
+
+        from groups.in_flight import hold_until_request_ends
 
         try:
             ctx = get_context()
             caller = Caller(ctx.session, ctx.request_id, connection_of(ctx.session))
         except RuntimeError:  # not inside a client request (a direct library call)
             caller = None
+        # Counted before the session is looked up: an idle stop cannot take it in between.
+        if not hold_until_request_ends(self._counted()):
+            self._last_used = time.monotonic()  # nothing tells when it ends: a use now
         return (await self.session(caller)).client
 
     @contextmanager
     def _counted(self) -> Iterator[None]:
-        """Count a request in flight, so that `retire` can wait for it."""
+        """Count a request in flight: it holds the sessions open, and its end is a use."""
         if self._in_flight == 0:
             self._idle = anyio.Event()
         self._in_flight += 1
