@@ -77,11 +77,13 @@ async def test_a_read_in_flight_holds_its_upstream_past_the_idle_timeout(write_c
 
 async def test_regular_reads_and_prompts_keep_an_upstream_from_being_stopped(write_config):
     servers = {
-        "read": misbehaving(idle_timeout="1s"),  # first: looked at before "other"
-        "other": stdio_entry(idle_timeout="1s"),
+        "read": misbehaving(idle_timeout="1s"),
+        # The clock: stopped once unused for longer than "read" would need to be. Long
+        # enough to outlast the start of "read" on a loaded machine.
+        "other": stdio_entry(idle_timeout="4s"),
     }
     async with Client(build_server(write_config(servers))) as client:
-        await pid(client, "other")  # started first: a start may take over a second
+        await pid(client, "other")
         first = await pid(client, "read")  # the last tool call it gets
         other = psutil.Process(await pid(client, "other"))  # used after it, at once
         seen = {first}
