@@ -11,13 +11,15 @@ Guarantees:
   session that died is replaced on the next request; a late error from a session that was
   already replaced never touches its successor;
 - over stdio every request shares one session; over HTTP each client gets sessions of its
-  own (`Caller.key`), closed when the client goes (`release`), so one client's sampling,
-  elicitation and data never reach another;
+  own (`Caller.key`), closed when the client goes (`release`, registered with the client's
+  connection whatever it asked for), so one client's sampling, elicitation and data never
+  reach another, and no session outlives its client;
 - `${VAR}` (environment and `.env`) is read again at each attempt; an attempt is bounded by
   `CONNECT_TIMEOUT`; after a failure the group is FAILED and requests answer at once with
   the reason and when the next retry is due, while `keep_retrying()` tries again in the
-  background (2 s, 4 s, 8 s after a transient failure, then every 30 s). A failure that is
-  cheap to check (an unset variable) is checked again on the next request instead;
+  background (2 s, 4 s, 8 s after a transient failure, then every 30 s); a retry keeps
+  its session only for requests that share one (stdio), else closes it at once. A failure
+  that is cheap to check (an unset variable) is checked again on the next request instead;
 - every call is bounded by the group's configured timeout; on expiry the upstream is sent
   a cancellation and the model an `UpstreamTimeoutError`;
 - every request to the upstream counts as use (tools; resources, templates and prompts
@@ -154,6 +156,7 @@ class Upstream:
         self._on_state_change = on_state_change
         self._start_slots = start_slots or anyio.Semaphore(STARTS_AT_ONCE)
         self._sessions: dict[SessionKey, Session] = {}
+        self._shared_used = False  # a request asked for the shared session (key None)
         self._lock = anyio.Lock()  # state changes and connection attempts
         # Requests under way: they hold their sessions against an idle stop, and a close
         # waits (bounded) for them.
@@ -183,6 +186,7 @@ class Upstream:
                 when the next retry is due) or this attempt to connect failed.
         """
         key = caller.key if caller is not None else None
+        self._shared_used |= key is None
         live = self._sessions.get(key)
         if live is not None and not live.lost:
             return live  # the path of every call but the first: no lock, no await
@@ -198,10 +202,20 @@ class Upstream:
                 if live is not None:
                     logger.warning("group %s: the upstream session ended; reconnecting", self.name)
                 live = await self._attempt(key)
+                if caller is not None and key is not None:
+                    # Its own session ends with the client, whatever it asked for: a
+                    # client that only reads resources is never seen by the notifier.
+                    caller.connection.exit_stack.push_async_callback(self.release, key)
             return live
 
     async def keep_retrying(self) -> None:
-        """Retry a failed group in the background until it connects or is closed."""
+        """Retry a failed group in the background until it connects or is closed.
+
+        The session a retry connects is the shared one (key None), kept for the requests
+        that share it (stdio). Where none does (HTTP clients each have their own), the
+        retry only finds the upstream back and closes its session: no process runs for
+        a caller that does not exist.
+        """
         while self.state is State.FAILED and self.retry_at is not None:
             await anyio.sleep(max(0.0, self.retry_at - time.monotonic()))
             async with self._lock:
@@ -212,6 +226,10 @@ class Upstream:
                     await self._attempt(None)
                 except GroupUnavailableError:
                     continue
+                unused = None if self._shared_used else self._sessions.pop(None, None)
+            if unused is not None:
+                await _close_quietly(unused.client)
+            return
 
     async def release(self, key: SessionKey) -> None:
         """Close the session that served one client, which has gone away."""
