@@ -81,6 +81,7 @@ def build_server(
     from groups.callers import current_caller
     from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path
+    from groups.in_flight import HoldWhileInFlight
     from groups.internals import serve_listen
     from groups.limits import GroupTimeLimits
     from groups.meta_tools import MetaTools, error_result, text_result
@@ -118,6 +119,7 @@ def build_server(
             await registry.aclose()
 
     server = FastMCP("dynamic-mcp", version=version(), lifespan=lifespan, auth=auth)
+    server.add_middleware(HoldWhileInFlight())  # outermost: holds across the time limits too
     server.add_middleware(GroupTimeLimits(registry))
     server.add_provider(registry.mounted)
     serve_listen(server, ListenHandler(notifier.bus))

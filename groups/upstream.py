@@ -11,13 +11,15 @@ Guarantees:
   session that died is replaced on the next request; a late error from a session that was
   already replaced never touches its successor;
 - over stdio every request shares one session; over HTTP each client gets sessions of its
-  own (`Caller.key`), closed when the client goes (`release`), so one client's sampling,
-  elicitation and data never reach another;
+  own (`Caller.key`), closed when the client goes (`release`, registered with the client's
+  connection whatever it asked for), so one client's sampling, elicitation and data never
+  reach another, and no session outlives its client;
 - `${VAR}` (environment and `.env`) is read again at each attempt; an attempt is bounded by
   `CONNECT_TIMEOUT`; after a failure the group is FAILED and requests answer at once with
   the reason and when the next retry is due, while `keep_retrying()` tries again in the
-  background (2 s, 4 s, 8 s after a transient failure, then every 30 s). A failure that is
-  cheap to check (an unset variable) is checked again on the next request instead;
+  background (2 s, 4 s, 8 s after a transient failure, then every 30 s); a retry keeps
+  its session only for requests that share one (stdio), else closes it at once. A failure
+  that is cheap to check (an unset variable) is checked again on the next request instead;
 - every call is bounded by the group's configured timeout; on expiry the upstream is sent
   a cancellation and the model an `UpstreamTimeoutError`;
 - the tools are answered from the catalog (by launch identity) only while the caller has
@@ -25,6 +27,10 @@ Guarantees:
   catalog entry (a difference is announced); the upstream's `tools/list_changed` drops the
   session's list and the catalog's answer, so the next expansion and call list anew, and
   its resources or prompts `list_changed` is passed on (`on_list_changed`);
+- every request to the upstream counts as use (tools; resources, templates and prompts
+  through the proxy, from the moment it asks for a session until the client's request
+  ends): while one is in flight its sessions are never stopped for being idle, and
+  closing (`rest`, `retire`, `aclose`) waits for it, bounded;
 - errors name things as the config writes them: no resolved secret reaches a message;
 - after `aclose()` no process or socket of this group is left.
 
@@ -80,6 +86,9 @@ STARTS_AT_ONCE = max(4, 2 * (os.cpu_count() or 2))
 QUICK_RETRY_DELAYS = (2.0, 4.0, 8.0)  # after a transient failure, as the Rust dynamic-mcp
 BACKGROUND_RETRY_INTERVAL = 30.0  # then, and after a permanent failure, until it recovers
 CLOSE_TIMEOUT = 5.0  # graceful stop of one session before its process is killed
+# At close, requests under way get this long to finish. Short: at shutdown the processes
+# left are ended after `registry.SHUTDOWN_GRACE` whatever happens.
+IN_FLIGHT_GRACE = 1.0
 LOG_PREVIEW = 500  # characters of a request or result shown in debug logs
 
 
@@ -157,8 +166,11 @@ class Upstream:
         self._on_list_changed = on_list_changed
         self._start_slots = start_slots or anyio.Semaphore(STARTS_AT_ONCE)
         self._sessions: dict[SessionKey, Session] = {}
+        self._shared_used = False  # a request asked for the shared session (key None)
         self._lock = anyio.Lock()  # state changes and connection attempts
-        self._in_flight = 0  # requests under way; a reload waits for them to finish
+        # Requests under way: they hold their sessions against an idle stop, and a close
+        # waits (bounded) for them.
+        self._in_flight = 0
         self._idle = anyio.Event()
         self._idle.set()
         self._closing_reason = "dynamic-mcp is shutting down"
@@ -184,6 +196,7 @@ class Upstream:
                 when the next retry is due) or this attempt to connect failed.
         """
         key = caller.key if caller is not None else None
+        self._shared_used |= key is None
         live = self._sessions.get(key)
         if live is not None and not live.lost:
             return live  # the path of every call but the first: no lock, no await
@@ -199,10 +212,20 @@ class Upstream:
                 if live is not None:
                     logger.warning("group %s: the upstream session ended; reconnecting", self.name)
                 live = await self._attempt(key)
+                if caller is not None and key is not None:
+                    # Its own session ends with the client, whatever it asked for: a
+                    # client that only reads resources is never seen by the notifier.
+                    caller.connection.exit_stack.push_async_callback(self.release, key)
             return live
 
     async def keep_retrying(self) -> None:
-        """Retry a failed group in the background until it connects or is closed."""
+        """Retry a failed group in the background until it connects or is closed.
+
+        The session a retry connects is the shared one (key None), kept for the requests
+        that share it (stdio). Where none does (HTTP clients each have their own), the
+        retry only finds the upstream back and closes its session: no process runs for
+        a caller that does not exist.
+        """
         while self.state is State.FAILED and self.retry_at is not None:
             await anyio.sleep(max(0.0, self.retry_at - time.monotonic()))
             async with self._lock:
@@ -213,6 +236,10 @@ class Upstream:
                     await self._attempt(None)
                 except GroupUnavailableError:
                     continue
+                unused = None if self._shared_used else self._sessions.pop(None, None)
+            if unused is not None:
+                await _close_quietly(unused.client)
+            return
 
     async def release(self, key: SessionKey) -> None:
         """Close the session that served one client, which has gone away."""
@@ -236,9 +263,16 @@ class Upstream:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """End every session and its process; the upstream cannot be used again."""
+        """End every session and its process; the upstream cannot be used again.
+
+        No new connection is made from here on; requests in flight get up to
+        `IN_FLIGHT_GRACE` to finish before their sessions close.
+        """
         async with self._lock:
             self.state, self.retry_at = State.CLOSED, None
+        with anyio.move_on_after(IN_FLIGHT_GRACE):
+            await self._idle.wait()
+        async with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         if self._sign_in is not None:
             self._sign_in.cancel()  # its callback port is free for the group's successor
@@ -398,19 +432,29 @@ class Upstream:
         return session.tools
 
     async def _proxy_client(self) -> Client:
-        """The client FastMCP's proxy reads this group's resources and prompts through."""
+        """The client FastMCP's proxy reads this group's resources and prompts through.
+
+        FastMCP asks for it at the start of each upstream request; the client request it
+        serves counts as one in flight until it ends (`groups.in_flight`), so an idle stop
+        or a close never cuts it short, and its end counts as the group's last use.
+        """
         from fastmcp.server.dependencies import get_context
+
+        from groups.in_flight import hold_until_request_ends
 
         try:
             ctx = get_context()
             caller = Caller(ctx.session, ctx.request_id, connection_of(ctx.session))
         except RuntimeError:  # not inside a client request (a direct library call)
             caller = None
+        # Counted before the session is looked up: an idle stop cannot take it in between.
+        if not hold_until_request_ends(self._counted()):
+            self._last_used = time.monotonic()  # nothing tells when it ends: a use now
         return (await self.session(caller)).client
 
     @contextmanager
     def _counted(self) -> Iterator[None]:
-        """Count a request in flight, so that `retire` can wait for it."""
+        """Count a request in flight: it holds the sessions open, and its end is a use."""
         if self._in_flight == 0:
             self._idle = anyio.Event()
         self._in_flight += 1

@@ -1,5 +1,6 @@
 """An upstream that misbehaves on purpose, one way per run:
 
+    python misbehaving.py serve             serves, misbehaving only as its tools are asked to
     python misbehaving.py crash-after N     serves N tool calls, then the process dies
     python misbehaving.py exit-at-start     exits with status 3 before speaking MCP
     python misbehaving.py junk              writes non-JSON lines to stdout, then serves
@@ -9,7 +10,9 @@
 Every mode serves the same tools: `pid`, `echo`, `hang` (never returns; with $HANG_MARKER
 set, writes `<marker>.started` when it starts and the marker itself when it is cancelled)
 and `big` (a text result of N megabytes), and a resource `slow://forever` and a prompt
-`slow_prompt` that never finish.
+`slow_prompt` that never finish. The resource `pid://self` and the prompt `pid_prompt`
+give the process id; `wait://{name}` writes `$WAIT_DIR/<name>.started`, then answers the
+process id once `$WAIT_DIR/<name>` exists.
 """
 
 from __future__ import annotations
@@ -80,6 +83,30 @@ async def slow_prompt() -> str:
     """A prompt that never finishes rendering."""
     await asyncio.sleep(3600)
     return "unreachable"
+
+
+@mcp.resource("pid://self")
+def pid_resource() -> str:
+    """The process id, as a resource."""
+    return str(os.getpid())
+
+
+@mcp.prompt
+def pid_prompt() -> str:
+    """The process id, as a prompt."""
+    return str(os.getpid())
+
+
+@mcp.resource("wait://{name}")
+async def wait_for_release(name: str) -> str:
+    """Answer the process id once the test creates the file it waits for."""
+    release = Path(os.environ["WAIT_DIR"]) / name
+    release.with_suffix(".started").write_text("started")
+    for _ in range(6000):  # at most a minute, then the test has failed anyway
+        if release.exists():
+            break
+        await asyncio.sleep(0.01)
+    return str(os.getpid())
 
 
 def main() -> None:
