@@ -24,7 +24,7 @@ from groups.errors import AuthCommandError
 
 if TYPE_CHECKING:
     from groups.config import HttpServer, SseServer
-    from groups.oauth import StoredSignIn
+    from groups.oauth_tokens import StoredSignIn
     from groups.secrets import Redactor
 
 __all__ = ["auth"]
@@ -54,7 +54,7 @@ def auth(
     import anyio
 
     from groups.config import HttpServer, SseServer, load_config, resolve_config_path
-    from groups.oauth import oauth_tokens
+    from groups.oauth_tokens import oauth_tokens
     from groups.secrets import Redactor
     from groups.serving import configure_logging
 
@@ -85,7 +85,8 @@ async def _sign_in(
     group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor
 ) -> None:
     from groups.config import UnresolvedError
-    from groups.oauth import CALLBACK_TIMEOUT, SignIn, oauth_tokens, stored_sign_in
+    from groups.oauth import CALLBACK_TIMEOUT, SignIn
+    from groups.oauth_tokens import oauth_tokens, stored_sign_in
     from groups.transport import uses_authorization_header
 
     if uses_authorization_header(server):
@@ -112,7 +113,7 @@ async def _list(
     remote: dict[str, HttpServer | SseServer], path: Path | None, redactor: Redactor
 ) -> None:
     from groups.config import UnresolvedError
-    from groups.oauth import oauth_tokens, stored_sign_in
+    from groups.oauth_tokens import oauth_tokens, stored_sign_in
     from groups.secrets import shown_url
     from groups.transport import uses_authorization_header
 

@@ -1,6 +1,6 @@
 """OAuth for remote groups: found from a 401, signed in apart from any request, tokens kept.
 
-    tokens = oauth_tokens("github", redactor)          # ~/.dynamic-mcp/oauth-servers/github.json
+    tokens = oauth_tokens("github", redactor)          # groups.oauth_tokens: the group's store
     auth = GroupOAuth(url, server, tokens)              # one per group and endpoint, shared
     sign_in = SignIn("github", url, server, tokens)     # the browser flow, in the background
     link = await sign_in.start()                        # within seconds: the link to open
@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 import webbrowser
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -47,27 +47,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import anyio
 import httpx2
 from fastmcp.client.auth import OAuth
-from fastmcp.client.auth.oauth import ClientNotFoundError, TokenStorageAdapter
+from fastmcp.client.auth.oauth import ClientNotFoundError
 from mcp.client.auth.utils import create_client_registration_request, union_scopes
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from mcp.shared.auth import OAuthToken
 
 from groups.failures import AuthorizationRequired
 from groups.internals import refresh_request, take_refresh_response
-from groups.store import LocalStore, Scope
-from groups.transport import endpoint
+from groups.oauth_tokens import carry_over_legacy, registered_port
+from groups.store import Scope
 
 if TYPE_CHECKING:
     from groups.config import HttpServer, SseServer
-    from groups.secrets import Redactor
 
 __all__ = [
     "CALLBACK_TIMEOUT",
     "AuthorizationRequired",
     "GroupOAuth",
     "SignIn",
-    "StoredSignIn",
-    "oauth_tokens",
-    "stored_sign_in",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,7 +71,6 @@ logger = logging.getLogger(__name__)
 CALLBACK_TIMEOUT = 300.0  # how long a sign-in waits for the person in the browser
 LINK_WAIT = 1.5  # how long a request waits for a new sign-in's link before it answers
 REFRESH_MARGIN = 60.0  # refresh an access token this long before it expires (at most)
-TOKEN_AREA = "oauth-servers"  # ~/.dynamic-mcp/oauth-servers/<group>.json, as documented
 # What the sign-in sends to start the flow: any request the server refuses without a token.
 _PROBE = {
     "jsonrpc": "2.0",
@@ -84,21 +79,7 @@ _PROBE = {
 }
 _PROBE_HEADERS = {"Accept": "application/json, text/event-stream"}
 _SSE_HEADERS = {"Accept": "text/event-stream"}
-_SECRET_FIELDS = ("access_token", "refresh_token", "client_secret")
 # The fields of the one-file-per-group format before tokens were kept per endpoint.
-_LEGACY_FIELDS = ("server", "tokens", "client", "expires_at")
-
-
-def oauth_tokens(group: str, redactor: Redactor, store: LocalStore | None = None) -> Scope:
-    """`group`'s part of the store: every endpoint's tokens and registration, apart."""
-
-    def learn(collection: str, value: Mapping[str, Any]) -> None:
-        for field in _SECRET_FIELDS:
-            secret = value.get(field)
-            if isinstance(secret, str) and secret:
-                redactor.add(secret)
-
-    return (store or LocalStore()).scope(TOKEN_AREA, group, on_value=learn)
 
 
 class GroupOAuth(OAuth):
@@ -147,7 +128,7 @@ class GroupOAuth(OAuth):
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         if not self._loaded:
             async with self.context.lock:
-                await _carry_over_legacy(self.tokens, self.mcp_url)
+                await carry_over_legacy(self.tokens, self.mcp_url)
                 await self._load_stored()
         if self._fresh():
             refused = self.context.current_tokens
@@ -271,62 +252,6 @@ class GroupOAuth(OAuth):
         return parts._replace(query=urlencode(query)).geturl()
 
 
-class StoredSignIn:
-    """What the store holds for one group's endpoint, as `auth --list` shows it."""
-
-    def __init__(
-        self,
-        tokens: OAuthToken | None,
-        expires_at: float | None,
-        elsewhere: bool,
-        unbound: bool,
-    ) -> None:
-        self.tokens = tokens
-        self.expires_at = expires_at
-        self.elsewhere = elsewhere  # tokens are stored for another endpoint of the group
-        self.unbound = unbound  # an older file that never said which server issued it
-
-
-async def stored_sign_in(tokens: Scope, url: str | None) -> StoredSignIn:
-    """What `tokens` holds for `url` (None: the URL cannot be resolved), and beside it."""
-    if url is not None:
-        await _carry_over_legacy(tokens, url)
-    legacy = await tokens.foreign()
-    found, expires_at = None, None
-    if url is not None:
-        adapter = TokenStorageAdapter(tokens, url.rstrip("/"))
-        found, expires_at = await adapter.get_tokens(), await adapter.get_token_expiry()
-    stored = await tokens.keys("mcp-oauth-token")
-    mine = f"{url.rstrip('/')}/tokens" if url is not None else None
-    elsewhere = any(key != mine for key in stored) or bool(legacy.get("server"))
-    unbound = bool(legacy.get("tokens")) and not legacy.get("server")
-    return StoredSignIn(found, expires_at, elsewhere, unbound)
-
-
-async def _carry_over_legacy(tokens: Scope, url: str) -> None:
-    """Move an older file's tokens into the store if they were issued by `url`'s server.
-
-    The older format kept one `server` (the endpoint without its query) per group file.
-    Tokens for another server stay where they are, for the config that points there;
-    tokens that never said which server issued them stay unused until a new sign-in.
-    """
-    legacy = await tokens.foreign()
-    if not legacy.get("server") or legacy.get("server") != endpoint(url):
-        return
-    legacy = await tokens.foreign(take=True)
-    if legacy.get("server") != endpoint(url):
-        return
-    adapter = TokenStorageAdapter(tokens, url.rstrip("/"))
-    if legacy.get("client"):
-        await adapter.set_client_info(OAuthClientInformationFull.model_validate(legacy["client"]))
-    if legacy.get("tokens"):
-        token = OAuthToken.model_validate(legacy["tokens"])
-        if legacy.get("expires_at") is not None:
-            token.expires_in = max(0, int(float(legacy["expires_at"]) - time.time()))
-        await adapter.set_tokens(token)
-    logger.info("%s: carried tokens over from the older file format", tokens.prefix)
-
-
 class SignIn:
     """One group's browser sign-in, run apart from any request; at most one at a time."""
 
@@ -382,14 +307,14 @@ class SignIn:
 
     async def _run(self) -> None:
         try:
-            await _carry_over_legacy(self.tokens, self.url)
+            await carry_over_legacy(self.tokens, self.url)
             oauth = GroupOAuth(
                 self.url,
                 self.server,
                 self.tokens,
                 interactive=True,
                 on_link=self._got_link,
-                callback_port=await _registered_port(self.tokens, self.url),
+                callback_port=await registered_port(self.tokens, self.url),
             )
             async with httpx2.AsyncClient(auth=oauth, timeout=CALLBACK_TIMEOUT + 30) as http:
                 status = await self._probe(http)
@@ -428,16 +353,6 @@ class SignIn:
             link,
             CALLBACK_TIMEOUT / 60,
         )
-
-
-async def _registered_port(tokens: Scope, url: str) -> int | None:
-    """The loopback port the stored registration redirects to, so a sign-in reuses it."""
-    client = await TokenStorageAdapter(tokens, url.rstrip("/")).get_client_info()
-    for uri in client.redirect_uris or [] if client is not None else []:
-        parts = urlsplit(str(uri))
-        if parts.hostname == "127.0.0.1" and parts.port:
-            return parts.port
-    return None
 
 
 def _margin(token: OAuthToken) -> float:

@@ -536,7 +536,7 @@ class Upstream:
         return client, (auths[-1] if auths else None)
 
     def _tokens(self) -> Scope:
-        from groups.oauth import oauth_tokens
+        from groups.oauth_tokens import oauth_tokens
 
         return oauth_tokens(self.name, self._redactor)
 
