@@ -2,6 +2,7 @@
 
     dynamic-mcp auth github            # prints the link, opens a browser, waits, reports
     dynamic-mcp auth github --logout   # deletes ~/.dynamic-mcp/oauth-servers/github.json
+                                       # (a running server's next refresh finds it gone)
     dynamic-mcp auth --list            # each remote group: signed in or not, and until when
 
 The same sign-in a group starts on its own when its server first asks (`groups.oauth`),
@@ -14,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
@@ -23,6 +24,7 @@ from groups.errors import AuthCommandError
 
 if TYPE_CHECKING:
     from groups.config import HttpServer, SseServer
+    from groups.oauth_tokens import StoredSignIn
     from groups.secrets import Redactor
 
 __all__ = ["auth"]
@@ -52,7 +54,7 @@ def auth(
     import anyio
 
     from groups.config import HttpServer, SseServer, load_config, resolve_config_path
-    from groups.oauth import TokenFile
+    from groups.oauth_tokens import oauth_tokens
     from groups.secrets import Redactor
     from groups.serving import configure_logging
 
@@ -62,7 +64,7 @@ def auth(
     servers = load_config(path).servers
     remote = {n: s for n, s in servers.items() if isinstance(s, HttpServer | SseServer)}
     if list_:
-        _list(remote, path, redactor)
+        anyio.run(_list, remote, path, redactor)
         return
     if group is None:
         raise AuthCommandError("name a group to sign in or out, or pass --list")
@@ -72,8 +74,8 @@ def auth(
         names = ", ".join(remote) or "none"
         raise AuthCommandError(f"group {group!r} {kind} (remote groups: {names})")
     if logout:
-        tokens = TokenFile.for_group(group, redactor)
-        gone = f"removed {tokens.path}" if tokens.delete() else "it held no token"
+        tokens = oauth_tokens(group, redactor)
+        gone = f"removed {tokens.path}" if anyio.run(tokens.remove) else "it held no token"
         print(f"Signed out of {group}: {gone}.")
         return
     anyio.run(_sign_in, group, server, path, redactor)
@@ -83,7 +85,8 @@ async def _sign_in(
     group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor
 ) -> None:
     from groups.config import UnresolvedError
-    from groups.oauth import CALLBACK_TIMEOUT, SignIn, TokenFile
+    from groups.oauth import CALLBACK_TIMEOUT, SignIn
+    from groups.oauth_tokens import oauth_tokens, stored_sign_in
     from groups.transport import uses_authorization_header
 
     if uses_authorization_header(server):
@@ -94,7 +97,7 @@ async def _sign_in(
         url = _resolved_url(server, path, redactor)
     except UnresolvedError as exc:
         raise AuthCommandError(f"group {group!r}: {exc}") from None
-    tokens = TokenFile.for_group(group, redactor, server=url)
+    tokens = oauth_tokens(group, redactor)
     sign_in = SignIn(group, url, server, tokens)
     link = await sign_in.start(wait=None)
     if link is not None:
@@ -102,12 +105,15 @@ async def _sign_in(
         print(f"Waiting for the sign-in, up to {CALLBACK_TIMEOUT / 60:g} minutes...", flush=True)
     if not await sign_in.wait():
         raise AuthCommandError(f"the sign-in to {group} did not finish: {sign_in.error}")
-    print(f"Signed in to {group}: {_validity(tokens.stored())}; kept in {tokens.path}.")
+    stored = await stored_sign_in(tokens, url)
+    print(f"Signed in to {group}: {_validity(stored)}; kept in {tokens.path}.")
 
 
-def _list(remote: dict[str, HttpServer | SseServer], path: Path | None, redactor: Redactor) -> None:
+async def _list(
+    remote: dict[str, HttpServer | SseServer], path: Path | None, redactor: Redactor
+) -> None:
     from groups.config import UnresolvedError
-    from groups.oauth import TokenFile
+    from groups.oauth_tokens import oauth_tokens, stored_sign_in
     from groups.secrets import shown_url
     from groups.transport import uses_authorization_header
 
@@ -122,11 +128,12 @@ def _list(remote: dict[str, HttpServer | SseServer], path: Path | None, redactor
                 url: str | None = _resolved_url(server, path, redactor)
             except UnresolvedError:
                 url = None  # the group cannot connect anyway; show what the file holds
-            tokens = TokenFile.for_group(name, redactor, server=url)
-            data = tokens.stored()
-            if data.get("tokens"):
-                state = _validity(data)
-            elif tokens.read().get("tokens"):
+            stored = await stored_sign_in(oauth_tokens(name, redactor), url)
+            if stored.tokens is not None:
+                state = _validity(stored)
+            elif stored.unbound:
+                state = "holds a token from an older version, bound to no server: sign in again"
+            elif stored.elsewhere:
                 state = "holds a token for another URL: sign in again"
             else:
                 state = "not signed in"
@@ -140,11 +147,10 @@ def _resolved_url(server: HttpServer | SseServer, path: Path | None, redactor: R
     return interpolate(server.url, variables_for(path), redactor)
 
 
-def _validity(data: dict[str, Any]) -> str:
+def _validity(stored: StoredSignIn) -> str:
     """How long the stored access token lasts, and whether it can be refreshed."""
-    tokens = data.get("tokens") or {}
-    expires_at = data.get("expires_at")
-    refresh = " (refreshable)" if tokens.get("refresh_token") else ""
+    expires_at = stored.expires_at
+    refresh = " (refreshable)" if stored.tokens and stored.tokens.refresh_token else ""
     if expires_at is None:
         return "signed in, no expiry given" + refresh
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(expires_at))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from collections.abc import Collection, Mapping
 from datetime import timedelta
 from fnmatch import fnmatchcase
@@ -38,6 +37,7 @@ from pydantic_core import PydanticCustomError
 
 from groups import CONFIG_ENV_VAR
 from groups.errors import ConfigError
+from groups.private_files import NotPrivateError, read_private
 
 if TYPE_CHECKING:
     from groups.secrets import Redactor
@@ -441,14 +441,12 @@ def read_secret_file(written: str) -> str:
     """
     path = Path(written).expanduser()
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o044:
-            raise SecretFileError(
-                written, f"is readable by others (mode {mode:04o}): run chmod 600 {path}"
-            )
-        text = path.read_text(encoding="utf-8")
+        text = read_private(path)
     except FileNotFoundError:
         raise SecretFileError(written, "does not exist") from None
+    except NotPrivateError as exc:
+        problem = f"is readable by others (mode {exc.mode:04o}): run chmod 600 {path}"
+        raise SecretFileError(written, problem) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SecretFileError(written, f"cannot be read ({exc})") from None
     return text.removesuffix("\n").removesuffix("\r")

@@ -20,13 +20,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from fastmcp.server.auth import AccessToken, TokenVerifier
 
 from groups.errors import UnsafeServingError
+from groups.private_files import NotPrivateError, read_private
 
 __all__ = ["TOKEN_ENV_VAR", "BearerToken", "browser_guard", "http_token", "is_loopback"]
 
@@ -96,14 +96,15 @@ def is_loopback(host: str) -> bool:
 
 def _read_token_file(path: Path) -> str:
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise UnsafeServingError(f"cannot read the token file {path}: {exc.strerror}") from None
-    if mode & 0o077:
+        token = read_private(path).strip()
+    except NotPrivateError as exc:
         raise UnsafeServingError(
-            f"the token file {path} is readable by others (mode {mode:04o}): run chmod 600 {path}"
-        )
+            f"the token file {path} is readable by others (mode {exc.mode:04o}): "
+            f"run chmod 600 {path}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise UnsafeServingError(f"cannot read the token file {path}: {reason}") from None
     if not token:
         raise UnsafeServingError(f"the token file {path} is empty")
     return token

@@ -4,6 +4,8 @@
     route_tool_requests(server, list_tools, call_tool)  # tools/list and tools/call, first hand
     serve_listen(server, ListenHandler(bus))            # subscriptions/listen (2026-07-28)
     await serve_streams(server, read_stream, write_stream)
+    request = await refresh_request(oauth)              # an OAuth refresh, sent when we choose
+    refreshed = await take_refresh_response(oauth, response)
 
 Each function says why no public API does its job. `tests/test_internals.py` uses each one
 against the installed versions, so a release that renames what they reach for fails there,
@@ -21,9 +23,18 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 
 if TYPE_CHECKING:
+    import httpx2
     from fastmcp import FastMCP
+    from mcp.client.auth import OAuthClientProvider
 
-__all__ = ["connection_of", "route_tool_requests", "serve_listen", "serve_streams"]
+__all__ = [
+    "connection_of",
+    "refresh_request",
+    "route_tool_requests",
+    "serve_listen",
+    "serve_streams",
+    "take_refresh_response",
+]
 
 ListToolsHandler = Callable[
     [ServerRequestContext[Any, Any], mcp_types.PaginatedRequestParams],
@@ -93,3 +104,21 @@ async def serve_streams(server: FastMCP, read_stream: Any, write_stream: Any) ->
             )
     finally:
         reset_transport(token)
+
+
+async def refresh_request(oauth: OAuthClientProvider) -> httpx2.Request:
+    """The SDK's refresh-token request for `oauth`'s current tokens and client.
+
+    The SDK refreshes only inside its own flow, once the access token has expired, holding
+    no lock another process can see. We refresh a little before expiry, holding the token
+    file's lock, after taking up what another process stored; building the request (token
+    endpoint, RFC 8707 resource, client authentication) is the SDK's, kept private.
+    """
+    return await oauth._refresh_token()
+
+
+async def take_refresh_response(oauth: OAuthClientProvider, response: httpx2.Response) -> bool:
+    """Let the SDK take a refresh answer: on success it keeps and stores the new tokens
+    (carrying the refresh token over when the server did not rotate it); on refusal it
+    forgets the current ones. Whether the refresh succeeded. Private in the SDK."""
+    return await oauth._handle_refresh_response(response)

@@ -1,25 +1,33 @@
 """OAuth for remote groups: found from a 401, signed in apart from any request, tokens kept.
 
-    tokens = TokenFile.for_group("github", redactor)   # ~/.dynamic-mcp/oauth-servers/github.json
-    auth = GroupOAuth("github", url, server, tokens)    # a session's: never waits for a person
+    tokens = oauth_tokens("github", redactor)          # groups.oauth_tokens: the group's store
+    auth = GroupOAuth(url, server, tokens)              # one per group and endpoint, shared
     sign_in = SignIn("github", url, server, tokens)     # the browser flow, in the background
     link = await sign_in.start()                        # within seconds: the link to open
 
 FastMCP's OAuth client does the protocol: discovery from the 401 (RFC 9728 protected
 resource metadata, RFC 8414 server metadata), dynamic client registration or a
-pre-registered `oauth_client_id`, PKCE, the loopback callback, refresh. What is ours is
-where tokens are kept and how the person is asked.
+pre-registered `oauth_client_id`, PKCE, the loopback callback, refresh. It keeps tokens
+in the store we hand it as `token_storage` (`groups.store`), keyed by endpoint URL, so
+each endpoint a group has pointed at holds its own tokens inside the group's one file.
+What is ours is when to refresh, how processes share the file, and how a person is asked.
 
 Guarantees:
+- a token is sent only to the endpoint it was stored for: the store keys it by URL, and a
+  file of the older format is carried over only where its `server` names this endpoint
+  (one without `server` is never sent anywhere);
 - a session's requests never wait for a person: where FastMCP would open a browser and wait
   for the callback, the session's `GroupOAuth` raises `AuthorizationRequired`, and the group
   starts a `SignIn` instead, at most one at a time, which gives the link at once, writes it
   to stderr, opens a browser where there is one (`webbrowser`, which honours $BROWSER), and
   waits up to `CALLBACK_TIMEOUT` for the callback;
-- tokens are refreshed before they expire (`REFRESH_MARGIN`), and a rotated refresh token
-  replaces the stored one;
-- one file per group, `<group>.json`, mode 0600 in a 0700 directory, written atomically;
-  wider modes found on disk are narrowed, or the file is refused with a message;
+- a request with a fresh token is signed and sent without touching a file or a lock;
+- tokens are refreshed before they expire (`REFRESH_MARGIN`), and a 401 mid-session is
+  answered with a refresh before any sign-in; a refresh holds the file's lock, and first
+  takes up what another process or sign-in stored (a rotated refresh token is never
+  spent twice); tokens signed out meanwhile (`dynamic-mcp auth --logout`) are dropped,
+  never refreshed or written back;
+- configured `oauth_scopes` are registered as well as asked for, beside the server's;
 - access and refresh tokens and client secrets are known to the `Redactor` from the moment
   they are read or received: no log line, error or result shows them.
 """
@@ -27,34 +35,26 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import stat
-import tempfile
 import threading
 import time
-import warnings
 import webbrowser
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
 import httpx2
 from fastmcp.client.auth import OAuth
 from fastmcp.client.auth.oauth import ClientNotFoundError
-from key_value.aio.stores.memory import MemoryStore
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
-from pydantic import PrivateAttr
+from mcp.client.auth.utils import create_client_registration_request, union_scopes
+from mcp.shared.auth import OAuthToken
 
-from groups.errors import UnsafeTokenFileError
 from groups.failures import AuthorizationRequired
-from groups.home import group_file, oauth_token_dir
-from groups.secrets import Redactor
-from groups.transport import endpoint
+from groups.internals import refresh_request, take_refresh_response
+from groups.oauth_tokens import carry_over_legacy, registered_port
+from groups.store import Scope
 
 if TYPE_CHECKING:
     from groups.config import HttpServer, SseServer
@@ -64,7 +64,6 @@ __all__ = [
     "AuthorizationRequired",
     "GroupOAuth",
     "SignIn",
-    "TokenFile",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,241 +79,151 @@ _PROBE = {
 }
 _PROBE_HEADERS = {"Accept": "application/json, text/event-stream"}
 _SSE_HEADERS = {"Accept": "text/event-stream"}
-
-
-class TokenFile:
-    """One group's OAuth tokens and client registration, in one private JSON file.
-
-    Implements the MCP SDK's token storage (`get_tokens`, `set_tokens`, `get_client_info`,
-    `set_client_info`) and what FastMCP's `OAuth` reads besides (`get_token_expiry`, `clear`).
-
-    Given the `server` URL, the file is bound to it: tokens written for another server (the
-    group's `url` edited since) are never read, so never sent where they were not issued.
-    """
-
-    def __init__(
-        self, path: Path, redactor: Redactor | None = None, server: str | None = None
-    ) -> None:
-        self.path = path
-        self.server = endpoint(server) if server else None
-        self._redactor = redactor or Redactor()
-
-    @classmethod
-    def for_group(
-        cls, group: str, redactor: Redactor | None = None, server: str | None = None
-    ) -> TokenFile:
-        return cls(group_file(oauth_token_dir(), group, ".json"), redactor, server)
-
-    def __repr__(self) -> str:
-        return f"TokenFile({str(self.path)!r})"
-
-    # ---- token storage ------------------------------------------------------------------
-
-    async def get_tokens(self) -> OAuthToken | None:
-        raw = self.stored().get("tokens")
-        return OAuthToken.model_validate(raw) if raw else None
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self._learn(tokens.access_token, tokens.refresh_token)
-        data = self.stored()
-        data["tokens"] = tokens.model_dump(mode="json", exclude_none=True)
-        if tokens.expires_in is not None:
-            data["expires_at"] = time.time() + tokens.expires_in
-        else:
-            data.pop("expires_at", None)
-        self._write(data)
-
-    async def get_token_expiry(self) -> float | None:
-        return self.stored().get("expires_at")
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        raw = self.stored().get("client")
-        return OAuthClientInformationFull.model_validate(raw) if raw else None
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self._learn(client_info.client_secret)
-        data = self.stored()
-        data["client"] = client_info.model_dump(mode="json", exclude_none=True)
-        self._write(data)
-
-    async def clear(self) -> None:
-        self.delete()
-
-    def callback_port(self) -> int | None:
-        """The loopback port the stored registration redirects to, so a sign-in reuses it."""
-        client = self.stored().get("client") or {}
-        for uri in client.get("redirect_uris") or []:
-            port = urlsplit(uri).port
-            if urlsplit(uri).hostname == "127.0.0.1" and port:
-                return port
-        return None
-
-    # ---- the file -----------------------------------------------------------------------
-
-    def stored(self) -> dict[str, Any]:
-        """The file's content if it was written for this server, else `{}`."""
-        data = self.read()
-        written_for = data.get("server")
-        if self.server is not None and written_for not in (None, self.server):
-            return {}
-        return data
-
-    def read(self) -> dict[str, Any]:
-        """The file's content; `{}` when there is none.
-
-        Raises:
-            UnsafeTokenFileError: the file or its directory is open to others and cannot
-                be narrowed, or the file is not JSON.
-        """
-        if not self.path.exists():
-            return {}
-        self._make_private()
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UnsafeTokenFileError(self.path, f"cannot be read: {exc}") from None
-        if not isinstance(data, dict):
-            raise UnsafeTokenFileError(self.path, "is not a dynamic-mcp token file")
-        tokens, client = data.get("tokens") or {}, data.get("client") or {}
-        self._learn(tokens.get("access_token"), tokens.get("refresh_token"))
-        self._learn(client.get("client_secret"))
-        return data
-
-    def delete(self) -> bool:
-        """Remove the file; whether there was one."""
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
-
-    def _write(self, data: dict[str, Any]) -> None:
-        """Replace the file in one step: a crash leaves the old file or the new, never half."""
-        if self.server is not None:
-            data["server"] = self.server
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._make_private()
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:  # mkstemp: mode 0600
-                json.dump(data, file, indent=2)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-    def _make_private(self) -> None:
-        for path, private in ((self.path.parent, 0o700), (self.path, 0o600)):
-            if not path.exists():
-                continue
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & 0o077 == 0:
-                continue
-            try:
-                path.chmod(private)
-            except OSError:
-                raise UnsafeTokenFileError(
-                    path, f"is open to others (mode {mode:04o}) and cannot be made {private:04o}"
-                ) from None
-            logger.warning("%s was open to others (mode %04o): made it %04o", path, mode, private)
-
-    def _learn(self, *secrets: str | None) -> None:
-        for secret in secrets:
-            if secret:
-                self._redactor.add(secret)
+# The fields of the one-file-per-group format before tokens were kept per endpoint.
 
 
 class GroupOAuth(OAuth):
-    """FastMCP's OAuth client for one group, with its tokens in the group's `TokenFile`.
+    """FastMCP's OAuth client for one group's endpoint, its tokens in the group's store scope.
 
-    `interactive=False` (a session's): where a person is needed, raise
-    `AuthorizationRequired` and remember it in `needs_sign_in`. `interactive=True` (a
-    `SignIn`'s): hand the link to `on_link`, open a browser, and wait for the callback.
+    `interactive=False` (the sessions', one per group and endpoint in a process): where a
+    person is needed, raise `AuthorizationRequired` and remember it in `needs_sign_in`.
+    `interactive=True` (a `SignIn`'s): hand the link to `on_link`, open a browser, and wait
+    for the callback.
     """
 
     def __init__(
         self,
         url: str,
         server: HttpServer | SseServer,
-        tokens: TokenFile,
+        tokens: Scope,
         *,
         interactive: bool = False,
         on_link: Any = None,
+        callback_port: int | None = None,
     ) -> None:
-        with warnings.catch_warnings():
-            # FastMCP warns that memory loses tokens at exit: it is replaced right below.
-            warnings.simplefilter("ignore", UserWarning)
-            super().__init__(
-                mcp_url=url,
-                scopes=server.oauth_scopes,
-                client_name="dynamic-mcp",
-                client_id=server.oauth_client_id,
-                token_storage=MemoryStore(),
-                callback_host="127.0.0.1",
-                # The port the client was registered with: a sign-in that redirects
-                # elsewhere is refused, and would register the client anew.
-                callback_port=server.oauth_callback_port or tokens.callback_port(),
-                callback_timeout=CALLBACK_TIMEOUT,
-            )
+        super().__init__(
+            mcp_url=url,
+            scopes=server.oauth_scopes,
+            client_name="dynamic-mcp",
+            client_id=server.oauth_client_id,
+            token_storage=tokens,
+            callback_host="127.0.0.1",
+            # The port the client was registered with: a sign-in that redirects
+            # elsewhere is refused, and would register the client anew.
+            callback_port=server.oauth_callback_port or callback_port,
+            callback_timeout=CALLBACK_TIMEOUT,
+        )
         self.tokens = tokens
-        self.token_storage_adapter = tokens  # type: ignore[assignment]
-        self.context.storage = tokens
-        # The SDK refreshes only once a token has expired; a request in flight at that
-        # moment would be refused and cost a new sign-in. Refresh a little before.
-        self.context.update_token_expiry = self._expiry_with_margin  # type: ignore[method-assign]
+        self._configured_scopes = " ".join(server.oauth_scopes or []) or None
         self._interactive = interactive
         self._on_link = on_link
-        if server.oauth_scopes:
-            self.context.client_metadata = _ClientMetadata.keeping(
-                self.context.client_metadata, server.oauth_scopes
-            )
+        self._loaded = False
         self.needs_sign_in = False
+
+    def __repr__(self) -> str:
+        return f"GroupOAuth({self.tokens.prefix!r}, interactive={self._interactive})"
 
     async def async_auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        await self._adopt_stored_tokens()
+        if not self._loaded:
+            async with self.context.lock:
+                await carry_over_legacy(self.tokens, self.mcp_url)
+                await self._load_stored()
+        if self._fresh():
+            refused = self.context.current_tokens
+            response = yield self._signed(request)
+            if response.status_code != 401:
+                return
+        else:
+            refused = None
+        # No fresh token, or it was refused: what is stored or a refresh may serve.
+        self.needs_sign_in = False
+        async with aclosing(self._catch_up(refused)) as flow:
+            response = None
+            while True:
+                try:
+                    outgoing = await flow.asend(response)  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    break
+                response = yield outgoing
+        if self._fresh() and self.context.current_tokens is not refused:
+            response = yield self._signed(request)
+            if response.status_code != 401:
+                return
+        # Nothing stored serves: FastMCP's whole flow (discovery, registration, a person).
         async with aclosing(super().async_auth_flow(request)) as flow:
             response = None
             while True:
                 try:
-                    request = await flow.asend(response)  # type: ignore[arg-type]
+                    outgoing = await flow.asend(response)  # type: ignore[arg-type]
                 except StopAsyncIteration:
                     return
-                response = yield request
+                response = yield self._registering_configured_scopes(outgoing)
 
-    async def _adopt_stored_tokens(self) -> None:
-        """Take up tokens stored since this client read them: one file serves every session.
+    async def _catch_up(
+        self, refused: OAuthToken | None
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """Take up stored tokens, refreshing them if they are not fresh, holding the file.
 
-        Over HTTP each client has its own upstream session and OAuth client; when one
-        refreshes, the server may rotate the refresh token, and the others' copy is spent.
+        `refused`: the tokens a server just refused, which must not be kept.
         """
-        stored = await self.tokens.get_tokens()
-        if stored is None or stored == self.context.current_tokens:
-            return
-        async with self.context.lock:
-            self.context.current_tokens = stored
-            expires_at = await self.tokens.get_token_expiry()
-            margin = _margin(stored)
-            self.context.token_expiry_time = None if expires_at is None else expires_at - margin
+        async with self.context.lock, self.tokens.locked():
+            await self._load_stored()
+            tokens = self.context.current_tokens
+            if tokens is None:
+                return  # never signed in, or signed out meanwhile: nothing to write back
+            if self._fresh() and tokens != refused:
+                return  # another session, process or sign-in stored fresh ones
+            if not tokens.refresh_token or self.context.client_info is None:
+                self.context.clear_tokens()
+                return
+            response = yield await refresh_request(self)
+            if not await take_refresh_response(self, response):
+                logger.info("%s: the refresh token was refused", self.tokens.prefix)
 
-    def _expiry_with_margin(self, token: OAuthToken) -> None:
-        if token.expires_in is None:
-            self.context.token_expiry_time = None
-        else:
-            self.context.token_expiry_time = time.time() + token.expires_in - _margin(token)
+    async def _load_stored(self) -> None:
+        """Take up the store's tokens and registration for this endpoint."""
+        adapter = self.token_storage_adapter
+        self.context.current_tokens = await adapter.get_tokens()
+        # A pre-registered client needs no stored registration (FastMCP stores it later).
+        self.context.client_info = await adapter.get_client_info() or self.context.client_info
+        self.context.token_expiry_time = await adapter.get_token_expiry()
+        self._loaded = True
 
-    async def _initialize(self) -> None:
-        await super()._initialize()
-        expires_at = await self.context.storage.get_token_expiry()  # type: ignore[attr-defined]
+    def _fresh(self) -> bool:
+        """Whether the current access token outlives the refresh margin."""
         tokens = self.context.current_tokens
-        if expires_at is not None and tokens is not None:
-            self.context.token_expiry_time = expires_at - _margin(tokens)
+        if tokens is None or not tokens.access_token:
+            return False
+        expiry = self.context.token_expiry_time
+        return expiry is None or time.time() < expiry - _margin(tokens)
+
+    def _signed(self, request: httpx2.Request) -> httpx2.Request:
+        tokens = self.context.current_tokens
+        if tokens is not None:
+            request.headers["Authorization"] = f"Bearer {tokens.access_token}"
+        return request
+
+    def _registering_configured_scopes(self, outgoing: httpx2.Request) -> httpx2.Request:
+        """The SDK's registration request, asking for the configured scopes as well.
+
+        The SDK sets the scope to what the server challenged with just before it registers
+        the client; the configured scopes are asked for at authorization (`redirect_handler`)
+        too, and a server refuses a scope the client was not registered with.
+        """
+        if self._configured_scopes is None or outgoing.method != "POST":
+            return outgoing
+        metadata = self.context.client_metadata
+        base = self.context.get_authorization_base_url(self.context.server_url)
+        oauth_metadata = self.context.oauth_metadata
+        if outgoing.url != create_client_registration_request(oauth_metadata, metadata, base).url:
+            return outgoing
+        metadata.scope = union_scopes(metadata.scope, self._configured_scopes)
+        return create_client_registration_request(oauth_metadata, metadata, base)
 
     async def redirect_handler(self, authorization_url: str) -> None:
+        authorization_url = self._asking_configured_scopes(authorization_url)
         if not self._interactive:
             self.needs_sign_in = True
             raise AuthorizationRequired(authorization_url)
@@ -331,37 +240,22 @@ class GroupOAuth(OAuth):
         # the callback, which starts after this returns, has answered: do not wait.
         threading.Thread(target=webbrowser.open, args=(authorization_url,), daemon=True).start()
 
-
-class _ClientMetadata(OAuthClientMetadata):
-    """Client metadata whose `scope` always holds the config's `oauth_scopes`.
-
-    The SDK sets `scope` to what the server challenged with just before it registers the
-    client and asks for authorization; the scopes the user configured are asked for too,
-    in both, or the server refuses a scope the client was not registered with.
-    """
-
-    _configured: list[str] = PrivateAttr(default_factory=list)
-
-    @classmethod
-    def keeping(cls, metadata: OAuthClientMetadata, scopes: list[str]) -> _ClientMetadata:
-        kept = cls.model_validate(metadata.model_dump())
-        kept._configured = list(scopes)
-        kept.scope = metadata.scope
-        return kept
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "scope":
-            asked = (value or "").split()
-            value = " ".join([*asked, *(s for s in self._configured if s not in asked)]) or None
-        super().__setattr__(name, value)
+    def _asking_configured_scopes(self, authorization_url: str) -> str:
+        """The link with the configured scopes in its `scope` (a pre-registered client is
+        never registered, so the link is the first place they can go)."""
+        if self._configured_scopes is None:
+            return authorization_url
+        parts = urlsplit(authorization_url)
+        query = dict(parse_qsl(parts.query))
+        query["scope"] = union_scopes(query.get("scope"), self._configured_scopes) or ""
+        self.context.client_metadata.scope = query["scope"]
+        return parts._replace(query=urlencode(query)).geturl()
 
 
 class SignIn:
     """One group's browser sign-in, run apart from any request; at most one at a time."""
 
-    def __init__(
-        self, group: str, url: str, server: HttpServer | SseServer, tokens: TokenFile
-    ) -> None:
+    def __init__(self, group: str, url: str, server: HttpServer | SseServer, tokens: Scope) -> None:
         self.group = group
         self.url = url
         self.server = server
@@ -412,13 +306,19 @@ class SignIn:
         return self.error is None
 
     async def _run(self) -> None:
-        oauth = GroupOAuth(
-            self.url, self.server, self.tokens, interactive=True, on_link=self._got_link
-        )
         try:
+            await carry_over_legacy(self.tokens, self.url)
+            oauth = GroupOAuth(
+                self.url,
+                self.server,
+                self.tokens,
+                interactive=True,
+                on_link=self._got_link,
+                callback_port=await registered_port(self.tokens, self.url),
+            )
             async with httpx2.AsyncClient(auth=oauth, timeout=CALLBACK_TIMEOUT + 30) as http:
                 status = await self._probe(http)
-            if status in (401, 403) or await self.tokens.get_tokens() is None:
+            if status in (401, 403) or oauth.context.current_tokens is None:
                 raise RuntimeError(f"the server still refuses us (HTTP {status})")
             logger.warning("group %s: signed in", self.group)  # the person waits for this
         except asyncio.CancelledError:

@@ -72,8 +72,9 @@ if TYPE_CHECKING:
     from fastmcp import Client
 
     from groups.catalog import Catalog
-    from groups.oauth import GroupOAuth, SignIn, TokenFile
+    from groups.oauth import GroupOAuth, SignIn
     from groups.proxy import GroupProxy
+    from groups.store import Scope
 
 __all__ = ["CONNECT_TIMEOUT", "Session", "State", "Upstream"]
 
@@ -175,6 +176,9 @@ class Upstream:
         self._idle.set()
         self._closing_reason = "dynamic-mcp is shutting down"
         self._sign_in: SignIn | None = None  # the OAuth sign-in under way or last done
+        # One OAuth client per endpoint, shared by every session: a refresh is done once,
+        # and a rotated refresh token reaches every session at once.
+        self._oauth: dict[str, GroupOAuth] = {}
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r}, state={self.state.value}, sessions={len(self._sessions)})"
@@ -569,7 +573,9 @@ class Upstream:
             from groups.oauth import GroupOAuth
 
             assert not isinstance(self.config, StdioServer)
-            auths.append(GroupOAuth(url, self.config, self._token_file(url)))
+            if url not in self._oauth:
+                self._oauth[url] = GroupOAuth(url, self.config, self._tokens())
+            auths.append(self._oauth[url])
             return auths[-1]
 
         transport = build_transport(
@@ -612,10 +618,10 @@ class Upstream:
             ) from exc
         return client, (auths[-1] if auths else None)
 
-    def _token_file(self, url: str) -> TokenFile:
-        from groups.oauth import TokenFile
+    def _tokens(self) -> Scope:
+        from groups.oauth_tokens import oauth_tokens
 
-        return TokenFile.for_group(self.name, self._redactor, server=url)
+        return oauth_tokens(self.name, self._redactor)
 
     async def _ask_to_sign_in(self, auth: GroupOAuth | None = None) -> SignInNeededError:
         """Start the browser sign-in (unless one waits already); the error that gives its link."""
@@ -626,7 +632,7 @@ class Upstream:
         if self._sign_in is None or not self._sign_in.pending:
             url = auth.mcp_url if auth is not None else self._resolved_url()
             assert not isinstance(self.config, StdioServer)
-            self._sign_in = SignIn(self.name, url, self.config, self._token_file(url))
+            self._sign_in = SignIn(self.name, url, self.config, self._tokens())
         link = await self._sign_in.start()
         return SignInNeededError(self.name, link, self._sign_in.error)
 

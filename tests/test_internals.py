@@ -10,11 +10,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import httpx2
 import mcp_types
 from fastmcp import Client, FastMCP
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.session import ClientSession
 from mcp.server.connection import Connection
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from mcp.shared.memory import create_client_server_memory_streams
+from pydantic import AnyUrl
 
 from groups import internals
 
@@ -122,3 +126,55 @@ def test_serve_listen_answers_subscriptions_listen_with_the_sdks_handler():
                 return await subscription.__anext__()
 
     assert anyio.run(hear_one) == ToolsListChanged(), UPDATE
+
+
+class _Kept:
+    """The SDK's TokenStorage protocol, in memory: what the provider stores."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> None:
+        return None
+
+    async def set_client_info(self, client_info: object) -> None:
+        pass
+
+
+def _provider_holding_a_refresh_token() -> tuple[OAuthClientProvider, _Kept]:
+    kept = _Kept()
+    metadata = OAuthClientMetadata(redirect_uris=[AnyUrl("http://127.0.0.1:1/callback")])
+    provider = OAuthClientProvider("http://127.0.0.1:1/mcp", metadata, kept)
+    provider.context.client_info = OAuthClientInformationFull(
+        client_id="probe", redirect_uris=[AnyUrl("http://127.0.0.1:1/callback")]
+    )
+    provider.context.current_tokens = OAuthToken(access_token="a", refresh_token="r1")
+    return provider, kept
+
+
+async def test_the_sdk_refresh_is_built_and_taken_as_groups_oauth_uses_it():
+    provider, kept = _provider_holding_a_refresh_token()
+
+    request = await internals.refresh_request(provider)
+    answer = {"access_token": "b", "token_type": "Bearer", "expires_in": 60}
+    refreshed = await internals.take_refresh_response(
+        provider, httpx2.Response(200, json=answer, request=request)
+    )
+    refused = await internals.take_refresh_response(
+        provider, httpx2.Response(400, json={"error": "invalid_grant"}, request=request)
+    )
+
+    assert request.url == "http://127.0.0.1:1/token", UPDATE
+    assert b"grant_type=refresh_token" in request.content, UPDATE
+    assert b"refresh_token=r1" in request.content, UPDATE
+    assert refreshed is True, UPDATE
+    # Stored, with the refresh token carried over where the server did not rotate it.
+    assert kept.tokens is not None and kept.tokens.refresh_token == "r1", UPDATE
+    assert refused is False, UPDATE
+    assert provider.context.current_tokens is None, UPDATE  # a refused refresh forgets them

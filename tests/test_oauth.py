@@ -74,6 +74,12 @@ def token_file(home: Path, group: str = "guarded") -> Path:
     return Path(os.environ["DYNAMIC_MCP_HOME"]) / "oauth-servers" / f"{group}.json"
 
 
+def stored_tokens(home: Path, url: str) -> dict[str, Any]:
+    """The tokens the group's file holds for the endpoint `url`."""
+    data = json.loads(token_file(home).read_text())
+    return data["mcp-oauth-token"][f"{url}/tokens"]["value"]
+
+
 def config_for(write_config, url: str, **oauth: Any) -> Path:
     return write_config({"guarded": {"description": "Behind OAuth", "url": url, **oauth}})
 
@@ -94,11 +100,14 @@ async def signed_in(client: Client) -> mcp_types.CallToolResult:
 
 
 async def test_the_first_call_answers_at_once_with_the_link_and_one_sign_in_follows(
-    write_config, oauth_url, home
+    write_config, oauth_url, home, tmp_path, monkeypatch
 ):
+    hold = tmp_path / "person-signs-in"  # until it exists, the person is still reading
+    monkeypatch.setenv("BROWSER_HOLD", str(hold))
     async with Client(build_server(config_for(write_config, oauth_url))) as client:
         first = await whoami(client)
         again = await whoami(client)
+        hold.touch()
         after = await signed_in(client)
 
     text = first.content[0].text
@@ -107,7 +116,8 @@ async def test_the_first_call_answers_at_once_with_the_link_and_one_sign_in_foll
     link = text.rsplit(" ", 1)[1]
     assert link.startswith(oauth_url.removesuffix("/mcp") + "/authorize?")
     # Asked again while the sign-in waits: the same link, no second sign-in.
-    assert again.content[0].text in (text, after.content[0].text)
+    assert again.content[0].text == text
+    assert (await anyio.Path(f"{hold}.links").read_text()).splitlines() == [link]
     client_id = after.content[0].text
     assert f"client_id={client_id}" in link  # registered once, signed in with that client
 
@@ -127,7 +137,8 @@ async def test_tokens_are_kept_in_one_private_file_and_reused_after_a_restart(
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
     data = json.loads(stored.read_text())
-    assert set(data) >= {"tokens", "client", "expires_at"}
+    endpoint_keys = {f"{oauth_url}/tokens", f"{oauth_url}/client_info", f"{oauth_url}/token_expiry"}
+    assert {key for section in data.values() for key in section} == endpoint_keys
     assert not reused.is_error  # no sign-in asked again
     assert reused.content[0].text == first.content[0].text
 
@@ -155,11 +166,10 @@ async def test_an_expiring_token_is_refreshed_in_the_session_and_the_rotation_ke
     async with Client(build_server(config_for(write_config, short_lived_url))) as client:
         await whoami(client)
         await signed_in(client)
-        stored = token_file(home)
-        first_refresh = json.loads(stored.read_text())["tokens"]["refresh_token"]
+        first_refresh = stored_tokens(home, short_lived_url)["refresh_token"]
         calls: list[mcp_types.CallToolResult] = []
         with anyio.fail_after(SIGN_IN_WAIT):
-            while json.loads(stored.read_text())["tokens"]["refresh_token"] == first_refresh:
+            while stored_tokens(home, short_lived_url)["refresh_token"] == first_refresh:
                 calls.append(await whoami(client))
                 await anyio.sleep(0.2)
         calls.append(await whoami(client))
@@ -176,8 +186,10 @@ async def test_a_refresh_token_rotated_by_one_clients_session_serves_the_others(
             await whoami(first)
             await signed_in(first)
             before = await whoami(second)  # a session of its own, with the stored tokens
-            await anyio.sleep(SHORT_TOKEN)  # every access token issued so far has expired
-            refreshed = await whoami(first)  # refreshed: the server rotates the refresh token
+            spent = stored_tokens(home, short_lived_url)["refresh_token"]
+            with anyio.fail_after(SIGN_IN_WAIT):  # first refreshes; the server rotates
+                while stored_tokens(home, short_lived_url)["refresh_token"] == spent:
+                    refreshed = await whoami(first)
             after = await whoami(second)  # must not refresh with the refresh token now spent
 
     answers = [r.content[0].text for r in (before, refreshed, after)]
@@ -230,7 +242,10 @@ async def test_scopes_alone_are_registered_and_granted(write_config, oauth_url, 
 
     client_id, *scopes = after.content[0].text.split()
     assert sorted(scopes) == ["read", "write"]
-    assert json.loads(token_file(home).read_text())["client"]["client_id"] == client_id
+    data = json.loads(token_file(home).read_text())
+    assert data["mcp-oauth-client-info"][f"{oauth_url}/client_info"]["value"]["client_id"] == (
+        client_id
+    )
 
 
 def call_whoami(config: Path) -> subprocess.CompletedProcess[str]:
@@ -286,13 +301,13 @@ def test_no_token_or_code_reaches_stderr_even_at_debug(write_config, oauth_url, 
         "arguments": {"group": "guarded", "name": "whoami", "args": {}},
     }
     assert auth_command(home, config, "guarded").returncode == 0
-    tokens = json.loads(token_file(home).read_text())["tokens"]
+    tokens = stored_tokens(home, oauth_url)
 
     messages, log = raw_debug_session(config, [call, call], env={**os.environ, "HOME": str(home)})
 
     answers = [m for m in messages if m.get("id") in (1, 2)]
     assert all(not answer["result"].get("isError") for answer in answers)
-    assert "Authorization" in log or "HTTP Request" in log  # the debug log is there
+    assert "HTTP Request: POST " + oauth_url in log  # the debug log is there
     assert tokens["access_token"] not in log
     assert tokens["refresh_token"] not in log
 
@@ -367,3 +382,141 @@ def test_a_terminal_call_says_to_run_auth_instead_of_opening_a_browser(
     assert signed.returncode == 0, signed.stderr
     assert (answered.returncode, answered.stderr) == (0, "")
     assert answered.stdout.strip() not in ("", "nobody")
+
+
+async def test_a_401_mid_session_is_answered_with_a_refresh_not_a_sign_in(
+    write_config, oauth_url, home
+):
+    async with Client(build_server(config_for(write_config, oauth_url))) as client:
+        await whoami(client)
+        before = await signed_in(client)
+        spent = stored_tokens(home, oauth_url)["refresh_token"]
+        await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "guarded", "name": "revoke_access", "args": {}}
+        )
+        after = await whoami(client)  # its access token is refused; its refresh token is not
+
+    assert not after.is_error, after.content[0].text
+    assert after.content[0].text == before.content[0].text
+    assert stored_tokens(home, oauth_url)["refresh_token"] != spent  # refreshed, and kept
+
+
+async def test_two_endpoints_of_one_group_keep_both_sign_ins(write_config, oauth_url, home):
+    process, other_url = serve_oauth()
+    try:
+        for url in (oauth_url, other_url):  # the group's url edited, then edited back
+            async with Client(build_server(config_for(write_config, url))) as client:
+                await whoami(client)
+                await signed_in(client)
+        async with Client(build_server(config_for(write_config, oauth_url))) as client:
+            back = await whoami(client)
+        async with Client(build_server(config_for(write_config, other_url))) as client:
+            again = await whoami(client)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert not back.is_error, back.content[0].text  # no sign-in asked again
+    assert not again.is_error, again.content[0].text
+    assert stored_tokens(home, oauth_url) != stored_tokens(home, other_url)
+
+
+def write_older_format(home: Path, **fields: Any) -> None:
+    """A token file as dynamic-mcp wrote it before tokens were kept per endpoint."""
+    path = token_file(home)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(json.dumps(fields))
+    path.chmod(0o600)
+
+
+async def test_a_file_that_does_not_name_its_server_is_never_sent_anywhere(
+    write_config, status_url, home
+):
+    url = status_url(401)
+    write_older_format(
+        home,
+        tokens={"access_token": "older-access", "token_type": "Bearer", "refresh_token": "r"},
+        expires_at=4102444800,  # 2100: not expired
+    )
+    async with Client(build_server(config_for(write_config, url))) as client:
+        result = await whoami(client)
+    listed = auth_command(home, config_for(write_config, url), "--list")
+
+    assert result.is_error
+    assert status_url.received, "the server was asked"
+    assert all("authorization" not in headers for headers in status_url.received)
+    assert listed.stdout.strip() == (
+        f"guarded  {url}  holds a token from an older version, bound to no server: sign in again"
+    )
+
+
+async def test_an_older_file_written_for_this_server_is_carried_over(write_config, oauth_url, home):
+    config = config_for(write_config, oauth_url)
+    async with Client(build_server(config)) as client:
+        await whoami(client)
+        first = await signed_in(client)
+    data = json.loads(token_file(home).read_text())
+    write_older_format(
+        home,
+        server=oauth_url,
+        tokens=stored_tokens(home, oauth_url),
+        client=data["mcp-oauth-client-info"][f"{oauth_url}/client_info"]["value"],
+        expires_at=data["mcp-oauth-token-expiry"][f"{oauth_url}/token_expiry"]["value"][
+            "expires_at"
+        ],
+    )
+
+    async with Client(build_server(config)) as client:
+        reused = await whoami(client)
+
+    assert not reused.is_error, reused.content[0].text
+    assert reused.content[0].text == first.content[0].text
+    assert "server" not in json.loads(token_file(home).read_text())  # converted
+
+
+async def test_signing_out_holds_against_a_running_server(
+    write_config, short_lived_url, home, tmp_path, monkeypatch
+):
+    config = config_for(write_config, short_lived_url)
+    async with Client(build_server(config)) as client:
+        await whoami(client)
+        await signed_in(client)
+        monkeypatch.setenv("BROWSER_HOLD", str(tmp_path / "never"))  # no second sign-in
+        out = auth_command(home, config, "guarded", "--logout")
+        with anyio.fail_after(SIGN_IN_WAIT):  # until its access token is due for a refresh
+            for _ in range(int(SIGN_IN_WAIT / 0.2)):
+                if (after := await whoami(client)).is_error:
+                    break
+                await anyio.sleep(0.2)
+
+    assert out.returncode == 0, out.stderr
+    assert "needs you to sign in" in after.content[0].text
+    kept = json.loads(token_file(home).read_text()) if token_file(home).exists() else {}
+    assert "mcp-oauth-token" not in kept  # the refresh wrote no token back
+
+
+async def test_two_servers_refreshing_one_rotating_token_at_once_both_stay_signed_in(
+    write_config, short_lived_url, home
+):
+    """Two dynamic-mcp processes share the token file; the server rotates refresh tokens."""
+    config = config_for(write_config, short_lived_url)
+    assert auth_command(home, config, "guarded").returncode == 0
+    rotations = 3  # each one a race between the two processes' refreshes
+    answers: list[mcp_types.CallToolResult] = []
+    with serving_http(config) as (one, _), serving_http(config) as (two, _):
+        async with Client(one, mode="legacy") as first, Client(two, mode="legacy") as second:
+
+            async def call(client: Client) -> None:
+                answers.append(await whoami(client))
+
+            seen = {stored_tokens(home, short_lived_url)["refresh_token"]}
+            with anyio.fail_after(SIGN_IN_WAIT * rotations):
+                while len(seen) <= rotations and not any(a.is_error for a in answers):
+                    async with anyio.create_task_group() as both:
+                        both.start_soon(call, first)
+                        both.start_soon(call, second)
+                    seen.add(stored_tokens(home, short_lived_url)["refresh_token"])
+                    await anyio.sleep(0.05)
+
+    errors = [a.content[0].text for a in answers if a.is_error]
+    assert errors == []

@@ -8,7 +8,8 @@ TOKEN_SECONDS (default 3600) and rotates refresh tokens on every refresh. With
 CALLBACK_PORT, a client `preregistered` (scope `read`) is known from the start, redirecting
 to 127.0.0.1:CALLBACK_PORT/callback only. Tools: `whoami`
 (the client id the token was issued to) and `revoke_all` (every token issued so far stops
-working, as when a user revokes access).
+working, as when a user revokes access) and `revoke_access` (every access token stops
+working; refresh tokens still do, as when a server restarts and forgets its sessions).
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def revoke_all() -> str:
     """Revoke every access and refresh token issued so far."""
     provider.access_tokens.clear()
     provider.refresh_tokens.clear()
+    return "revoked"
+
+
+@mcp.tool
+def revoke_access() -> str:
+    """Revoke every access token issued so far; refresh tokens still work."""
+    provider.access_tokens.clear()
     return "revoked"
 
 

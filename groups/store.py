@@ -1,0 +1,376 @@
+"""The store: one `AsyncKeyValue` for what outlives a process, local files by default.
+
+    store = LocalStore()                                # ~/.dynamic-mcp/<area>/<name>.json
+    tokens = store.scope("oauth-servers", "github")     # OAuth(token_storage=tokens)
+    async with tokens.locked():                         # read-modify-write, across processes
+        ...
+
+OAuth tokens and client registrations live here (through FastMCP's public
+`token_storage`), and the schema catalog can follow: it needs a scope of its own
+(`store.scope("catalog", name)`), nothing more.
+
+Keys: a collection is `<area>/<name>/<collection>`: the area says what is kept
+(`oauth-servers`), the name whose it is (the group), the collection is the caller's own
+(FastMCP's `mcp-oauth-token`, keyed by endpoint URL). A shared store (Redis for the team
+gateway) takes the same collections with the user in front, `users/<user>/<area>/...`,
+through the same `Scope`; locally there is one implicit user and no prefix.
+
+Guarantees of `LocalStore`:
+- each `<area>/<name>` is one file, `~/.dynamic-mcp/<area>/<name>.json`, one object per
+  collection inside; top-level entries it does not own (an older format) are kept as found;
+- every file goes through `groups.private_files`: 0600 in a 0700 folder, written
+  atomically, wider modes narrowed;
+- writes are read-modify-write under a lock on `<name>.json.lock` (`fcntl.flock`), so two
+  processes writing at once both land; `locked()` holds the same lock around a longer
+  exchange (an OAuth refresh) and is re-entrant for the task holding it;
+- no file is touched on the event loop: every read and write runs in a worker thread;
+- what a `Scope` reads or writes is shown to its `on_value` first (the redactor learns
+  tokens before anything could log them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, SupportsFloat
+
+import anyio
+import anyio.to_thread
+
+from groups.errors import UnsafeTokenFileError
+from groups.file_lock import FileLock
+from groups.home import dynamic_mcp_home, group_file
+from groups.private_files import NotPrivateError, read_private, write_private
+
+__all__ = ["LocalStore", "Scope"]
+
+Entry = dict[str, Any]  # {"value": {...}, "expires_at": epoch seconds (absent: never)}
+OnValue = Callable[[str, Mapping[str, Any]], None]  # (collection, value) read or written
+
+
+class LocalStore:
+    """`AsyncKeyValue` over private JSON files under `~/.dynamic-mcp` (see the module)."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self._home = home  # None: $DYNAMIC_MCP_HOME or ~/.dynamic-mcp, read at each use
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.home)!r})"
+
+    @property
+    def home(self) -> Path:
+        return self._home or dynamic_mcp_home()
+
+    def scope(self, area: str, name: str, on_value: OnValue | None = None) -> Scope:
+        """The view of `area/name` that one user of the store works with."""
+        self.path(area, name)  # refuses a name that is not a plain file name, early
+        return Scope(self, f"{area}/{name}", on_value)
+
+    def path(self, area: str, name: str) -> Path:
+        """The file that holds `area/name`."""
+        return group_file(self.home / area, name, ".json")
+
+    @asynccontextmanager
+    async def locked(self, prefix: str) -> AsyncIterator[None]:
+        """Hold `prefix`'s file against every other writer, here and in other processes."""
+        async with FileLock.of(self._file(prefix).with_name(f"{self._file(prefix).name}.lock")):
+            yield
+
+    async def remove(self, prefix: str) -> bool:
+        """Delete everything `prefix` holds (its whole file); whether there was anything."""
+        path = self._file(prefix)
+        async with self.locked(prefix):
+            return await anyio.to_thread.run_sync(_unlink, path)
+
+    async def foreign(self, prefix: str, *, take: bool = False) -> dict[str, Any]:
+        """What `prefix`'s file holds that is not the store's (an older format's fields);
+        with `take`, removed from the file as it is handed over."""
+        path = self._file(prefix)
+        if not take:
+            return _foreign(await anyio.to_thread.run_sync(_load, path))
+
+        def take_foreign() -> dict[str, Any]:
+            data = _load(path)
+            found = _foreign(data)
+            if found:
+                kept = {name: value for name, value in data.items() if name not in found}
+                if kept:
+                    write_private(path, json.dumps(kept, indent=2))
+                else:
+                    _unlink(path)
+            return found
+
+        async with self.locked(prefix):
+            return await anyio.to_thread.run_sync(take_foreign)
+
+    # ---- AsyncKeyValue ------------------------------------------------------------------
+
+    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
+        value, _ = await self.ttl(key, collection=collection)
+        return value
+
+    async def ttl(
+        self, key: str, *, collection: str | None = None
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        path, section = self._where(collection)
+        entry = (await self._read(path)).get(section, {}).get(key)
+        return _live(entry)
+
+    async def put(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        await self.put_many([key], [value], collection=collection, ttl=ttl)
+
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        return await self.delete_many([key], collection=collection) == 1
+
+    async def get_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[dict[str, Any] | None]:
+        return [value for value, _ in await self.ttl_many(keys, collection=collection)]
+
+    async def ttl_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[tuple[dict[str, Any] | None, float | None]]:
+        path, section = self._where(collection)
+        entries = (await self._read(path)).get(section, {})
+        return [_live(entries.get(key)) for key in keys]
+
+    async def put_many(
+        self,
+        keys: Sequence[str],
+        values: Sequence[Mapping[str, Any]],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        if len(keys) != len(values):
+            raise ValueError("put_many: as many values as keys")
+        expires_at = None if ttl is None else time.time() + float(ttl)
+
+        def change(entries: dict[str, Entry]) -> None:
+            for key, value in zip(keys, values, strict=True):
+                entry: Entry = {"value": dict(value)}
+                if expires_at is not None:
+                    entry["expires_at"] = expires_at
+                entries[key] = entry
+
+        await self._change(collection, change)
+
+    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        gone: list[str] = []
+
+        def change(entries: dict[str, Entry]) -> None:
+            gone.extend(key for key in keys if entries.pop(key, None) is not None)
+
+        await self._change(collection, change)
+        return len(gone)
+
+    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
+        """The keys of `collection` whose entries have not expired."""
+        path, section = self._where(collection)
+        entries = (await self._read(path)).get(section, {})
+        live = [key for key, entry in entries.items() if _live(entry)[0] is not None]
+        return live[:limit]
+
+    # ---- files --------------------------------------------------------------------------
+
+    def _where(self, collection: str | None) -> tuple[Path, str]:
+        prefix, _, section = (collection or "").rpartition("/")
+        if not section:
+            raise ValueError(f"collection {collection!r} is not <area>/<name>/<collection>")
+        return self._file(prefix), section
+
+    def _file(self, prefix: str) -> Path:
+        area, _, name = prefix.partition("/")
+        if not area or "/" in name:
+            raise ValueError(f"{prefix!r} is not <area>/<name>")
+        return self.path(area, name)
+
+    async def _read(self, path: Path) -> dict[str, dict[str, Entry]]:
+        return _sections(await anyio.to_thread.run_sync(_load, path))
+
+    async def _change(
+        self, collection: str | None, change: Callable[[dict[str, Entry]], None]
+    ) -> None:
+        path, section = self._where(collection)
+
+        def read_change_write() -> None:
+            data = _load(path)
+            entries = _sections(data).get(section, {})
+            change(entries)
+            if entries:
+                data[section] = entries
+            else:
+                data.pop(section, None)
+            if data:
+                write_private(path, json.dumps(data, indent=2))
+            else:
+                _unlink(path)
+
+        async with FileLock.of(path.with_name(f"{path.name}.lock")):
+            await anyio.to_thread.run_sync(read_change_write)
+
+
+class Scope:
+    """One user's part of a store: collections prefixed with `<area>/<name>/`.
+
+    Implements `AsyncKeyValue`, so FastMCP's `OAuth(token_storage=...)` takes it as is.
+    """
+
+    def __init__(self, store: LocalStore, prefix: str, on_value: OnValue | None = None) -> None:
+        self.store = store
+        self.prefix = prefix
+        self._on_value = on_value
+
+    def __repr__(self) -> str:
+        return f"Scope({self.prefix!r})"
+
+    @property
+    def path(self) -> Path:
+        """Where the local store keeps this scope (shown to the user by `auth`)."""
+        return self.store._file(self.prefix)
+
+    def locked(self) -> Any:
+        """An async context that holds this scope against every other writer."""
+        return self.store.locked(self.prefix)
+
+    async def remove(self) -> bool:
+        """Forget everything this scope holds; whether there was anything."""
+        return await self.store.remove(self.prefix)
+
+    async def foreign(self, *, take: bool = False) -> dict[str, Any]:
+        """See `LocalStore.foreign`."""
+        return await self.store.foreign(self.prefix, take=take)
+
+    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
+        return self._seen(collection, await self.store.get(key, collection=self._in(collection)))
+
+    async def ttl(
+        self, key: str, *, collection: str | None = None
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        value, ttl = await self.store.ttl(key, collection=self._in(collection))
+        return self._seen(collection, value), ttl
+
+    async def put(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        self._seen(collection, value)
+        await self.store.put(key, value, collection=self._in(collection), ttl=ttl)
+
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        return await self.store.delete(key, collection=self._in(collection))
+
+    async def get_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[dict[str, Any] | None]:
+        values = await self.store.get_many(keys, collection=self._in(collection))
+        return [self._seen(collection, value) for value in values]
+
+    async def ttl_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[tuple[dict[str, Any] | None, float | None]]:
+        pairs = await self.store.ttl_many(keys, collection=self._in(collection))
+        return [(self._seen(collection, value), ttl) for value, ttl in pairs]
+
+    async def put_many(
+        self,
+        keys: Sequence[str],
+        values: Sequence[Mapping[str, Any]],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        for value in values:
+            self._seen(collection, value)
+        await self.store.put_many(keys, values, collection=self._in(collection), ttl=ttl)
+
+    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        return await self.store.delete_many(keys, collection=self._in(collection))
+
+    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
+        return await self.store.keys(self._in(collection), limit=limit)
+
+    def _in(self, collection: str | None) -> str:
+        return f"{self.prefix}/{collection or 'default'}"
+
+    def _seen(self, collection: str | None, value: Any) -> Any:
+        if value is not None and self._on_value is not None:
+            self._on_value(collection or "default", value)
+        return value
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """The file's JSON object; `{}` when there is none.
+
+    Raises:
+        UnsafeTokenFileError: the file is open to others and cannot be narrowed, cannot be
+            read, or is not a JSON object.
+    """
+    try:
+        data = json.loads(read_private(path, narrow=True))
+    except FileNotFoundError:
+        return {}
+    except NotPrivateError as exc:
+        raise UnsafeTokenFileError(
+            exc.path, f"is open to others (mode {exc.mode:04o}) and cannot be made private"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise UnsafeTokenFileError(path, f"cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise UnsafeTokenFileError(path, "is not a dynamic-mcp store file")
+    return data
+
+
+def _sections(data: dict[str, Any]) -> dict[str, dict[str, Entry]]:
+    """The collections in a file: objects of entries. Anything else is not ours to read."""
+    return {
+        name: {key: entry for key, entry in section.items() if _is_entry(entry)}
+        for name, section in data.items()
+        if isinstance(section, dict)
+    }
+
+
+def _foreign(data: dict[str, Any]) -> dict[str, Any]:
+    """Top-level fields that are not collections of entries."""
+    return {
+        name: value
+        for name, value in data.items()
+        if not (isinstance(value, dict) and value and all(map(_is_entry, value.values())))
+    }
+
+
+def _is_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("value"), dict)
+
+
+def _live(entry: Entry | None) -> tuple[dict[str, Any] | None, float | None]:
+    """An entry's value and seconds left, or (None, None) once it has expired."""
+    if entry is None:
+        return None, None
+    expires_at = entry.get("expires_at")
+    if expires_at is None:
+        return dict(entry["value"]), None
+    left = float(expires_at) - time.time()
+    return (dict(entry["value"]), left) if left > 0 else (None, None)
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
