@@ -2,7 +2,8 @@
 
 Every system runs the same workloads in one process, one after another, so the figures are
 side by side on the same machine at the same time. Markdown goes to stdout, JSON to
-bench/results/latest.json. A system that cannot run here is listed with the reason.
+bench/results/latest.json (or `--output`). A system that cannot run here is listed with
+the reason.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def run(
     smoke: bool = False,
     systems: str = "direct,dynamic-mcp,dmcp,modular-mcp",
     chart: bool = True,
+    output: Path = RESULTS / "latest.json",
 ) -> None:
     """Measure every system and print the table.
 
@@ -102,12 +104,14 @@ def run(
         Comma-separated: direct, dynamic-mcp, dmcp, modular-mcp.
     chart
         Draw bench/scaling.png (needs matplotlib: `uv run --group bench-chart ...`).
+    output
+        Where the JSON goes; the test suite points it at a scratch folder, not the repo.
     """
     mode = "smoke" if smoke else "quick" if quick else "full"
     chosen = [SYSTEMS[name.strip()] for name in systems.split(",") if name.strip()]
     results = anyio.run(_measure_all, chosen, mode)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
     sys.stdout.write(report.markdown(results))
     if chart and mode == "full":
         sys.stdout.write(report.chart(results, CHART) + "\n")
