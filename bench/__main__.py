@@ -21,9 +21,9 @@ import anyio
 import psutil
 from cyclopts import App
 
-from bench import measure, report, tokens
+from bench import measure, report
 from bench.commands import command_start
-from bench.systems import REPO, SYSTEMS, System
+from bench.systems import REPO, SYSTEMS, DirectHarness, System
 from bench.wire import wire_calls
 
 RESULTS = Path(__file__).resolve().parent / "results"  # latest.json, not committed
@@ -165,7 +165,11 @@ async def _measure_one(
         _progress(f"{system.name}: context tokens failed: {exc!r}")
         figures["tokens"] = {"failed": str(exc)}
     if system.name == "direct":
-        figures["tokens"]["minimal_tokens"] = await _minimal(system, config, token_servers)
+        async with measure.running(system, config, token_servers) as harness:
+            assert isinstance(harness, DirectHarness)
+            figures["tokens"]["minimal_tokens"] = await measure.minimal_on(
+                harness, [*token_servers]
+            )
     figures["startup"] = {}
     for count in size["groups"]:
         _progress(f"{system.name}: start-up with {count} groups, {size['repeats']}x")
@@ -186,19 +190,6 @@ async def _measure_one(
         _progress(f"{system.name}: command start-up, {size['runs']}x")
         figures["commands"] = await command_start(size["runs"])
     return figures
-
-
-async def _minimal(system: System, config: Path, servers: dict[str, Any]) -> int:
-    """Tokens of the minimal form of each group's tools, read from the upstreams directly."""
-    harness = system.harness(config, servers)
-    await harness.start()
-    try:
-        total = 0
-        for group in servers:
-            total += tokens.count(tokens.minimal_form(await harness.group_tools(group)))
-        return total
-    finally:
-        await harness.close()
 
 
 def _machine() -> dict[str, Any]:
