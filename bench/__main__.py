@@ -23,6 +23,7 @@ from cyclopts import App
 
 from bench import measure, report
 from bench.commands import command_start
+from bench.smoke import measure_one as measure_smoke
 from bench.systems import REPO, SYSTEMS, DirectHarness, System
 from bench.wire import wire_calls
 
@@ -75,7 +76,8 @@ app = App(name="bench", help=__doc__)
 
 
 # How much of each workload a mode runs: the full run takes about 20 minutes on 2 cores,
-# quick about 2, and smoke, which only proves every metric is produced, seconds.
+# quick about 2, and smoke, which only proves every metric is produced, seconds (smoke.py:
+# one start carries most measurements, on the token workload's one synthetic group).
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"groups": [1, 20, 50], "calls": 300, "wire": 1000, "repeats": 2, "runs": 5, "hang": 2},
     "quick": {"groups": [1, 3], "calls": 30, "wire": 200, "repeats": 1, "runs": 3, "hang": 2},
@@ -143,9 +145,11 @@ async def _measure_all(chosen: list[System], mode: str) -> dict[str, Any]:
                 results["systems"][system.name] = {"skipped": reason}
                 continue
             try:
-                results["systems"][system.name] = await _measure_one(
-                    system, folder, token_servers, size
-                )
+                if mode == "smoke":  # proves every figure is produced; several on one start
+                    figures = await measure_smoke(system, folder, token_servers, size, _progress)
+                else:
+                    figures = await _measure_one(system, folder, token_servers, size)
+                results["systems"][system.name] = figures
             except Exception as exc:  # a peer that breaks on a workload is reported, not fatal
                 _progress(f"{system.name} failed: {exc!r}")
                 results["systems"][system.name] = {"skipped": f"failed during the run: {exc}"}
