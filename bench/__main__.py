@@ -74,6 +74,10 @@ FLEET: dict[str, dict[str, Any]] = {
 
 app = App(name="bench", help=__doc__)
 
+# Seconds each synthetic upstream of the start-up workload waits before it serves, so that
+# an upstream's start-up cost shows. Smoke times nothing and starts its one group without.
+START_DELAY = 0.3
+
 
 # How much of each workload a mode runs: the full run takes about 20 minutes on 2 cores,
 # quick about 2, and smoke, which only proves every metric is produced, seconds (smoke.py:
@@ -125,6 +129,7 @@ async def _measure_all(chosen: list[System], mode: str) -> dict[str, Any]:
         "mode": mode,
         "machine": _machine(),
         "group_counts": size["groups"],
+        "startup_delay_s": 0.0 if mode == "smoke" else START_DELAY,
         "repeats": size["repeats"],
         "systems": {},
     }
@@ -177,7 +182,7 @@ async def _measure_one(
     figures["startup"] = {}
     for count in size["groups"]:
         _progress(f"{system.name}: start-up with {count} groups, {size['repeats']}x")
-        servers = measure.synthetic_servers(count, delay=0.3)
+        servers = measure.synthetic_servers(count, delay=START_DELAY)
         config = measure.write_config(folder, f"startup{count}", servers)
         runs = [await measure.startup(system, config, servers) for _ in range(size["repeats"])]
         figures["startup"][str(count)] = measure.median_of(runs)
