@@ -1,6 +1,6 @@
 """The smoke run: every figure through the same measurement code, on as few starts as possible.
 
-    figures = await measure_one(SYSTEMS["dynamic-mcp"], folder, servers, size)
+    figures = await measure_one(SYSTEMS["dynamic-mcp"], folder, servers, size, progress)
 
 A full or quick run starts the system afresh for every measurement, so that no figure
 leans on another. The smoke run only proves that every figure is still produced (the test
@@ -51,7 +51,10 @@ async def measure_one(
     size: dict[str, Any],
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Every figure of one system, on `servers` (a synthetic group or a few)."""
+    """Every figure of one system, all on `servers`: the token workload's synthetic group.
+
+    `progress` is told each step as it begins, so a run that hangs shows where.
+    """
     if system.name == "dynamic-mcp":
         # Before the first start: PYTHONDONTWRITEBYTECODE would have every start compile
         # the project again; a full run does this at its command step, the last.
