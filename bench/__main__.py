@@ -2,7 +2,8 @@
 
 Every system runs the same workloads in one process, one after another, so the figures are
 side by side on the same machine at the same time. Markdown goes to stdout, JSON to
-bench/results/latest.json. A system that cannot run here is listed with the reason.
+bench/results/latest.json (or `--output`). A system that cannot run here is listed with
+the reason.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import anyio
 import psutil
 from cyclopts import App
 
-from bench import measure, report, tokens
+from bench import measure, report
 from bench.commands import command_start
-from bench.systems import REPO, SYSTEMS, System
+from bench.smoke import measure_one as measure_smoke
+from bench.systems import REPO, SYSTEMS, DirectHarness, System
 from bench.wire import wire_calls
 
 RESULTS = Path(__file__).resolve().parent / "results"  # latest.json, not committed
@@ -72,9 +74,14 @@ FLEET: dict[str, dict[str, Any]] = {
 
 app = App(name="bench", help=__doc__)
 
+# Seconds each synthetic upstream of the start-up workload waits before it serves, so that
+# an upstream's start-up cost shows. Smoke times nothing and starts its one group without.
+START_DELAY = 0.3
+
 
 # How much of each workload a mode runs: the full run takes about 20 minutes on 2 cores,
-# quick about 2, and smoke, which only proves every metric is produced, seconds.
+# quick about 2, and smoke, which only proves every metric is produced, seconds (smoke.py:
+# one start carries most measurements, on the token workload's one synthetic group).
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"groups": [1, 20, 50], "calls": 300, "wire": 1000, "repeats": 2, "runs": 5, "hang": 2},
     "quick": {"groups": [1, 3], "calls": 30, "wire": 200, "repeats": 1, "runs": 3, "hang": 2},
@@ -89,6 +96,7 @@ def run(
     smoke: bool = False,
     systems: str = "direct,dynamic-mcp,dmcp,modular-mcp",
     chart: bool = True,
+    output: Path = RESULTS / "latest.json",
 ) -> None:
     """Measure every system and print the table.
 
@@ -102,12 +110,14 @@ def run(
         Comma-separated: direct, dynamic-mcp, dmcp, modular-mcp.
     chart
         Draw bench/scaling.png (needs matplotlib: `uv run --group bench-chart ...`).
+    output
+        Where the JSON goes; the test suite points it at a scratch folder, not the repo.
     """
     mode = "smoke" if smoke else "quick" if quick else "full"
     chosen = [SYSTEMS[name.strip()] for name in systems.split(",") if name.strip()]
     results = anyio.run(_measure_all, chosen, mode)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
     sys.stdout.write(report.markdown(results))
     if chart and mode == "full":
         sys.stdout.write(report.chart(results, CHART) + "\n")
@@ -119,6 +129,7 @@ async def _measure_all(chosen: list[System], mode: str) -> dict[str, Any]:
         "mode": mode,
         "machine": _machine(),
         "group_counts": size["groups"],
+        "startup_delay_s": 0.0 if mode == "smoke" else START_DELAY,
         "repeats": size["repeats"],
         "systems": {},
     }
@@ -139,9 +150,11 @@ async def _measure_all(chosen: list[System], mode: str) -> dict[str, Any]:
                 results["systems"][system.name] = {"skipped": reason}
                 continue
             try:
-                results["systems"][system.name] = await _measure_one(
-                    system, folder, token_servers, size
-                )
+                if mode == "smoke":  # proves every figure is produced; several on one start
+                    figures = await measure_smoke(system, folder, token_servers, size, _progress)
+                else:
+                    figures = await _measure_one(system, folder, token_servers, size)
+                results["systems"][system.name] = figures
             except Exception as exc:  # a peer that breaks on a workload is reported, not fatal
                 _progress(f"{system.name} failed: {exc!r}")
                 results["systems"][system.name] = {"skipped": f"failed during the run: {exc}"}
@@ -161,11 +174,15 @@ async def _measure_one(
         _progress(f"{system.name}: context tokens failed: {exc!r}")
         figures["tokens"] = {"failed": str(exc)}
     if system.name == "direct":
-        figures["tokens"]["minimal_tokens"] = await _minimal(system, config, token_servers)
+        async with measure.running(system, config, token_servers) as harness:
+            assert isinstance(harness, DirectHarness)
+            figures["tokens"]["minimal_tokens"] = await measure.minimal_on(
+                harness, [*token_servers]
+            )
     figures["startup"] = {}
     for count in size["groups"]:
         _progress(f"{system.name}: start-up with {count} groups, {size['repeats']}x")
-        servers = measure.synthetic_servers(count, delay=0.3)
+        servers = measure.synthetic_servers(count, delay=START_DELAY)
         config = measure.write_config(folder, f"startup{count}", servers)
         runs = [await measure.startup(system, config, servers) for _ in range(size["repeats"])]
         figures["startup"][str(count)] = measure.median_of(runs)
@@ -182,19 +199,6 @@ async def _measure_one(
         _progress(f"{system.name}: command start-up, {size['runs']}x")
         figures["commands"] = await command_start(size["runs"])
     return figures
-
-
-async def _minimal(system: System, config: Path, servers: dict[str, Any]) -> int:
-    """Tokens of the minimal form of each group's tools, read from the upstreams directly."""
-    harness = system.harness(config, servers)
-    await harness.start()
-    try:
-        total = 0
-        for group in servers:
-            total += tokens.count(tokens.minimal_form(await harness.group_tools(group)))
-        return total
-    finally:
-        await harness.close()
 
 
 def _machine() -> dict[str, Any]:

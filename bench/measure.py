@@ -1,5 +1,11 @@
 """One measurement per function; each starts its system fresh and leaves nothing running.
 
+    figures = await call_latency(system, config, servers, calls=300)   # a fresh start
+    async with running(system, config, servers) as harness:            # or, on one start,
+        figures = await latency_on(harness, group, calls=5)            # the same code
+
+Each measurement's work on a started system is its own `*_on` function, so the smoke run
+(bench/smoke.py) can put several on one start and still compute every figure the same way.
 Times are wall-clock seconds from `time.perf_counter()`; memory is the summed RSS of the
 system's processes (the proxy and every upstream it started) in MB.
 """
@@ -11,13 +17,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from bench import tokens
-from bench.systems import System
+from bench.systems import DirectHarness, Harness, System
 
 SYNTHETIC = Path(__file__).resolve().parent / "synthetic.py"
 READY_WAIT = 180.0  # seconds a group may take to become usable before the run fails
@@ -43,15 +51,29 @@ def write_config(directory: Path, name: str, servers: dict[str, Any]) -> Path:
     return path
 
 
-async def context_tokens(system: System, config: Path, servers: dict[str, Any]) -> dict[str, Any]:
-    """Tokens the model sees every turn, for all expansions, and for the minimal form."""
-    harness = system.harness(config, servers)
+@asynccontextmanager
+async def running(
+    system: System, config: Path, servers: dict[str, Any], env: dict[str, str] | None = None
+) -> AsyncIterator[Harness]:
+    """The system started fresh; closed, every process it started gone, on the way out."""
+    harness = system.harness(config, servers, env)
     await harness.start()
     try:
-        visible = await harness.visible_tools()
-        expansions = [await harness.expand(group) for group in servers]
+        yield harness
     finally:
         await harness.close()
+
+
+async def context_tokens(system: System, config: Path, servers: dict[str, Any]) -> dict[str, Any]:
+    """Tokens the model sees every turn, for all expansions, and for the minimal form."""
+    async with running(system, config, servers) as harness:
+        return await tokens_on(harness, list(servers))
+
+
+async def tokens_on(harness: Harness, groups: list[str]) -> dict[str, Any]:
+    """`context_tokens` on a started system."""
+    visible = await harness.visible_tools()
+    expansions = [await harness.expand(group) for group in groups]
     return {
         "visible_tokens": tokens.count(tokens.minimal_form(visible)),
         "visible_listing_tokens": tokens.count(tokens.listing(visible)),
@@ -64,31 +86,62 @@ async def context_tokens(system: System, config: Path, servers: dict[str, Any]) 
     }
 
 
+async def minimal_on(harness: DirectHarness, groups: list[str]) -> int:
+    """Tokens of the minimal form of each group's tools, read from the upstreams directly."""
+    total = 0
+    for group in groups:
+        total += tokens.count(tokens.minimal_form(await harness.group_tools(group)))
+    return total
+
+
 async def startup(system: System, config: Path, servers: dict[str, Any]) -> dict[str, Any]:
     """Spawn to initialize answered, to tools/list answered, to every group usable; memory."""
     harness = system.harness(config, servers)
     started = time.perf_counter()
     await harness.start()
+    idle = await startup_idle_on(harness, system, started)
+    ready = await startup_ready_on(harness, system, list(servers), started)
+    return startup_figures(idle, ready, shutdown=await harness.close())
+
+
+async def startup_idle_on(harness: Harness, system: System, started: float) -> dict[str, Any]:
+    """Right after start (`started` is when the spawn began): nothing asked of any group."""
     initialized = time.perf_counter() - started
     await harness.visible_tools()
     listed = time.perf_counter() - started
-    idle_rss = harness.rss_mb()
-    idle_processes = harness.upstream_count(proxy=system.command != ())
-    async with anyio.create_task_group() as tasks:
-        for group in servers:
-            tasks.start_soon(expand_when_ready, harness, group)
-    ready = time.perf_counter() - started
-    expanded_rss = harness.rss_mb()
-    expanded_processes = harness.upstream_count(proxy=system.command != ())
-    shutdown = await harness.close()
     return {
         "initialize_s": initialized,
         "tools_list_s": listed,
+        "idle_rss_mb": harness.rss_mb(),
+        "idle_upstream_processes": harness.upstream_count(proxy=system.command != ()),
+    }
+
+
+async def startup_ready_on(
+    harness: Harness, system: System, groups: list[str], started: float
+) -> dict[str, Any]:
+    """Every group expanded once, all at the same time; memory and processes then."""
+    async with anyio.create_task_group() as tasks:
+        for group in groups:
+            tasks.start_soon(expand_when_ready, harness, group)
+    ready = time.perf_counter() - started
+    return {
         "all_groups_ready_s": ready,
-        "idle_rss_mb": idle_rss,
-        "idle_upstream_processes": idle_processes,
-        "expanded_rss_mb": expanded_rss,
-        "expanded_upstream_processes": expanded_processes,
+        "expanded_rss_mb": harness.rss_mb(),
+        "expanded_upstream_processes": harness.upstream_count(proxy=system.command != ()),
+    }
+
+
+def startup_figures(idle: dict[str, Any], ready: dict[str, Any], shutdown: float) -> dict[str, Any]:
+    """One start-up's figures, in the order the report and earlier results list them."""
+    return {
+        "initialize_s": idle["initialize_s"],
+        "tools_list_s": idle["tools_list_s"],
+        "all_groups_ready_s": ready["all_groups_ready_s"],
+        "idle_rss_mb": idle["idle_rss_mb"],
+        "idle_upstream_processes": idle["idle_upstream_processes"],
+        "expanded_rss_mb": ready["expanded_rss_mb"],
+        "expanded_upstream_processes": ready["expanded_upstream_processes"],
         "shutdown_s": shutdown,
     }
 
@@ -130,18 +183,18 @@ async def cold_group(system: System, config: Path, servers: dict[str, Any]) -> d
 async def _first_use(
     system: System, config: Path, servers: dict[str, Any], env: dict[str, str]
 ) -> dict[str, Any]:
-    harness = system.harness(config, servers, env)
-    await harness.start()
-    group = next(iter(servers))
-    try:
-        started = time.perf_counter()
-        await harness.expand(group)
-        expanded = time.perf_counter() - started
-        started = time.perf_counter()
-        await harness.call(group, "echo", {"text": "first"})
-        called = time.perf_counter() - started
-    finally:
-        await harness.close()
+    async with running(system, config, servers, env) as harness:
+        return await first_use_on(harness, next(iter(servers)))
+
+
+async def first_use_on(harness: Harness, group: str) -> dict[str, Any]:
+    """The first expansion and first call of `group`, which nothing may have used yet."""
+    started = time.perf_counter()
+    await harness.expand(group)
+    expanded = time.perf_counter() - started
+    started = time.perf_counter()
+    await harness.call(group, "echo", {"text": "first"})
+    called = time.perf_counter() - started
     return {"first_expansion_s": expanded, "first_call_s": called}
 
 
@@ -149,20 +202,20 @@ async def call_latency(
     system: System, config: Path, servers: dict[str, Any], calls: int
 ) -> dict[str, Any]:
     """Steady-state latency of `calls` sequential echo calls, after a warm-up."""
-    harness = system.harness(config, servers)
-    await harness.start()
-    group = next(iter(servers))
+    async with running(system, config, servers) as harness:
+        return await latency_on(harness, next(iter(servers)), calls)
+
+
+async def latency_on(harness: Harness, group: str, calls: int) -> dict[str, Any]:
+    """`call_latency` on a started system."""
     samples = []
-    try:
-        await harness.expand(group)
-        for _ in range(min(20, calls)):
-            await harness.call(group, "echo", {"text": "warm"})
-        for _ in range(calls):
-            started = time.perf_counter()
-            await harness.call(group, "echo", {"text": "x"})
-            samples.append((time.perf_counter() - started) * 1000)
-    finally:
-        await harness.close()
+    await harness.expand(group)
+    for _ in range(min(20, calls)):
+        await harness.call(group, "echo", {"text": "warm"})
+    for _ in range(calls):
+        started = time.perf_counter()
+        await harness.call(group, "echo", {"text": "x"})
+        samples.append((time.perf_counter() - started) * 1000)
     return {f"call_p{q}_ms": _percentile(samples, q) for q in (50, 95, 99)}
 
 
@@ -170,37 +223,37 @@ async def concurrency(
     system: System, config: Path, servers: dict[str, Any], hang: float = HANG_SECONDS
 ) -> dict[str, Any]:
     """50 concurrent calls over 5 groups; then one group hangs while another is called."""
-    harness = system.harness(config, servers)
-    await harness.start()
-    groups = list(servers)[:5]
+    async with running(system, config, servers) as harness:
+        return await concurrency_on(harness, list(servers)[:5], hang)
+
+
+async def concurrency_on(harness: Harness, groups: list[str], hang: float) -> dict[str, Any]:
+    """`concurrency` on a started system, whose `groups` are those it calls."""
     answers: dict[str, str] = {}
-    try:
-        for group in groups:
-            await harness.expand(group)
+    for group in groups:
+        await harness.expand(group)
 
-        async def one(group: str, index: int) -> None:
-            result = await harness.call(group, "echo", {"text": f"{group}:{index}"})
-            answers[f"{group}:{index}"] = result.content[0].text
+    async def one(group: str, index: int) -> None:
+        result = await harness.call(group, "echo", {"text": f"{group}:{index}"})
+        answers[f"{group}:{index}"] = result.content[0].text
 
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tasks:
+        for index in range(50):
+            tasks.start_soon(one, groups[index % len(groups)], index)
+    total = time.perf_counter() - started
+
+    other_latency: list[float] = []
+
+    async def meanwhile() -> None:
+        await anyio.sleep(hang / 10)  # let the hanging call reach its upstream first
         started = time.perf_counter()
-        async with anyio.create_task_group() as tasks:
-            for index in range(50):
-                tasks.start_soon(one, groups[index % len(groups)], index)
-        total = time.perf_counter() - started
+        await harness.call(groups[-1], "echo", {"text": "meanwhile"})
+        other_latency.append(time.perf_counter() - started)
 
-        other_latency: list[float] = []
-
-        async def meanwhile() -> None:
-            await anyio.sleep(hang / 10)  # let the hanging call reach its upstream first
-            started = time.perf_counter()
-            await harness.call(groups[-1], "echo", {"text": "meanwhile"})
-            other_latency.append(time.perf_counter() - started)
-
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(harness.call, groups[0], "sleep", {"seconds": hang})
-            tasks.start_soon(meanwhile)
-    finally:
-        await harness.close()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(harness.call, groups[0], "sleep", {"seconds": hang})
+        tasks.start_soon(meanwhile)
     correct = sum(1 for key, text in answers.items() if key == text)
     return {
         "concurrent_correct": correct,

@@ -53,11 +53,12 @@ def markdown(results: dict[str, Any]) -> str:
     if "direct" in ran:
         minimal = ran["direct"]["tokens"]["minimal_tokens"]
         lines += ["", f"Minimal form of every tool (name, description, inputSchema): {minimal}."]
+    delay = results["startup_delay_s"]
     for count in results["group_counts"]:
         lines += [
             "",
             f"## Start-up, memory and shutdown with {count} groups "
-            "(synthetic upstream, 300 ms start-up delay)",
+            f"(synthetic upstream, {delay * 1000:.0f} ms start-up delay)",
             "",
         ]
         rows = []

@@ -22,7 +22,7 @@ import psutil
 from bench.measure import READY_POLL, READY_WAIT
 from bench.systems import REPO, System
 
-__all__ = ["WireClient", "wire_calls"]
+__all__ = ["WireClient", "proxy_calls", "wire_calls"]
 
 WARM_UP = 20  # calls per group before measuring: imports, caches and first spawns done
 ANSWER_WAIT = 60.0  # seconds one request may take before the run fails
@@ -123,17 +123,22 @@ async def wire_calls(system: System, servers: dict[str, Any], config: Any, calls
     if not system.command:
         return await _direct(servers, calls)
     async with WireClient([*system.command, str(config)]) as proxy:
-        for group in groups:
-            await _expand_when_ready(proxy, system, group)
+        return await proxy_calls(proxy, system, groups, calls)
 
-        async def echo(group: str, text: str) -> None:
-            args = {"group": group, "name": "echo", "args": {"text": text}}
-            await proxy.call(system.call_tool, args)
 
-        for group in groups:
-            for _ in range(WARM_UP):
-                await echo(group, "warm")
-        return await _measured(echo, groups, calls, psutil.Process(proxy.pid))
+async def proxy_calls(proxy: WireClient, system: System, groups: list[str], calls: int) -> dict:
+    """`wire_calls` through a proxy already running: every group expanded, warmed, measured."""
+    for group in groups:
+        await _expand_when_ready(proxy, system, group)
+
+    async def echo(group: str, text: str) -> None:
+        args = {"group": group, "name": "echo", "args": {"text": text}}
+        await proxy.call(system.call_tool, args)
+
+    for group in groups:
+        for _ in range(WARM_UP):
+            await echo(group, "warm")
+    return await _measured(echo, groups, calls, psutil.Process(proxy.pid))
 
 
 async def _expand_when_ready(proxy: WireClient, system: System, group: str) -> None:

@@ -31,9 +31,13 @@ COMMAND_METRICS = {
 }
 
 
-def test_the_bench_smoke_run_produces_every_metric_for_direct_and_dynamic_mcp():
+def test_the_bench_smoke_run_produces_every_metric_for_direct_and_dynamic_mcp(tmp_path):
+    output = tmp_path / "results.json"
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--systems", "direct,dynamic-mcp"],
+        [
+            *(sys.executable, "-m", "bench", "--smoke", "--systems", "direct,dynamic-mcp"),
+            *("--output", str(output)),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -41,7 +45,7 @@ def test_the_bench_smoke_run_produces_every_metric_for_direct_and_dynamic_mcp():
         stdin=subprocess.DEVNULL,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    results = json.loads((REPO / "bench" / "results" / "latest.json").read_text())
+    results = json.loads(output.read_text())
 
     assert results["mode"] == "smoke"
     for name in ("direct", "dynamic-mcp"):
