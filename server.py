@@ -3,7 +3,7 @@
     dynamic-mcp dynamic-mcp.json                 # serve over stdio
     dynamic-mcp --transport http --port 8931     # serve streamable HTTP on 127.0.0.1
     fastmcp run server.py                        # $DYNAMIC_MCP_CONFIG or ./dynamic-mcp.json
-    dynamic-mcp check | tools G | call G T       # from a terminal (groups.check_command, …)
+    dynamic-mcp check | tools G | call G T       # from a terminal (groups.commands.check, …)
 
 The client sees two tools (three with `settings.search`). `get_dynamic_tools(group)`
 connects the group's upstream on first use and returns its tools as compact JSON;
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from fastmcp.server.auth import AuthProvider
 
     from groups.config import Config
-    from groups.notifier import Notifier
     from groups.registry import Registry
+    from groups.serving.notifier import Notifier
 
 __all__ = ["app", "build_server", "main", "mcp"]  # noqa: F822 - `mcp` comes from __getattr__
 
@@ -67,7 +67,7 @@ def build_server(
     `.env` beside `config_path`. Nothing upstream is started until a group is first used.
     While serving, edits of the file and of the `.env` are applied (`groups.reload`),
     unless `watch` is off (a terminal command, done before anyone could edit).
-    `auth` guards HTTP serving (`groups.http_access`).
+    `auth` guards HTTP serving (`groups.serving.http_access`).
     """
     import asyncio
     from collections.abc import AsyncIterator
@@ -78,16 +78,16 @@ def build_server(
     from mcp.server.subscriptions import ListenHandler
     from mcp_types import CallToolResult
 
-    from groups.callers import current_caller
     from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path
-    from groups.in_flight import HoldWhileInFlight
     from groups.internals import serve_listen
-    from groups.limits import GroupTimeLimits
     from groups.meta_tools import MetaTools, error_result, text_result
-    from groups.notifier import Notifier
+    from groups.mounting.in_flight import HoldWhileInFlight
+    from groups.mounting.limits import GroupTimeLimits
     from groups.registry import Registry
     from groups.reload import ConfigReloader
+    from groups.serving.notifier import Notifier
+    from groups.upstream.callers import current_caller
 
     registry = Registry(catalog=Catalog()) if registry is None else registry
     notifier = Notifier() if notifier is None else notifier
@@ -154,7 +154,7 @@ def build_server(
 def __getattr__(name: str) -> Any:
     """`mcp`, built on first access: `fastmcp run server.py` finds the config when it starts."""
     if name == "mcp":
-        from groups.serving import for_fastmcp_run
+        from groups.serving.serve import for_fastmcp_run
 
         server = globals()["mcp"] = for_fastmcp_run(build_server)
         return server
@@ -173,22 +173,22 @@ app = App(
 # of the docstring, so each is the first line of its command's docstring (test_cli checks).
 for command, name, summary in (
     (
-        "groups.check_command:check",
+        "groups.commands.check:check",
         "check",
         "Validate CONFIG, connect every enabled group, and report each one and its token cost.",
     ),
     (
-        "groups.tool_commands:tools",
+        "groups.commands.tools:tools",
         "tools",
         "List GROUP's tools with their parameters, asking its upstream now.",
     ),
     (
-        "groups.tool_commands:call",
+        "groups.commands.tools:call",
         "call",
         "Call TOOL of GROUP and print its result; exit 1 when the result is an error.",
     ),
     (
-        "groups.auth_command:auth",
+        "groups.commands.auth:auth",
         "auth",
         "Sign GROUP in to its OAuth server now, sign it out, or list remote groups' sign-ins.",
     ),
@@ -236,7 +236,7 @@ def serve(
     from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path
     from groups.registry import Registry
-    from groups.serving import configure_logging, quiet_fastmcp, serve_http, serve_stdio
+    from groups.serving.serve import configure_logging, quiet_fastmcp, serve_http, serve_stdio
 
     registry = Registry(catalog=None if no_catalog else Catalog())
     configure_logging(log_level, registry.redactor)
@@ -246,7 +246,7 @@ def serve(
         quiet_fastmcp()
         anyio.run(serve_stdio, build_server(path, config=loaded, registry=registry), registry)
         return
-    from groups.http_access import BearerToken, http_token
+    from groups.serving.http_access import BearerToken, http_token
 
     token = http_token(host, token_file)
     quiet_fastmcp()

@@ -5,7 +5,7 @@
     changed = await catalog.put(identity, tools)         # whether it differs from the kept one
 
 Guarantees:
-- an entry is keyed by the group's launch identity (`groups.identity.launch_identity`):
+- an entry is keyed by the group's launch identity (`groups.config.identity.launch_identity`):
   command, args, env, url (with the values of the `${VAR}`s they use) and the working
   directory when a path is relative. Two configs that start different programs under one
   group name never see each other's tools; editing a group's filters, timeouts or idle
@@ -13,7 +13,7 @@ Guarantees:
 - one file per identity, `<identity>.json`, named by the digest alone: no two entries
   differ only in letter case, so none share a file on macOS or Windows;
 - the live upstream replaces the entry each time a session lists its tools (see
-  `groups.upstream`); what this process last read or wrote is kept in memory, so a
+  `groups.upstream.upstream`); what this process last read or wrote is kept in memory, so a
   request reads no file after the first, and a write reads none;
 - files are read and written in a worker thread, never on the event loop; written
   atomically; nothing secret in them: tool schemas only, under a digest;
@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 import mcp_types
 
-from groups.home import catalog_dir
+from groups.storage.home import catalog_dir
 
 __all__ = ["Catalog"]
 

@@ -15,7 +15,7 @@ Guarantees:
   whose tool arguments were put beside `group` and `name` instead of inside `args` (weaker
   models flatten them) is taken as if they had been in `args`; with both, `args` wins;
 - the client's request is the `current_caller` while its call runs, so the upstream's
-  callbacks find their way back to it (`groups.callers`).
+  callbacks find their way back to it (`groups.upstream.callers`).
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import mcp_types
 
-from groups.callers import Caller, current_caller
 from groups.errors import BadArgumentsError, DynamicMcpError, NotAMetaToolError
 from groups.internals import route_tool_requests
+from groups.upstream.callers import Caller, current_caller
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
     from mcp.server.context import ServerRequestContext
 
-    from groups.notifier import Notifier
     from groups.registry import Registry
     from groups.secrets import Redactor
+    from groups.serving.notifier import Notifier
 
 __all__ = ["MetaTools", "error_result", "text_result"]
 
@@ -157,9 +157,7 @@ class MetaTools:
 
     def _not_a_meta_tool(self, name: str) -> NotAMetaToolError:
         """The error for calling `name`, with how to reach a group's tool it may mean."""
-        # The longest group name that prefixes it: groups "a" and "a_b" both fit "a_b_x".
-        groups = sorted(self._registry.group_names(), key=len, reverse=True)
-        group = next((g for g in groups if name.startswith(f"{g}_") and name != f"{g}_"), None)
+        group = self._registry.group_prefixing(name)
         tool = name[len(group) + 1 :] if group else None
         return NotAMetaToolError(name, group=group, tool=tool)
 

@@ -14,7 +14,7 @@ the background until `aclose()`; every change of a group's availability, and eve
 that changes something, is announced through `on_change` (tools/list_changed, and
 resources/prompts when a mounted group went or switched them, or its upstream said they
 changed), which must not block; a client's own upstream sessions end when it leaves
-(`release`). On a reload, a group whose launch identity (`groups.identity`) is unchanged
+(`release`). On a reload, a group whose launch identity (`groups.config.identity`) is unchanged
 keeps its upstream and sessions and takes its new description, filters, timeouts, idle
 time and feature switches in place; a changed or removed one is unmounted at once and
 closed once its requests in flight are done.
@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 
-from groups.callers import Caller
 from groups.catalog import Catalog
-from groups.children import end_children_after
 from groups.config import Config, ServerConfig, Settings, StdioServer, variables_for
+from groups.config.identity import launch_identity
 from groups.errors import UnknownGroupError
-from groups.identity import launch_identity
-from groups.mounted import MountedGroups
+from groups.mounting.mounted import MountedGroups
 from groups.search import rank
 from groups.secrets import Redactor
-from groups.upstream import STARTS_AT_ONCE, State, Upstream
+from groups.upstream.callers import Caller
+from groups.upstream.children import end_children_after
+from groups.upstream.upstream import STARTS_AT_ONCE, State, Upstream
 
 if TYPE_CHECKING:
     from mcp.server.connection import Connection
@@ -138,7 +138,7 @@ class Registry:
     def reconfigure(self, config: Config) -> Changes:
         """Apply a new config: new groups appear, removed ones go, changed ones start anew.
 
-        A group is changed when its launch identity (`groups.identity`) is another: its
+        A group is changed when its launch identity (`groups.config.identity`) is another: its
         command, args, env, url…, or a `${VAR}` they use. An unchanged group keeps its
         upstream, sessions and process; one whose description, tool filter, timeouts,
         idle time or feature switches alone are new keeps them too, and uses the new ones.
@@ -203,6 +203,12 @@ class Registry:
 
     def group_names(self) -> list[str]:
         return list(self._upstreams)
+
+    def group_prefixing(self, name: str) -> str | None:
+        """The group whose namespace `name` is in (`<group>_<rest>`, as FastMCP namespaces a
+        mounted group's prompts): the longest, since groups "a" and "a_b" both fit "a_b_x"."""
+        owners = [g for g in self._upstreams if name.startswith(f"{g}_") and name != f"{g}_"]
+        return max(owners, key=len) if owners else None
 
     def config_of(self, group: str) -> ServerConfig | None:
         """The config of an enabled group, or None."""

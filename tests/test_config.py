@@ -20,7 +20,7 @@ from groups.config import (
     variables_for,
 )
 from groups.errors import ConfigError
-from groups.home import group_file
+from groups.storage.home import group_file
 
 
 def config_text(**servers: dict) -> str:

@@ -42,9 +42,9 @@ def test_an_upstreams_stderr_is_logged_under_its_group_with_its_secrets_hidden(w
 
     assert [m["result"]["content"][0]["text"] for m in messages if m.get("id") == 1] == ["hi"]
     lines = log.splitlines()
-    assert "dynamic-mcp WARNING groups.upstream_stderr: chatty: chatty upstream starting" in lines
-    assert "dynamic-mcp WARNING groups.upstream_stderr: chatty: using API_TOKEN=***" in lines
-    assert "dynamic-mcp WARNING groups.upstream_stderr: chatty: using --token ***" in lines
+    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: chatty upstream starting" in lines
+    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: using API_TOKEN=***" in lines
+    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: using --token ***" in lines
     assert ENV_TOKEN not in log
     assert ARG_TOKEN not in log
 
@@ -80,7 +80,7 @@ async def test_an_upstreams_stderr_pipe_is_read_by_us_alone_and_closed_with_its_
     write_config,
 ):
     started = _Heard("chatty: chatty upstream starting")
-    logging.getLogger("groups.upstream_stderr").addHandler(started)
+    logging.getLogger("groups.upstream.stderr").addHandler(started)
     server = build_server(write_config({"chatty": CHATTY}))
     try:
         async with Client(server) as client:
@@ -92,7 +92,7 @@ async def test_an_upstreams_stderr_pipe_is_read_by_us_alone_and_closed_with_its_
             with anyio.fail_after(5):  # the line is in the pipe: the loop reads it soon
                 await started.event.wait()
     finally:
-        logging.getLogger("groups.upstream_stderr").removeHandler(started)
+        logging.getLogger("groups.upstream.stderr").removeHandler(started)
 
     assert stderr.startswith("pipe:[")
     assert list(ours.values()) == [os.O_RDONLY]  # our copy of the write end is closed
@@ -104,7 +104,7 @@ def test_a_warning_and_a_crash_are_written_through_the_redaction():
     script = (
         "import warnings\n"
         "from groups.secrets import Redactor\n"
-        "from groups.serving import configure_logging\n"
+        "from groups.serving.serve import configure_logging\n"
         "redactor = Redactor()\n"
         f"redactor.add({CRASH_SECRET!r})\n"
         "configure_logging('warning', redactor)\n"

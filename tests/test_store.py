@@ -11,13 +11,13 @@ from pathlib import Path
 
 from conftest import REPO
 
-from groups.store import LocalStore
+from groups.storage.store import LocalStore
 
 KEYS_EACH = 30  # enough writes that unlocked read-modify-writes would lose some
 
 WRITER = """
 import sys, anyio
-from groups.store import LocalStore
+from groups.storage.store import LocalStore
 
 async def main(name: str, count: int) -> None:
     scope = LocalStore().scope("oauth-servers", "shared")

@@ -7,7 +7,7 @@
 Guarantees:
 - every log line, ours, FastMCP's, the MCP SDK's, httpx's and uvicorn's, Python's warnings
   and a crash's traceback, and each line a stdio upstream writes to its stderr
-  (`groups.upstream_stderr`), goes through one handler on stderr that hides secrets
+  (`groups.upstream.stderr`), goes through one handler on stderr that hides secrets
   (`groups.secrets`), under `dynamic-mcp` and `fastmcp run` alike (whose `--log-level`
   sets that handler's level); stdout carries only protocol;
 - FastMCP's OpenTelemetry spans are off unless the user turns them on
@@ -80,10 +80,10 @@ def _log_uncaught(
 def _expected_sign_in(record: logging.LogRecord) -> bool:
     """Drop the MCP SDK's traceback for an OAuth flow stopped on purpose for a sign-in.
 
-    A session never waits for a person (`groups.oauth`): the SDK logs that stop as an
+    A session never waits for a person (`groups.auth.oauth`): the SDK logs that stop as an
     error, with a traceback, though the group says plainly that it wants a sign-in.
     """
-    from groups.failures import AuthorizationRequired, caused_by
+    from groups.upstream.failures import AuthorizationRequired, caused_by
 
     error = record.exc_info[1] if record.exc_info else None
     return not (error is not None and caused_by(error, AuthorizationRequired))
@@ -117,8 +117,8 @@ def for_fastmcp_run(build: Callable[..., FastMCP]) -> FastMCP:
     import fastmcp
 
     from groups.catalog import Catalog
-    from groups.http_access import BearerToken, browser_guard, http_token
     from groups.registry import Registry
+    from groups.serving.http_access import BearerToken, browser_guard, http_token
 
     registry = Registry(catalog=Catalog())
     level = os.environ.get("DYNAMIC_MCP_LOG_LEVEL", "warning").lower()
@@ -157,7 +157,7 @@ def for_fastmcp_run(build: Callable[..., FastMCP]) -> FastMCP:
 async def serve_stdio(server: FastMCP, registry: Registry) -> None:
     """Serve one client on this process's stdin and stdout."""
     from groups.internals import serve_streams
-    from groups.stdio_pipes import stdio_streams
+    from groups.serving.stdio_pipes import stdio_streams
 
     async def serve() -> None:
         async with stdio_streams() as (read_stream, write_stream):
@@ -168,7 +168,7 @@ async def serve_stdio(server: FastMCP, registry: Registry) -> None:
 
 async def serve_http(server: FastMCP, registry: Registry, host: str, port: int) -> None:
     """Serve streamable HTTP at http://host:port/mcp, behind the Host/Origin guard."""
-    from groups.http_access import browser_guard
+    from groups.serving.http_access import browser_guard
 
     async def serve() -> None:
         await server.run_http_async(

@@ -35,7 +35,7 @@ Guarantees:
 - after `aclose()` no process or socket of this group is left.
 
 Tools are listed and called on the session itself. The group's resources and prompts are
-served through a FastMCP proxy (`self.proxy`, see `groups.proxy`), mounted on the root,
+served through a FastMCP proxy (`self.proxy`, see `groups.mounting.proxy`), mounted on the root,
 whose client factory hands it the caller's session.
 """
 
@@ -54,7 +54,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 
-from groups.callers import CallbackRoute, Caller
 from groups.config import ServerConfig, StdioServer
 from groups.errors import (
     FeatureDisabledError,
@@ -64,17 +63,18 @@ from groups.errors import (
     UnknownToolError,
     UpstreamTimeoutError,
 )
-from groups.failures import AuthorizationRequired, Failure, classify, is_connection_lost
 from groups.internals import connection_of
 from groups.secrets import Redactor, shown_args, shown_url
+from groups.upstream.callers import CallbackRoute, Caller
+from groups.upstream.failures import AuthorizationRequired, Failure, classify, is_connection_lost
 
 if TYPE_CHECKING:
     from fastmcp import Client
 
+    from groups.auth.oauth import GroupOAuth, SignIn
     from groups.catalog import Catalog
-    from groups.oauth import GroupOAuth, SignIn
-    from groups.proxy import GroupProxy
-    from groups.store import Scope
+    from groups.mounting.proxy import GroupProxy
+    from groups.storage.store import Scope
 
 __all__ = ["CONNECT_TIMEOUT", "Session", "State", "Upstream"]
 
@@ -153,7 +153,7 @@ class Upstream:
         self.config = config
         self.idle_timeout = idle_timeout  # seconds unused before a stdio upstream is stopped
         self.catalog = catalog  # the tools kept on disk, or None: always ask the upstream
-        self._identity = identity  # the catalog's key (`groups.identity`)
+        self._identity = identity  # the catalog's key (`groups.config.identity`)
         # The upstream said its tools changed since the catalog entry was last replaced.
         self._catalog_stale = False
         self._last_used = time.monotonic()
@@ -186,7 +186,7 @@ class Upstream:
     @functools.cached_property
     def proxy(self) -> GroupProxy:
         """The FastMCP server that serves this group's resources and prompts, made on first use."""
-        from groups.proxy import GroupProxy
+        from groups.mounting.proxy import GroupProxy
 
         return GroupProxy(self.name, self._proxy_client, lambda: self.config.features)
 
@@ -439,12 +439,12 @@ class Upstream:
         """The client FastMCP's proxy reads this group's resources and prompts through.
 
         FastMCP asks for it at the start of each upstream request; the client request it
-        serves counts as one in flight until it ends (`groups.in_flight`), so an idle stop
+        serves counts as one in flight until it ends (`groups.mounting.in_flight`), so an idle stop
         or a close never cuts it short, and its end counts as the group's last use.
         """
         from fastmcp.server.dependencies import get_context
 
-        from groups.in_flight import hold_until_request_ends
+        from groups.mounting.in_flight import hold_until_request_ends
 
         try:
             ctx = get_context()
@@ -563,14 +563,14 @@ class Upstream:
         # not at start-up: serving two tools needs none of them.
         from fastmcp import Client
 
-        from groups.transport import HttpErrorLog, build_transport
+        from groups.upstream.transport import HttpErrorLog, build_transport
 
         remote = not isinstance(self.config, StdioServer)
         http_errors = HttpErrorLog(self.config.url) if remote else None
         auths: list[GroupOAuth] = []
 
         def session_oauth(url: str) -> GroupOAuth:
-            from groups.oauth import GroupOAuth
+            from groups.auth.oauth import GroupOAuth
 
             assert not isinstance(self.config, StdioServer)
             if url not in self._oauth:
@@ -619,13 +619,13 @@ class Upstream:
         return client, (auths[-1] if auths else None)
 
     def _tokens(self) -> Scope:
-        from groups.oauth_tokens import oauth_tokens
+        from groups.auth.tokens import oauth_tokens
 
         return oauth_tokens(self.name, self._redactor)
 
     async def _ask_to_sign_in(self, auth: GroupOAuth | None = None) -> SignInNeededError:
         """Start the browser sign-in (unless one waits already); the error that gives its link."""
-        from groups.oauth import SignIn
+        from groups.auth.oauth import SignIn
 
         if not self.browser_sign_in:
             return SignInNeededError(self.name, None, by_command=True)

@@ -96,8 +96,8 @@ async def _check_all(config: Path | None, progress: bool) -> tuple[list[GroupChe
     """Every group's row, in config order, and the tokens of dynamic-mcp's own tools/list."""
     import anyio
 
-    from groups.terminal import own_server
-    from groups.upstream import STARTS_AT_ONCE
+    from groups.commands.terminal import own_server
+    from groups.upstream.upstream import STARTS_AT_ONCE
 
     async with own_server(config) as own:
         registry = own.registry

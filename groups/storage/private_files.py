@@ -13,7 +13,7 @@ Guarantees:
 - the mode is checked on the open file, so the file read is the file checked.
 
 These functions block: call them from a worker thread on an event loop
-(`anyio.to_thread.run_sync`), as `groups.store` does.
+(`anyio.to_thread.run_sync`), as `groups.storage.store` does.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 
 FastMCP's `OAuth(token_storage=tokens)` keys its entries by endpoint URL inside the
 group's scope (`mcp-oauth-token`: `<url>/tokens`, and so on); a gateway would add the user
-in front of the group (see `groups.store`).
+in front of the group (see `groups.storage.store`).
 
 Guarantees: every token and client secret read or written through the scope is known to
 the `Redactor` first; a file of the older format (one `server` per group file) is carried
@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 from fastmcp.client.auth.oauth import TokenStorageAdapter
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-from groups.store import LocalStore, Scope
-from groups.transport import endpoint
+from groups.storage.store import LocalStore, Scope
+from groups.upstream.transport import endpoint
 
 if TYPE_CHECKING:
     from groups.secrets import Redactor

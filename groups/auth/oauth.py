@@ -1,6 +1,6 @@
 """OAuth for remote groups: found from a 401, signed in apart from any request, tokens kept.
 
-    tokens = oauth_tokens("github", redactor)          # groups.oauth_tokens: the group's store
+    tokens = oauth_tokens("github", redactor)          # groups.auth.tokens: the group's store
     auth = GroupOAuth(url, server, tokens)              # one per group and endpoint, shared
     sign_in = SignIn("github", url, server, tokens)     # the browser flow, in the background
     link = await sign_in.start()                        # within seconds: the link to open
@@ -8,7 +8,7 @@
 FastMCP's OAuth client does the protocol: discovery from the 401 (RFC 9728 protected
 resource metadata, RFC 8414 server metadata), dynamic client registration or a
 pre-registered `oauth_client_id`, PKCE, the loopback callback, refresh. It keeps tokens
-in the store we hand it as `token_storage` (`groups.store`), keyed by endpoint URL, so
+in the store we hand it as `token_storage` (`groups.storage.store`), keyed by endpoint URL, so
 each endpoint a group has pointed at holds its own tokens inside the group's one file.
 What is ours is when to refresh, how processes share the file, and how a person is asked.
 
@@ -51,10 +51,10 @@ from fastmcp.client.auth.oauth import ClientNotFoundError
 from mcp.client.auth.utils import create_client_registration_request, union_scopes
 from mcp.shared.auth import OAuthToken
 
-from groups.failures import AuthorizationRequired
+from groups.auth.tokens import carry_over_legacy, registered_port
 from groups.internals import refresh_request, take_refresh_response
-from groups.oauth_tokens import carry_over_legacy, registered_port
-from groups.store import Scope
+from groups.storage.store import Scope
+from groups.upstream.failures import AuthorizationRequired
 
 if TYPE_CHECKING:
     from groups.config import HttpServer, SseServer

@@ -30,7 +30,7 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 
-from groups.callers import Caller
+from groups.upstream.callers import Caller
 
 __all__ = ["SEND_TIMEOUT", "Notifier"]
 

@@ -25,7 +25,8 @@ import json
 import os
 from collections.abc import Mapping
 
-from groups.config import ServerConfig, StdioServer, UnresolvedError, interpolate, referenced_values
+from groups.config.model import ServerConfig, StdioServer
+from groups.config.variables import UnresolvedError, interpolate, referenced_values
 
 __all__ = ["IN_PLACE", "launch_identity"]
 

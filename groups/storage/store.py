@@ -18,7 +18,7 @@ through the same `Scope`; locally there is one implicit user and no prefix.
 Guarantees of `LocalStore`:
 - each `<area>/<name>` is one file, `~/.dynamic-mcp/<area>/<name>.json`, one object per
   collection inside; top-level entries it does not own (an older format) are kept as found;
-- every file goes through `groups.private_files`: 0600 in a 0700 folder, written
+- every file goes through `groups.storage.private_files`: 0600 in a 0700 folder, written
   atomically, wider modes narrowed;
 - writes are read-modify-write under a lock on `<name>.json.lock` (`fcntl.flock`), so two
   processes writing at once both land; `locked()` holds the same lock around a longer
@@ -41,9 +41,9 @@ import anyio
 import anyio.to_thread
 
 from groups.errors import UnsafeTokenFileError
-from groups.file_lock import FileLock
-from groups.home import dynamic_mcp_home, group_file
-from groups.private_files import NotPrivateError, read_private, write_private
+from groups.storage.file_lock import FileLock
+from groups.storage.home import dynamic_mcp_home, group_file
+from groups.storage.private_files import NotPrivateError, read_private, write_private
 
 __all__ = ["LocalStore", "Scope"]
 

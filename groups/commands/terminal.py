@@ -49,7 +49,7 @@ async def own_server(config_path: Path | None, *, catalog: bool = True) -> Async
     from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path
     from groups.registry import Registry
-    from groups.serving import configure_logging
+    from groups.serving.serve import configure_logging
 
     # The root server is built in server.py, as for serving; imported as the command runs.
     from server import build_server
@@ -57,7 +57,7 @@ async def own_server(config_path: Path | None, *, catalog: bool = True) -> Async
     registry = Registry(catalog=Catalog() if catalog else None, browser_sign_in=False)
     configure_logging("error", registry.redactor)
     # An upstream's stderr reached the terminal before it went through the redaction; keep it.
-    logging.getLogger("groups.upstream_stderr").setLevel(logging.WARNING)
+    logging.getLogger("groups.upstream.stderr").setLevel(logging.WARNING)
     path = resolve_config_path(config_path)
     config = load_config(path)
     server = build_server(path, config=config, registry=registry, watch=False)

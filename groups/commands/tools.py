@@ -5,7 +5,7 @@
     dynamic-mcp call time get_current_time --args '{"timezone": "UTC"}'
 
 Both go through `get_dynamic_tools` and `call_dynamic_tool` of dynamic-mcp's own server
-(`groups.terminal`), so what they print is what a model would get. `call` prints text
+(`groups.commands.terminal`), so what they print is what a model would get. `call` prints text
 content as text and any other content as JSON, and exits 1 when the result is an error
 (written to stderr), so scripts can tell.
 """
@@ -97,7 +97,7 @@ def call(
 async def _call_meta_tool(
     config: Path | None, name: str, arguments: dict[str, Any], *, catalog: bool = True
 ) -> mcp_types.CallToolResult:
-    from groups.terminal import own_server
+    from groups.commands.terminal import own_server
 
     async with own_server(config, catalog=catalog) as own:
         return await own.client.call_tool_mcp(name, arguments)

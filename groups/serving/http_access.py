@@ -26,7 +26,7 @@ from typing import Any
 from fastmcp.server.auth import AccessToken, TokenVerifier
 
 from groups.errors import UnsafeServingError
-from groups.private_files import NotPrivateError, read_private
+from groups.storage.private_files import NotPrivateError, read_private
 
 __all__ = ["TOKEN_ENV_VAR", "BearerToken", "browser_guard", "http_token", "is_loopback"]
 

@@ -5,7 +5,7 @@
                                        # (a running server's next refresh finds it gone)
     dynamic-mcp auth --list            # each remote group: signed in or not, and until when
 
-The same sign-in a group starts on its own when its server first asks (`groups.oauth`),
+The same sign-in a group starts on its own when its server first asks (`groups.auth.oauth`),
 run in the foreground from a terminal: useful before a client starts, or on a machine
 without a browser (open the printed link on any machine that can reach the callback).
 """
@@ -23,8 +23,8 @@ from groups import CONFIG_ENV_VAR
 from groups.errors import AuthCommandError
 
 if TYPE_CHECKING:
+    from groups.auth.tokens import StoredSignIn
     from groups.config import HttpServer, SseServer
-    from groups.oauth_tokens import StoredSignIn
     from groups.secrets import Redactor
 
 __all__ = ["auth"]
@@ -53,10 +53,10 @@ def auth(
     """
     import anyio
 
+    from groups.auth.tokens import oauth_tokens
     from groups.config import HttpServer, SseServer, load_config, resolve_config_path
-    from groups.oauth_tokens import oauth_tokens
     from groups.secrets import Redactor
-    from groups.serving import configure_logging
+    from groups.serving.serve import configure_logging
 
     redactor = Redactor()
     configure_logging("error", redactor)
@@ -84,10 +84,10 @@ def auth(
 async def _sign_in(
     group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor
 ) -> None:
+    from groups.auth.oauth import CALLBACK_TIMEOUT, SignIn
+    from groups.auth.tokens import oauth_tokens, stored_sign_in
     from groups.config import UnresolvedError
-    from groups.oauth import CALLBACK_TIMEOUT, SignIn
-    from groups.oauth_tokens import oauth_tokens, stored_sign_in
-    from groups.transport import uses_authorization_header
+    from groups.upstream.transport import uses_authorization_header
 
     if uses_authorization_header(server):
         raise AuthCommandError(
@@ -112,10 +112,10 @@ async def _sign_in(
 async def _list(
     remote: dict[str, HttpServer | SseServer], path: Path | None, redactor: Redactor
 ) -> None:
+    from groups.auth.tokens import oauth_tokens, stored_sign_in
     from groups.config import UnresolvedError
-    from groups.oauth_tokens import oauth_tokens, stored_sign_in
     from groups.secrets import shown_url
-    from groups.transport import uses_authorization_header
+    from groups.upstream.transport import uses_authorization_header
 
     if not remote:
         print("No remote (http/sse) groups in the config.")

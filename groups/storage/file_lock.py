@@ -21,7 +21,7 @@ from types import TracebackType
 import anyio
 import anyio.to_thread
 
-from groups.private_files import FILE_MODE, FOLDER_MODE
+from groups.storage.private_files import FILE_MODE, FOLDER_MODE
 
 try:
     import fcntl

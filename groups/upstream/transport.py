@@ -9,7 +9,7 @@ URL's query values and password, secret flags' values in `args`), is handed to t
 environment plus its `env` (FastMCP alone would pass a small allowlist, and `npx`/`uvx`
 servers need PATH, HOME, proxies…);
 remote upstreams get their headers and, unless one of them is `Authorization`, the OAuth
-the caller provides (`groups.oauth`), which stays silent for servers that ask for none.
+the caller provides (`groups.auth.oauth`), which stays silent for servers that ask for none.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from groups.config import (
 )
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor, shown_url
-from groups.upstream_stderr import UpstreamStderr
+from groups.upstream.stderr import UpstreamStderr
 
 __all__ = [
     "HttpErrorLog",

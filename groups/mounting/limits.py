@@ -11,14 +11,16 @@ named `scheme://group/path` and its prompts `group_name` (FastMCP's namespacing)
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastmcp.exceptions import PromptError, ResourceError
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 
 from groups.errors import UpstreamTimeoutError
-from groups.registry import Registry
+
+if TYPE_CHECKING:
+    from groups.registry import Registry
 
 __all__ = ["GroupTimeLimits"]
 
@@ -39,9 +41,7 @@ class GroupTimeLimits(Middleware):
 
     async def on_get_prompt(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
         name = context.message.name
-        # The longest group name that prefixes it: groups "a" and "a_b" both fit "a_b_x".
-        owners = [g for g in self._registry.group_names() if name.startswith(f"{g}_")]
-        group = max(owners, key=len) if owners else None
+        group = self._registry.group_prefixing(name)
         return await self._bounded(group, "prompts", f"Prompt {name!r}", context, call_next)
 
     async def _bounded(

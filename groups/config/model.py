@@ -1,0 +1,256 @@
+"""The dynamic-mcp.json model: strict, so a typo is an error that names its path.
+
+    config = Config.model_validate(data)          # `groups.config.load_config` reads a file
+    config.servers["time"].description            # "Current time and time zones"
+
+Guarantees: every field a dmcp config may have is modelled; unknown fields are rejected
+with their dotted path (`mcpServers.github.comand`); `${VAR}` references are kept as
+written (resolved per group when it connects, `groups.config.variables`); a stdio, HTTP or
+SSE entry is told apart by its fields, `type` optional.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection
+from datetime import timedelta
+from fnmatch import fnmatchcase
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "GROUP_NAME_RULE",
+    "Config",
+    "Duration",
+    "Features",
+    "HttpServer",
+    "ServerConfig",
+    "Settings",
+    "SseServer",
+    "StdioServer",
+    "Timeouts",
+    "ToolFilter",
+    "parse_duration",
+    "plain_group_name",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "h": 3600,
+}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Read `30s`, `1min`, `2m`, `500ms`, `1h` or a plain number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise PydanticCustomError(
+            "duration",
+            "expected a duration like 30s, 1min, 500ms or a number of seconds, got {value}",
+            {"value": repr(value)},
+        )
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[(unit or "s").lower()])
+
+
+def _format_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    return f"{seconds:g}s" if seconds >= 1 or seconds == 0 else f"{seconds * 1000:g}ms"
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(_format_duration, return_type=str)
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Features(_Strict):
+    """Which MCP features of the upstream are offered; all on unless turned off."""
+
+    tools: bool = True
+    resources: bool = True
+    prompts: bool = True
+
+
+class Timeouts(_Strict):
+    """How long one upstream operation may take before the model is told it timed out."""
+
+    tools: Duration = timedelta(seconds=30)
+    resources: Duration = timedelta(seconds=10)
+    prompts: Duration = timedelta(seconds=10)
+
+
+class ToolFilter(_Strict):
+    """Which of an upstream's tools the model is offered: names or glob patterns (`get_*`)."""
+
+    include: list[str] | None = None  # only these (all, when absent)
+    exclude: list[str] = []  # never these, even if included
+
+    def hides(self, tool: str) -> str | None:
+        """Why `tool` is hidden (the setting and pattern that hide it), or None."""
+        for pattern in self.exclude:
+            if fnmatchcase(tool, pattern):
+                return f"tools.exclude has {pattern!r}"
+        if self.include is not None and not any(fnmatchcase(tool, p) for p in self.include):
+            return "tools.include does not name it"
+        return None
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError(
+            "empty_description", "must say what the server is for; the model reads it"
+        )
+    return value
+
+
+class _Server(_Strict):
+    description: Annotated[str, AfterValidator(_non_empty)]
+    enabled: bool = True
+    features: Features = Features()
+    timeout: Timeouts = Timeouts()
+    tools: ToolFilter = ToolFilter()
+
+
+class StdioServer(_Server):
+    """An upstream started as a child process, spoken to over its stdin and stdout."""
+
+    type: Literal["stdio"] = "stdio"
+    command: str
+    args: list[str] = []
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    idle_timeout: Duration | None = None  # stop the process after this long unused
+
+
+class _RemoteServer(_Server):
+    url: str
+    headers: dict[str, str] = {}
+    oauth_client_id: str | None = None
+    oauth_scopes: list[str] | None = None
+    # For an OAuth app registered with one fixed redirect URI, 127.0.0.1:<port>/callback.
+    oauth_callback_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class HttpServer(_RemoteServer):
+    """An upstream reached over streamable HTTP (the default for a `url`)."""
+
+    type: Literal["http"] = "http"
+
+
+class SseServer(_RemoteServer):
+    """An upstream reached over the older HTTP+SSE transport."""
+
+    type: Literal["sse"] = "sse"
+
+
+def _transport_kind(value: Any) -> str | None:
+    """Pick the model from the data: `type` if given, else `url` means http, else stdio."""
+    if not isinstance(value, dict):
+        return getattr(value, "type", None)
+    kind = value.get("type")
+    if kind is None:
+        return "http" if "url" in value else "stdio"
+    return kind if kind in ("stdio", "http", "sse") else None
+
+
+def _one_transport(value: Any) -> Any:
+    """Say plainly when an entry has both `command` and `url` (neither is a missing field)."""
+    if isinstance(value, dict) and "command" in value and "url" in value:
+        raise PydanticCustomError(
+            "transport", "give either 'command' (stdio) or 'url' (http/sse), not both"
+        )
+    return value
+
+
+ServerConfig = Annotated[
+    Annotated[StdioServer, Tag("stdio")]
+    | Annotated[HttpServer, Tag("http")]
+    | Annotated[SseServer, Tag("sse")],
+    Discriminator(
+        _transport_kind,
+        custom_error_type="transport_type",
+        custom_error_message="'type' must be one of 'stdio', 'http', 'sse'",
+    ),
+    BeforeValidator(_one_transport),
+]
+
+
+# Group names become file names (OAuth tokens), URI hosts and prefixes: keep them plain.
+GROUP_NAME_RULE = "letters, digits, '-', '_' and '.' (not only dots)"
+_GROUP_NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")
+
+
+def plain_group_name(name: str, taken: Collection[str] = ()) -> str:
+    """`name` as a valid group name not in `taken`: other characters become '-'."""
+    plain = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:90]
+    plain = plain if _GROUP_NAME.match(plain) else "server"
+    candidate, number = plain, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{plain}-{number}"
+    return candidate
+
+
+class Settings(_Strict):
+    """dynamic-mcp's own settings, beside the servers: `"settings": {...}`."""
+
+    catalog: bool = True  # answer expansions from ~/.dynamic-mcp/catalog when it knows the group
+    idle_timeout: Duration | None = None  # for stdio groups that set none of their own
+    search: bool = False  # offer search_dynamic_tools, a third tool
+
+
+class Config(_Strict):
+    """The whole file: `{"mcpServers": {name: server}, "settings": {...}}`."""
+
+    servers: dict[str, ServerConfig] = Field(alias="mcpServers")
+    settings: Settings = Settings()
+    schema_: str | None = Field(default=None, alias="$schema")
+
+    @field_validator("servers")
+    @classmethod
+    def _plain_group_names(cls, servers: dict[str, ServerConfig]) -> dict[str, ServerConfig]:
+        for name in servers:
+            if not _GROUP_NAME.fullmatch(name):
+                raise PydanticCustomError(
+                    "group_name",
+                    "group name {name} may use only " + GROUP_NAME_RULE,
+                    {"name": repr(name)},
+                )
+        return servers
+
+    def enabled(self) -> dict[str, ServerConfig]:
+        """The servers that are not switched off with `enabled: false`."""
+        return {name: server for name, server in self.servers.items() if server.enabled}
+
+    def to_json(self) -> str:
+        """The config as a dynamic-mcp.json text, defaults left out."""
+        data = self.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+        return json.dumps(data, indent=2) + "\n"
