@@ -270,8 +270,8 @@ async def test_the_published_everything_server_works_through_dynamic_mcp(write_c
 async def test_no_upstream_process_outlives_the_server(write_config, connect, how):
     config = write_config({"echo": stdio_entry(), "second": stdio_entry(description="Two")})
     client = await connect(config)
-    for group in ("echo", "second"):
-        await client.call_tool_mcp("get_dynamic_tools", {"group": group})
+    for group in ("echo", "second"):  # a call starts each upstream (an expansion may not)
+        await client.call_tool_mcp("call_dynamic_tool", {"group": group, "name": "pid"})
     server = server_process(config)
     upstreams = upstream_processes(server)
     assert len(upstreams) == 2
