@@ -7,7 +7,8 @@ last argument, the scenario's name in `MCP_CONFORMANCE_SCENARIO` and, where the 
 hands out credentials, a JSON object in `MCP_CONFORMANCE_CONTEXT`. The script writes a
 dynamic-mcp.json with one group pointing at that URL (with those credentials where the
 config has a field for them), then runs what a user would: `dynamic-mcp auth` for the
-OAuth scenarios, `dynamic-mcp tools`, and `dynamic-mcp call` of the scenario's tool.
+OAuth scenarios, `dynamic-mcp tools`, and `dynamic-mcp call` of the scenario's tool; when
+`tools` or `call` says to run `dynamic-mcp auth`, it does so once and tries again.
 
 The sign-in is answered without a person: the suite's authorization servers approve at
 once and redirect to the callback, so `$BROWSER` is `tests/upstreams/follow_browser.py`,
@@ -43,6 +44,8 @@ TOOL_CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "elicitation-sep1034-client-defaults": ("test_client_elicitation_defaults", {}),
 }
 AUTH_TOOL_CALL = ("test-tool", {})  # every auth/* scenario's server offers this one tool
+# What `tools` and `call` say when the group needs a sign-in they cannot do themselves.
+SIGN_IN_ADVICE = f"run `dynamic-mcp auth {GROUP}`"
 
 
 def dynamic_mcp() -> str:
@@ -59,8 +62,8 @@ def group_entry(url: str, context: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def run(args: list[str], env: dict[str, str]) -> int:
-    """Run one terminal command, copy its output to stderr, and return its exit code."""
+def run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run one terminal command, copy its output to stderr; its exit code and output."""
     print(f"$ {shlex.join(['dynamic-mcp', *args])}", file=sys.stderr, flush=True)
     started = time.monotonic()
     try:
@@ -74,11 +77,11 @@ def run(args: list[str], env: dict[str, str]) -> int:
         )
     except subprocess.TimeoutExpired as exc:
         print(f"(no answer within {COMMAND_TIMEOUT:g}s)\n{exc.stderr or ''}", file=sys.stderr)
-        return 124
+        return 124, ""
     sys.stderr.write(done.stdout + done.stderr)
     took = time.monotonic() - started
     print(f"(exit {done.returncode} after {took:.1f}s)", file=sys.stderr, flush=True)
-    return done.returncode
+    return done.returncode, done.stdout + done.stderr
 
 
 def main() -> int:
@@ -105,8 +108,16 @@ def main() -> int:
         if tool_call is not None:
             tool, arguments = tool_call
             steps.append(["call", GROUP, tool, "--args", json.dumps(arguments)])
+        signed_in_again = False
         for step in steps:
-            code = run([*step, "--config", str(config)], env)
+            code, output = run([*step, "--config", str(config)], env)
+            # `tools` and `call` end before a browser sign-in could, and say to run `auth`
+            # (e.g. on a 403 asking for more scopes): do as a user would, once, and retry.
+            if code != 0 and SIGN_IN_ADVICE in output and not signed_in_again:
+                signed_in_again = True
+                code, _ = run(["auth", GROUP, "--config", str(config)], env)
+                if code == 0:
+                    code, _ = run([*step, "--config", str(config)], env)
             if code != 0:
                 return code
     return 0
