@@ -33,8 +33,8 @@ from typing import Any
 GROUP = "conformance"
 FOLLOW_BROWSER = Path(__file__).resolve().parent.parent / "upstreams" / "follow_browser.py"
 # Each command is bounded, so a hang shows as that command's failure; the suite's own
-# --timeout (tests/test_conformance.py) is set above two of these.
-COMMAND_TIMEOUT = 40.0
+# --timeout (tests/test_conformance.py) is set above three of these.
+COMMAND_TIMEOUT = 60.0
 
 # The tool each scenario's server offers, and the arguments that make a real call of it.
 # Scenarios not named here offer no tool (initialize) or are covered by the default below.
