@@ -2,11 +2,19 @@
 
     store = LocalStore()                              # OAuth tokens, registrations, the catalog
     write_private(path, text)                         # 0600 in a 0700 folder, atomically
+    write_atomically(path, text, mode)                # the one atomic writer: any file
+
+Whatever is kept goes through these, so one rule holds for every file: see each module.
 """
 
 from groups.storage.file_lock import FileLock
 from groups.storage.home import HOME_ENV_VAR, dynamic_mcp_home
-from groups.storage.private_files import NotPrivateError, read_private, write_private
+from groups.storage.private_files import (
+    NotPrivateError,
+    read_private,
+    write_atomically,
+    write_private,
+)
 from groups.storage.store import LocalStore, Scope
 
 __all__ = [
@@ -17,5 +25,6 @@ __all__ = [
     "Scope",
     "dynamic_mcp_home",
     "read_private",
+    "write_atomically",
     "write_private",
 ]
