@@ -1,6 +1,6 @@
-"""Each upstream's tools, kept on disk, so that expanding a known group starts nothing.
+"""Each upstream's tools, kept in the store, so that expanding a known group starts nothing.
 
-    catalog = Catalog()                                  # ~/.dynamic-mcp/catalog/
+    catalog = Catalog()                                  # the process's one store
     tools = await catalog.get(identity)                  # None: never listed with this identity
     changed = await catalog.put(identity, tools)         # whether it differs from the kept one
 
@@ -10,55 +10,62 @@ Guarantees:
   directory when a path is relative. Two configs that start different programs under one
   group name never see each other's tools; editing a group's filters, timeouts or idle
   setting keeps its entry; an entry for another identity is never used;
-- one file per identity, `<identity>.json`, named by the digest alone: no two entries
-  differ only in letter case, so none share a file on macOS or Windows;
+- entries live in the store OAuth uses (`groups.storage.default_store` unless given one),
+  each identity its own scope, `catalog/<identity>`: locally one file per identity,
+  `~/.dynamic-mcp/catalog/<identity>.json`, named by the digest alone, so no two entries
+  differ only in letter case and none share a file on macOS or Windows. The store writes
+  it as every private file (0600 in a 0700 folder, atomically, locked across processes,
+  in a worker thread, never on the event loop);
 - the live upstream replaces the entry each time a session lists its tools (see
   `groups.upstream.upstream`); what this process last read or wrote is kept in memory, so a
-  request reads no file after the first, and a write reads none;
-- files are read and written in a worker thread, never on the event loop; written
-  atomically; nothing secret in them: tool schemas only, under a digest;
-- a file that cannot be read or parsed is as good as none: the upstream is asked instead.
+  request makes no store round trip after the first, and an unchanged listing writes
+  nothing;
+- nothing secret in an entry: tool schemas only, under a digest;
+- an entry that cannot be read or parsed is as good as none: the upstream is asked instead,
+  and its listing replaces the damaged entry. Files of older versions (`<group>.json`, or a
+  digest's file holding a bare `{"tools": [...]}`) are never read as entries; the second
+  kind is replaced by the next write, the first is left where it is. Entries carry no time
+  to live: one whose identity is never launched again stays until removed by hand.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import anyio
 import mcp_types
 
-from groups.storage.home import catalog_dir
+from groups.errors import UnsafeTokenFileError
+from groups.storage.default import default_store
+from groups.storage.store import LocalStore, Scope
 
-__all__ = ["Catalog"]
+__all__ = ["CATALOG_AREA", "Catalog"]
 
 logger = logging.getLogger(__name__)
+
+CATALOG_AREA = "catalog"  # ~/.dynamic-mcp/catalog/<identity>.json, as documented
+# One collection and key per identity's scope. The collection is named like the older
+# files' bare list, so the store's first write over such a file replaces that list.
+_COLLECTION = "tools"
+_KEY = "listed"
 
 
 @dataclass(frozen=True)
 class _Entry:
-    listed: list[dict[str, Any]]  # as written to the file: what a new listing is compared with
+    listed: list[dict[str, Any]]  # as put in the store: what a new listing is compared with
     tools: list[mcp_types.Tool]
 
 
 class Catalog:
     """The tool lists of upstreams, by launch identity."""
 
-    def __init__(self, directory: Path | None = None) -> None:
-        self._directory = directory
+    def __init__(self, store: LocalStore | None = None) -> None:
+        self.store = store or default_store()
         self._kept: dict[str, _Entry] = {}  # read or written by this process
 
     def __repr__(self) -> str:
-        return f"Catalog({str(self.directory)!r})"
-
-    @property
-    def directory(self) -> Path:
-        return self._directory or catalog_dir()
+        return f"Catalog({self.store!r})"
 
     async def get(self, identity: str) -> list[mcp_types.Tool] | None:
         """The tools kept for this launch identity, or None."""
@@ -72,43 +79,37 @@ class Catalog:
         if before is not None and before.listed == listed:
             return False
         self._kept[identity] = _Entry(listed, list(tools))
-        path = self._path(identity)
+        scope = self._scope(identity)
         try:
-            await anyio.to_thread.run_sync(self._write, path, {"tools": listed})
-        except OSError as exc:  # a full or read-only disk costs the next start a wait, no more
-            logger.warning("could not keep the catalog entry %s: %s", path, exc)
+            try:
+                await scope.put(_KEY, {"tools": listed}, collection=_COLLECTION)
+            except UnsafeTokenFileError:  # a damaged entry: as good as none, so replaced
+                await scope.remove()
+                await scope.put(_KEY, {"tools": listed}, collection=_COLLECTION)
+        except (OSError, UnsafeTokenFileError) as exc:  # costs the next start a wait, no more
+            logger.warning("could not keep the catalog entry %s: %s", scope, exc)
         return before is not None
 
     async def _entry(self, identity: str) -> _Entry | None:
         entry = self._kept.get(identity)
         if entry is None:
-            entry = await anyio.to_thread.run_sync(self._read, self._path(identity))
+            entry = await self._read(self._scope(identity))
             if entry is not None:
                 self._kept[identity] = entry
         return entry
 
-    def _path(self, identity: str) -> Path:
+    def _scope(self, identity: str) -> Scope:
         if not identity.isalnum():  # a digest; anything else could lead outside the folder
             raise ValueError(f"not a launch identity: {identity!r}")
-        return self.directory / f"{identity}.json"
+        return self.store.scope(CATALOG_AREA, identity)
 
-    def _read(self, path: Path) -> _Entry | None:
+    async def _read(self, scope: Scope) -> _Entry | None:
         try:
-            listed = json.loads(path.read_text(encoding="utf-8"))["tools"]
+            value = await scope.get(_KEY, collection=_COLLECTION)
+            if value is None:
+                return None
+            listed = value["tools"]
             return _Entry(listed, [mcp_types.Tool.model_validate(tool) for tool in listed])
-        except FileNotFoundError:
+        except (OSError, UnsafeTokenFileError, ValueError, KeyError, TypeError) as exc:
+            logger.info("ignoring the catalog entry %s: %s", scope, exc)
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            logger.info("ignoring the catalog entry %s: %s", path, exc)
-            return None
-
-    def _write(self, path: Path, data: dict[str, object]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                json.dump(data, file, separators=(",", ":"))
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise

@@ -35,7 +35,7 @@ from importers import IMPORTERS, find
 from importers.entries import Found, Parsed, Unusable
 from importers.formats import SourceSyntaxError
 from importers.importer import Importer
-from importers.output import check_entry, compose, load_existing, write_atomically
+from importers.output import check_entry, compose, load_existing, write_output
 from importers.paths import Platform, UserDirs, current_platform
 from importers.prompts import Console
 from importers.report import Outcome, show, summarize
@@ -142,7 +142,7 @@ def run(request: Request, console: Console) -> Outcome:
     if not outcome.entries:
         raise NothingToImportError(source, outcome.skipped)
     text_out = compose(existing, outcome.entries, request.output)
-    mode = write_atomically(request.output, text_out)
+    mode = write_output(request.output, text_out)
     summarize(request.output, mode, outcome, console)
     return outcome
 

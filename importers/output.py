@@ -1,30 +1,30 @@
 """Build the dynamic-mcp.json text and put it on disk atomically.
 
     text = compose(existing=None, servers={"fs": {"description": "Files", "command": "npx"}})
-    mode = write_atomically(Path("dynamic-mcp.json"), text)
+    mode = write_output(Path("dynamic-mcp.json"), text)
 
 Guarantees: `compose` returns only text that `groups.config.parse_config` accepts, and
 with --merge keeps every existing entry and top-level key exactly as the user wrote them.
-`write_atomically` writes a temporary file in the output's own folder and renames it over
-the output, so a reader sees the old file or the new one, never half of one; the file is
-mode 0600 whenever any server in it has env values or headers (they may hold secrets),
-else it keeps the old file's mode, else the umask's.
+`write_output` replaces the output in one rename (`groups.storage.write_atomically`, the
+one atomic writer), so a reader sees the old file or the new one, never half of one; the
+file is mode 0600 whenever any server in it has env values or headers (they may hold
+secrets), else it keeps the old file's mode, else the umask's: it is the user's config, in
+the user's folder, so neither is made private beyond what its content asks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from groups.config import load_config, parse_config
 from groups.errors import ConfigError, OutputWriteError
+from groups.storage import write_atomically
 
-__all__ = ["check_entry", "compose", "holds_secrets", "load_existing", "write_atomically"]
+__all__ = ["check_entry", "compose", "holds_secrets", "load_existing", "write_output"]
 
 SECRET_MODE = 0o600
 # Only checks whether an entry validates; never written anywhere.
@@ -72,30 +72,17 @@ def holds_secrets(text: str) -> bool:
     return any(entry.get("env") or entry.get("headers") for entry in servers.values())
 
 
-def write_atomically(path: Path, text: str) -> int:
+def write_output(path: Path, text: str) -> int:
     """Replace `path` with `text` in one rename; returns the file mode it was given.
 
     Raises:
         OutputWriteError: the folder or the file cannot be written.
     """
     mode = SECRET_MODE if holds_secrets(text) else _plain_mode(path)
-    folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, text, mode)
     except OSError as exc:
-        raise OutputWriteError(path, exc.strerror or str(exc)) from None
-    try:
-        # mkstemp made the file 0600, so a secret is never readable by others meanwhile.
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise OutputWriteError(path, exc.strerror or str(exc)) from None
     return mode
 

@@ -23,6 +23,7 @@ from conftest import (
 )
 from fastmcp import Client
 
+from groups.catalog import Catalog
 from server import build_server
 
 NOTICE_WAIT = 15.0
@@ -36,6 +37,11 @@ async def expand(client: Client, group: str = "echo") -> list[str]:
 
 def catalog_files(home: Path) -> list[Path]:
     return sorted((home / "catalog").glob("*.json"))
+
+
+async def kept_names(kept: Path) -> set[str]:
+    """The tool names the store keeps in a catalog file, read afresh (nothing in memory)."""
+    return {tool.name for tool in await Catalog().get(kept.stem) or []}
 
 
 async def pid(client: Client, group: str = "echo") -> int:
@@ -91,9 +97,9 @@ async def test_a_catalog_that_differs_from_the_live_tools_is_corrected_and_clien
     async with Client(build_server(config)) as client:
         await expand(client)
     [kept] = catalog_files(dynamic_mcp_home)
-    data = json.loads(kept.read_text())
-    data["tools"] = [tool for tool in data["tools"] if tool["name"] != "pixel"]
-    kept.write_text(json.dumps(data))
+    catalog = Catalog()  # another process's catalog, from this one's view
+    kept_tools = await catalog.get(kept.stem) or []
+    await catalog.put(kept.stem, [tool for tool in kept_tools if tool.name != "pixel"])
     told = anyio.Event()
 
     async def on_message(message: Any) -> None:
@@ -111,7 +117,7 @@ async def test_a_catalog_that_differs_from_the_live_tools_is_corrected_and_clien
 
     assert "pixel" not in stale
     assert "pixel" in fresh
-    assert "pixel" in {tool["name"] for tool in json.loads(kept.read_text())["tools"]}
+    assert "pixel" in await kept_names(kept)
 
 
 async def test_the_catalog_keeps_no_secret(write_config, dynamic_mcp_home: Path, monkeypatch):
@@ -317,7 +323,7 @@ async def test_a_tool_the_upstream_adds_at_run_time_reaches_expansion_call_and_c
     assert "fresh" not in before
     assert after == ["grow", "add_note", "fresh"]
     assert answer == "fresh is new"
-    assert "fresh" in {tool["name"] for tool in json.loads(kept.read_text())["tools"]}
+    assert "fresh" in await kept_names(kept)
 
 
 async def test_resources_the_upstream_adds_at_run_time_are_announced_to_clients(write_config):

@@ -2,6 +2,8 @@
 
     auth = GroupOAuth(url, server, oauth_tokens("github", redactor))   # shared by sessions
     link = await SignIn("github", url, server, tokens).start()        # a person signs in
+
+Tokens and registrations live in the process's one store (`groups.storage.default_store`).
 """
 
 from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth, SignIn

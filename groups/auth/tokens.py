@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from fastmcp.client.auth.oauth import TokenStorageAdapter
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
+from groups.storage.default import default_store
 from groups.storage.store import LocalStore, Scope
 from groups.upstream.transport import endpoint
 
@@ -46,7 +47,8 @@ _SECRET_FIELDS = ("access_token", "refresh_token", "client_secret")
 
 
 def oauth_tokens(group: str, redactor: Redactor, store: LocalStore | None = None) -> Scope:
-    """`group`'s part of the store: every endpoint's tokens and registration, apart."""
+    """`group`'s part of the store (the process's one store unless given another): every
+    endpoint's tokens and registration, apart."""
 
     def learn(collection: str, value: Mapping[str, Any]) -> None:
         for field in _SECRET_FIELDS:
@@ -54,7 +56,7 @@ def oauth_tokens(group: str, redactor: Redactor, store: LocalStore | None = None
             if isinstance(secret, str) and secret:
                 redactor.add(secret)
 
-    return (store or LocalStore()).scope(TOKEN_AREA, group, on_value=learn)
+    return (store or default_store()).scope(TOKEN_AREA, group, on_value=learn)
 
 
 class StoredSignIn:

@@ -2,6 +2,8 @@
 
     root.add_provider(mounted := MountedGroups())        # once
     mounted.mount("time", lambda: upstream.proxy)        # the group's first use
+
+The proxy holds no tools: calls go through `call_dynamic_tool`, never a mounted tool.
 """
 
 from groups.mounting.in_flight import HoldWhileInFlight

@@ -1,12 +1,22 @@
 """What dynamic-mcp keeps between runs, under `~/.dynamic-mcp`: one key-value store, private files.
 
-    store = LocalStore()                              # OAuth tokens, registrations, the catalog
-    write_private(path, text)                         # 0600 in a 0700 folder, atomically
+    store = default_store()             # this process's one store (a LocalStore unless chosen
+                                        # otherwise): OAuth tokens, registrations, the catalog
+    write_private(path, text)           # 0600 in a 0700 folder, atomically
+    write_atomically(path, text, mode)  # the one atomic writer: any file
+
+Whatever is kept goes through these, so one rule holds for every file: see each module.
 """
 
+from groups.storage.default import default_store
 from groups.storage.file_lock import FileLock
 from groups.storage.home import HOME_ENV_VAR, dynamic_mcp_home
-from groups.storage.private_files import NotPrivateError, read_private, write_private
+from groups.storage.private_files import (
+    NotPrivateError,
+    read_private,
+    write_atomically,
+    write_private,
+)
 from groups.storage.store import LocalStore, Scope
 
 __all__ = [
@@ -15,7 +25,9 @@ __all__ = [
     "LocalStore",
     "NotPrivateError",
     "Scope",
+    "default_store",
     "dynamic_mcp_home",
     "read_private",
+    "write_atomically",
     "write_private",
 ]

@@ -1,7 +1,6 @@
 """dynamic-mcp's own folder, `~/.dynamic-mcp`, and the files in it named after groups.
 
     group_file(oauth_token_dir(), "github", ".json")   # ~/.dynamic-mcp/oauth-servers/github.json
-    catalog_dir()                                      # ~/.dynamic-mcp/catalog (files by digest)
 
 Guarantees: `$DYNAMIC_MCP_HOME`, when set, replaces `~/.dynamic-mcp` (and HOME is read
 when asked, not at import); a file named after a group stays directly inside its folder,
@@ -13,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["HOME_ENV_VAR", "catalog_dir", "dynamic_mcp_home", "group_file", "oauth_token_dir"]
+__all__ = ["HOME_ENV_VAR", "dynamic_mcp_home", "group_file", "oauth_token_dir"]
 
 HOME_ENV_VAR = "DYNAMIC_MCP_HOME"
 
@@ -26,11 +25,6 @@ def dynamic_mcp_home() -> Path:
 def oauth_token_dir() -> Path:
     """Where OAuth tokens live between runs, as in the Rust dynamic-mcp."""
     return dynamic_mcp_home() / "oauth-servers"
-
-
-def catalog_dir() -> Path:
-    """Where each group's tool list is kept, so an expansion needs no upstream."""
-    return dynamic_mcp_home() / "catalog"
 
 
 def group_file(base: Path, group: str, suffix: str = "") -> Path:

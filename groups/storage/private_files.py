@@ -3,6 +3,7 @@
     text = read_private(path)                    # refused if group or others have any access
     text = read_private(path, narrow=True)       # ours: a wider mode is narrowed, not refused
     write_private(path, text)                    # atomic; 0600 in a 0700 folder it creates
+    write_atomically(path, text, 0o644)          # atomic, any mode: a file that is the user's
 
 Guarantees:
 - a private file is one whose mode gives group and others nothing (`mode & 0o077 == 0`);
@@ -10,7 +11,10 @@ Guarantees:
 - what dynamic-mcp writes is written atomically (a crash leaves the old file or the new,
   never half) as 0600 in a 0700 folder; a wider mode found on a file or folder it owns
   (`narrow=True`) is narrowed with a warning, and refused when it cannot be;
-- the mode is checked on the open file, so the file read is the file checked.
+- the mode is checked on the open file, so the file read is the file checked;
+- `write_atomically` is the one write-temp-fsync-rename in dynamic-mcp (the store, the
+  catalog through it, the importer's output): the temporary file is 0600 until it takes its
+  final mode, so a secret in it is never readable by others meanwhile.
 
 These functions block: call them from a worker thread on an event loop
 (`anyio.to_thread.run_sync`), as `groups.storage.store` does.
@@ -24,7 +28,14 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["FILE_MODE", "FOLDER_MODE", "NotPrivateError", "read_private", "write_private"]
+__all__ = [
+    "FILE_MODE",
+    "FOLDER_MODE",
+    "NotPrivateError",
+    "read_private",
+    "write_atomically",
+    "write_private",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +90,25 @@ def write_private(path: Path, text: str) -> None:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
     _narrow(folder, FOLDER_MODE)
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+    write_atomically(path, text)
+
+
+def write_atomically(path: Path, text: str, mode: int = FILE_MODE) -> None:
+    """Replace `path` with `text` in one rename, as a file of `mode`; its folder must exist.
+
+    A reader (or a crash) sees the old file or the new one, never half of one.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:  # mkstemp: mode 0600
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        if mode != FILE_MODE:
+            os.chmod(temporary, mode)  # only now: the text is never open to others unfinished
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

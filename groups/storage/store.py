@@ -6,8 +6,9 @@
         ...
 
 OAuth tokens and client registrations live here (through FastMCP's public
-`token_storage`), and the schema catalog can follow: it needs a scope of its own
-(`store.scope("catalog", name)`), nothing more.
+`token_storage`), and so does the schema catalog (`groups.catalog`: a scope per launch
+identity, `store.scope("catalog", identity)`). A process has one store, chosen in
+`groups.storage.default`.
 
 Keys: a collection is `<area>/<name>/<collection>`: the area says what is kept
 (`oauth-servers`), the name whose it is (the group), the collection is the caller's own
