@@ -1,7 +1,7 @@
 """OAuth for remote groups: FastMCP's OAuth client on our store, and the browser sign-in.
 
-    auth = GroupOAuth(url, server, oauth_tokens("github", redactor))   # shared by sessions
-    link = await SignIn("github", url, server, tokens).start()        # a person signs in
+auth = GroupOAuth(url, server, oauth_tokens("github", redactor))   # shared by sessions
+link = await SignIn("github", url, server, tokens).start()        # a person signs in
 """
 
 from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth, SignIn

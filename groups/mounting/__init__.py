@@ -1,7 +1,7 @@
 """A group's resources and prompts, served through the root by a proxy mounted on first use.
 
-    root.add_provider(mounted := MountedGroups())        # once
-    mounted.mount("time", lambda: upstream.proxy)        # the group's first use
+root.add_provider(mounted := MountedGroups())        # once
+mounted.mount("time", lambda: upstream.proxy)        # the group's first use
 """
 
 from groups.mounting.in_flight import HoldWhileInFlight

@@ -1,7 +1,7 @@
 """What dynamic-mcp keeps between runs, under `~/.dynamic-mcp`: one key-value store, private files.
 
-    store = LocalStore()                              # OAuth tokens, registrations, the catalog
-    write_private(path, text)                         # 0600 in a 0700 folder, atomically
+store = LocalStore()                              # OAuth tokens, registrations, the catalog
+write_private(path, text)                         # 0600 in a 0700 folder, atomically
 """
 
 from groups.storage.file_lock import FileLock

@@ -1,7 +1,7 @@
 """One upstream MCP server per group: its transport, its sessions, their health and callbacks.
 
-    upstream = Upstream("time", server_config, read_variables, redactor)
-    result = await upstream.call_tool("get_current_time", {"timezone": "UTC"}, caller)
+upstream = Upstream("time", server_config, read_variables, redactor)
+result = await upstream.call_tool("get_current_time", {"timezone": "UTC"}, caller)
 """
 
 from groups.upstream.callers import CallbackRoute, Caller, current_caller
