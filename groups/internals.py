@@ -4,8 +4,10 @@
     route_tool_requests(server, list_tools, call_tool)  # tools/list and tools/call, first hand
     serve_listen(server, ListenHandler(bus))            # subscriptions/listen (2026-07-28)
     await serve_streams(server, read_stream, write_stream)
+    guard_http_with(server, BearerToken(token))          # auth decided once the host is known
     request = await refresh_request(oauth)              # an OAuth refresh, sent when we choose
     refreshed = await take_refresh_response(oauth, response)
+    writer_protocol = pipe_write_protocol()             # asyncio's, for a write-only pipe
 
 Each function says why no public API does its job. `tests/test_internals.py` uses each one
 against the installed versions, so a release that renames what they reach for fails there,
@@ -14,6 +16,7 @@ loudly, before anything else; pyproject.toml pins fastmcp and mcp to the version
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +28,13 @@ from mcp.server.session import ServerSession
 if TYPE_CHECKING:
     import httpx2
     from fastmcp import FastMCP
+    from fastmcp.server.auth import AuthProvider
     from mcp.client.auth import OAuthClientProvider
 
 __all__ = [
     "connection_of",
+    "guard_http_with",
+    "pipe_write_protocol",
     "refresh_request",
     "route_tool_requests",
     "serve_listen",
@@ -122,3 +128,23 @@ async def take_refresh_response(oauth: OAuthClientProvider, response: httpx2.Res
     (carrying the refresh token over when the server did not rotate it); on refusal it
     forgets the current ones. Whether the refresh succeeded. Private in the SDK."""
     return await oauth._handle_refresh_response(response)
+
+
+def guard_http_with(server: FastMCP, auth: AuthProvider | None) -> None:
+    """Set who may connect over HTTP after the server was built.
+
+    `fastmcp run server.py --transport http --host H` builds the server before it says
+    which host it serves; whether a token is needed is known only then. FastMCP takes
+    `auth` in its constructor and reads the attribute when it builds the HTTP app.
+    """
+    server.auth = auth
+
+
+def pipe_write_protocol() -> type[asyncio.Protocol]:
+    """The protocol a `StreamWriter` over a write pipe needs (its `drain` waits on it).
+
+    asyncio's own `open_connection` uses `StreamReaderProtocol`, which also reads; for a
+    write-only pipe it uses `FlowControlMixin`, which asyncio does not document. It is the
+    smallest protocol `StreamWriter.drain` works with.
+    """
+    return asyncio.streams.FlowControlMixin

@@ -1,7 +1,8 @@
 """The two tools the client sees, answered first hand: `tools/list` and `tools/call`.
 
     meta = MetaTools(registry, notifier)
-    # in server.build_server, after declaring the two meta-tools with @server.tool:
+    result = await meta.get_dynamic_tools("time")    # what the decorated meta-tool returns
+    # after server.py declared the meta-tools with @server.tool, calling the methods above:
     meta.serve(server, get_dynamic_tools, call_dynamic_tool, search_dynamic_tools)
 
 Guarantees:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from groups.secrets import Redactor
     from groups.serving.notifier import Notifier
 
-__all__ = ["MetaTools", "error_result", "text_result"]
+__all__ = ["MetaToolFunction", "MetaTools", "error_result", "text_result"]
 
 GET_TOOLS = "get_dynamic_tools"
 CALL_TOOL = "call_dynamic_tool"
@@ -96,6 +97,28 @@ class MetaTools:
         self._functions = {GET_TOOLS: get_tools, CALL_TOOL: call_tool, SEARCH_TOOLS: search_tools}
         self._server = server
         route_tool_requests(server, self._list_tools, self._call_tool)
+
+    # ---- what each meta-tool does: server.py's decorated functions call these ---------
+
+    async def get_dynamic_tools(self, group: str) -> mcp_types.CallToolResult:
+        """The group's tools as compact JSON, or an isError result saying what went wrong."""
+        try:
+            return text_result(await self._registry.expand(group, current_caller.get()))
+        except DynamicMcpError as exc:
+            return error_result(exc, self._registry.redactor)
+
+    async def call_dynamic_tool(
+        self, group: str, name: str, args: dict[str, Any] | None
+    ) -> mcp_types.CallToolResult:
+        """The upstream's result unchanged, or an isError result saying what went wrong."""
+        try:
+            return await self._registry.call_tool(group, name, args or {}, current_caller.get())
+        except DynamicMcpError as exc:
+            return error_result(exc, self._registry.redactor)
+
+    async def search_dynamic_tools(self, query: str) -> mcp_types.CallToolResult:
+        """The best matches across every group whose tools are known."""
+        return text_result(await self._registry.search(query))
 
     def changed(self) -> None:
         """The groups or their state changed: the next tools/list is built anew."""

@@ -178,3 +178,39 @@ async def test_the_sdk_refresh_is_built_and_taken_as_groups_oauth_uses_it():
     assert kept.tokens is not None and kept.tokens.refresh_token == "r1", UPDATE
     assert refused is False, UPDATE
     assert provider.context.current_tokens is None, UPDATE  # a refused refresh forgets them
+
+
+async def test_guard_http_with_sets_the_auth_the_http_app_is_built_with():
+    from fastmcp.server.auth import AccessToken, TokenVerifier
+
+    class Only(TokenVerifier):
+        async def verify_token(self, token: str) -> AccessToken | None:
+            return AccessToken(token=token, client_id="c", scopes=[]) if token == "t" else None
+
+    server = FastMCP("probe")
+    internals.guard_http_with(server, Only())
+    app = server.http_app(transport="http")
+    transport = httpx2.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http,
+    ):
+        refused = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert refused.status_code == 401, UPDATE
+
+
+async def test_pipe_write_protocol_lets_a_stream_writer_drain_a_pipe():
+    import asyncio
+    import os
+
+    read_fd, write_fd = os.pipe()
+    loop = asyncio.get_running_loop()
+    with os.fdopen(read_fd, "rb", 0) as reading, os.fdopen(write_fd, "wb", 0) as writing:
+        transport, protocol = await loop.connect_write_pipe(
+            internals.pipe_write_protocol(), writing
+        )
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        writer.write(b"line\n")
+        await writer.drain()
+        assert reading.read(5) == b"line\n", UPDATE
+        transport.close()

@@ -104,7 +104,7 @@ def test_a_warning_and_a_crash_are_written_through_the_redaction():
     script = (
         "import warnings\n"
         "from groups.secrets import Redactor\n"
-        "from groups.serving.serve import configure_logging\n"
+        "from groups.serving.logs import configure_logging\n"
         "redactor = Redactor()\n"
         f"redactor.add({CRASH_SECRET!r})\n"
         "configure_logging('warning', redactor)\n"

@@ -20,8 +20,8 @@ from groups.config import interpolate
 from groups.errors import GroupUnavailableError
 from groups.registry import Registry
 from groups.secrets import Redactor, shown_args
+from groups.serving.logs import configure_logging
 from groups.serving.notifier import SEND_TIMEOUT, Notifier
-from groups.serving.serve import configure_logging
 from server import build_server
 
 SECRETS = {

@@ -56,7 +56,7 @@ def auth(
     from groups.auth.tokens import oauth_tokens
     from groups.config import HttpServer, SseServer, load_config, resolve_config_path
     from groups.secrets import Redactor
-    from groups.serving.serve import configure_logging
+    from groups.serving.logs import configure_logging
 
     redactor = Redactor()
     configure_logging("error", redactor)

@@ -4,6 +4,9 @@
         result = await own.client.call_tool_mcp("call_dynamic_tool", {"group": "time", ...})
         own.registry.upstream("time"), own.config.servers      # the groups behind it
 
+The server is the one server.py builds, meta-tools declared: server.py hands its builder
+over (`use_builder`) when it is imported, so this package never imports the script above it.
+
 Guarantees: a command sees what a model would, through the same meta-tools, filters, time
 limits and errors, over MCP (in memory); nothing watches the config; a remote group that
 wants a sign-in says to run `dynamic-mcp auth` rather than open a browser the command
@@ -15,19 +18,29 @@ which is often why it failed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fastmcp import Client
+    from fastmcp import Client, FastMCP
 
     from groups.config import Config
     from groups.registry import Registry
 
-__all__ = ["OwnServer", "own_server"]
+__all__ = ["OwnServer", "ServerBuilder", "own_server", "use_builder"]
+
+# server.py's `build_server`: the root server with its meta-tools declared.
+ServerBuilder = Callable[..., "FastMCP"]
+_builder: ServerBuilder | None = None
+
+
+def use_builder(build: ServerBuilder) -> None:
+    """Build the terminal commands' server with `build` (server.py's `build_server`)."""
+    global _builder
+    _builder = build
 
 
 @dataclass(frozen=True)
@@ -49,17 +62,16 @@ async def own_server(config_path: Path | None, *, catalog: bool = True) -> Async
     from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path
     from groups.registry import Registry
-    from groups.serving.serve import configure_logging
+    from groups.serving.logs import configure_logging
 
-    # The root server is built in server.py, as for serving; imported as the command runs.
-    from server import build_server
-
+    if _builder is None:
+        raise RuntimeError("server.py declares the meta-tools: import it before a command runs")
     registry = Registry(catalog=Catalog() if catalog else None, browser_sign_in=False)
     configure_logging("error", registry.redactor)
     # An upstream's stderr reached the terminal before it went through the redaction; keep it.
     logging.getLogger("groups.upstream.stderr").setLevel(logging.WARNING)
     path = resolve_config_path(config_path)
     config = load_config(path)
-    server = build_server(path, config=config, registry=registry, watch=False)
+    server = _builder(path, config=config, registry=registry, watch=False)
     async with Client(server) as client:
         yield OwnServer(client, registry, config)

@@ -1,25 +1,23 @@
-"""How clients reach dynamic-mcp: stdio or HTTP, who may connect, logs, list_changed.
+"""How clients reach dynamic-mcp: stdio pipes, HTTP access rules, logs, list_changed.
 
-    configure_logging("warning", registry.redactor)
-    anyio.run(serve_stdio, server, registry)
+    configure_logging("warning", registry.redactor)    # every log line through the redaction
+    token = http_token(host, token_file)               # None on loopback without a token
+
+Serving itself is the root server's (`groups.root.RootServer.run_stdio_async`, `run_http_async`).
 """
 
+from groups.serving.http_access import BearerToken, browser_guard, http_token, is_loopback
+from groups.serving.logs import configure_logging, quiet_fastmcp
 from groups.serving.notifier import Notifier
-from groups.serving.serve import (
-    LogLevel,
-    configure_logging,
-    for_fastmcp_run,
-    quiet_fastmcp,
-    serve_http,
-    serve_stdio,
-)
+from groups.serving.stdio_pipes import stdio_streams
 
 __all__ = [
-    "LogLevel",
+    "BearerToken",
     "Notifier",
+    "browser_guard",
     "configure_logging",
-    "for_fastmcp_run",
+    "http_token",
+    "is_loopback",
     "quiet_fastmcp",
-    "serve_http",
-    "serve_stdio",
+    "stdio_streams",
 ]

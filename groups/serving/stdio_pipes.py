@@ -28,6 +28,8 @@ from typing import Any
 
 from mcp.server.stdio import stdio_server
 
+from groups.internals import pipe_write_protocol
+
 __all__ = ["stdio_streams"]
 
 # One message per line; a tool call's arguments may be large, so allow large lines.
@@ -49,7 +51,7 @@ async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(wire_in, "rb", 0, closefd=False)
         )
         write_transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(wire_out, "wb", 0, closefd=False)
+            pipe_write_protocol(), os.fdopen(wire_out, "wb", 0, closefd=False)
         )
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
         try:

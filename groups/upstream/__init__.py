@@ -2,6 +2,8 @@
 
     upstream = Upstream("time", server_config, read_variables, redactor)
     result = await upstream.call_tool("get_current_time", {"timezone": "UTC"}, caller)
+
+The registry talks to `Upstream` alone; the other modules here are its parts.
 """
 
 from groups.upstream.callers import CallbackRoute, Caller, current_caller

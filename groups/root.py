@@ -1,0 +1,220 @@
+"""The root FastMCP server: the groups behind it, how it is served, and the rules for both.
+
+    root = RootServer(path)                    # nothing read or started until it serves
+    @root.tool(output_schema=None)             # server.py declares the meta-tools on it
+    async def get_dynamic_tools(group: str) -> CallToolResult: ...
+    root.serve_meta_tools(get_dynamic_tools, call_dynamic_tool, search_dynamic_tools)
+    await root.run_stdio_async()               # or run_http_async(host=…, port=…)
+
+Guarantees:
+- building it reads no file and starts nothing: the lifespan loads the config when the
+  server starts, and a group's upstream starts on the group's first use;
+- the lifespan owns the registry: when it ends, every upstream is closed (`Registry.aclose`),
+  and while it runs, edits of the config and of its `.env` are applied (`groups.reload`)
+  unless `watch` is off;
+- however it is started (`dynamic-mcp`, `fastmcp run server.py`, `fastmcp dev inspector`),
+  the same rules hold: over stdio our own pipes (`groups.serving.stdio_pipes`); over HTTP
+  a token off loopback and the Host/Origin guard (`groups.serving.http_access`); a log
+  level given to FastMCP sets the level of our redacting handler instead of installing
+  FastMCP's own; on SIGINT or SIGTERM every upstream is closed before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args
+
+import anyio
+from fastmcp import FastMCP
+from mcp.server.subscriptions import ListenHandler
+
+from groups import LogLevel, version
+from groups.catalog import Catalog
+from groups.config import Config, load_config, resolve_config_path
+from groups.internals import guard_http_with, serve_listen, serve_streams
+from groups.meta_tools import MetaToolFunction, MetaTools
+from groups.mounting import GroupTimeLimits, HoldWhileInFlight
+from groups.registry import Registry
+from groups.reload import ConfigReloader
+from groups.serving.logs import configure_logging
+from groups.serving.notifier import Notifier
+
+if TYPE_CHECKING:
+    from fastmcp.server.auth import AuthProvider
+
+__all__ = ["RootServer", "for_fastmcp_run"]
+
+logger = logging.getLogger("dynamic_mcp")
+
+STOP_WATCHING_TIMEOUT = 2.0  # the config watcher's thread notices its stop within this
+
+
+class RootServer(FastMCP):
+    """dynamic-mcp's root server: its groups (`registry`), their clients (`notifier`), and
+    the meta-tools answered first hand (`meta_tools`)."""
+
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        *,
+        config: Config | None = None,
+        registry: Registry | None = None,
+        notifier: Notifier | None = None,
+        auth: AuthProvider | None = None,
+        watch: bool = True,
+    ) -> None:
+        """Args:
+        config_path: the config (default: `resolve_config_path`, when the server starts).
+        config: the config already loaded from `config_path`, if it was.
+        registry, notifier: made here unless given (the command line makes the registry
+            first, so its redactor can be in logging from the start).
+        auth: who may connect over HTTP (`groups.serving.http_access.BearerToken`).
+        watch: apply edits of the config while serving (off for a terminal command).
+        """
+        self.config_path, self._config, self._watch = config_path, config, watch
+        self.registry = Registry(catalog=Catalog()) if registry is None else registry
+        self.notifier = Notifier() if notifier is None else notifier
+        self.notifier.on_leave = self.registry.release
+        self.meta_tools = MetaTools(self.registry, self.notifier)
+        self.registry.on_change = self._changed
+        super().__init__("dynamic-mcp", version=version(), lifespan=self._serving, auth=auth)
+        self.add_middleware(HoldWhileInFlight())  # outermost: holds across the time limits
+        self.add_middleware(GroupTimeLimits(self.registry))
+        self.add_provider(self.registry.mounted)
+        serve_listen(self, ListenHandler(self.notifier.bus))
+
+    def serve_meta_tools(
+        self, get_tools: MetaToolFunction, call_tool: MetaToolFunction, search: MetaToolFunction
+    ) -> None:
+        """Answer tools/list and tools/call with the meta-tools declared on this server."""
+        self.meta_tools.serve(self, get_tools, call_tool, search)
+
+    def _changed(self, *kinds: str) -> None:
+        if "tools" in kinds:
+            self.meta_tools.changed()
+        self.notifier.announce(*kinds)
+
+    @asynccontextmanager
+    async def _serving(self, server: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        """Load the config and serve its groups; at the end, close every upstream."""
+        registry, path = self.registry, self.config_path
+        if self._config is None:
+            path = resolve_config_path(path)
+        registry.configure(self._config or load_config(path), config_path=path)
+        self.meta_tools.changed()
+        reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
+        watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
+        try:
+            yield {"registry": registry, "reloader": reloader}
+        finally:
+            if reloader is not None and watching is not None:
+                reloader.stop()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait({watching}, timeout=STOP_WATCHING_TIMEOUT)
+            await self.notifier.aclose()
+            await registry.aclose()
+
+    # ---- serving: the same rules however it is started -------------------------------
+
+    async def run_stdio_async(
+        self, show_banner: bool = True, log_level: str | None = None, stateless: bool = False
+    ) -> None:
+        """Serve one client on this process's stdin and stdout, through our own pipes."""
+        from groups.serving.stdio_pipes import stdio_streams
+
+        self._own_log_level(log_level)
+
+        async def serve() -> None:
+            async with stdio_streams() as (read_stream, write_stream):
+                await serve_streams(self, read_stream, write_stream)
+
+        await self._until_signal(serve)
+
+    async def run_http_async(  # type: ignore[override]
+        self,
+        show_banner: bool = True,
+        transport: str = "http",
+        host: str | None = None,
+        *,
+        log_level: str | None = None,
+        uvicorn_config: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """Serve HTTP: a token needed off loopback, FastMCP's Host/Origin guard on.
+
+        Raises:
+            UnsafeServingError: `host` is not loopback and no token is configured.
+        """
+        import fastmcp
+
+        from groups.serving.http_access import BearerToken, browser_guard, http_token
+
+        host = host or fastmcp.settings.host
+        if self.auth is None:  # `fastmcp run --host H` decides the host only now
+            token = http_token(host, None)
+            guard_http_with(self, BearerToken(token) if token else None)
+        self._own_log_level(log_level)
+        # Without log_config None, uvicorn installs handlers that write around ours.
+        uvicorn_config = {**(uvicorn_config or {}), "log_config": None}
+        options |= browser_guard(host)
+        run = super().run_http_async
+        await self._until_signal(
+            lambda: run(
+                show_banner=show_banner,
+                transport=transport,  # type: ignore[arg-type]
+                host=host,
+                uvicorn_config=uvicorn_config,
+                **options,
+            )
+        )
+
+    def _own_log_level(self, log_level: str | None) -> None:
+        """A level given to FastMCP sets our redacting handler's: FastMCP's own handler on
+        "fastmcp" would write around the redaction."""
+        if log_level is not None and log_level.lower() in get_args(LogLevel):
+            configure_logging(log_level.lower(), self.registry.redactor)  # type: ignore[arg-type]
+
+    async def _until_signal(self, serve: Callable[[], Awaitable[Any]]) -> None:
+        """Run `serve` until it returns or SIGINT/SIGTERM arrives, closing every upstream.
+
+        Python's default SIGTERM ends the process without unwinding, which would leave stdio
+        upstreams running. On a signal we close the upstreams ourselves and then exit at
+        once, rather than wait for every part of the server to unwind.
+        """
+        async with anyio.create_task_group() as tasks:
+
+            async def exit_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for received in signals:
+                        name = signal.Signals(received).name
+                        logger.info("%s received, closing upstreams", name)
+                        await self.registry.aclose()
+                        logging.shutdown()
+                        os._exit(0)
+
+            async def run() -> None:
+                await serve()
+                tasks.cancel_scope.cancel()  # the client went away: stop watching signals
+
+            tasks.start_soon(exit_on_signal)
+            tasks.start_soon(run)
+
+
+def for_fastmcp_run(build: Callable[..., FastMCP]) -> FastMCP:
+    """The server `fastmcp run server.py` serves, logging like `dynamic-mcp` from the start.
+
+    Its level: $DYNAMIC_MCP_LOG_LEVEL, else warning, until `fastmcp run --log-level` sets it.
+    """
+    from groups.serving.logs import quiet_fastmcp
+
+    registry = Registry(catalog=Catalog())
+    level = os.environ.get("DYNAMIC_MCP_LOG_LEVEL", "warning").lower()
+    configure_logging(level if level in get_args(LogLevel) else "warning", registry.redactor)  # type: ignore[arg-type]
+    quiet_fastmcp()
+    return build(registry=registry)

@@ -1,0 +1,88 @@
+"""Logging for a proxy: one handler on stderr, through the redaction, for every logger.
+
+    configure_logging("warning", registry.redactor)   # once, before anything logs
+    quiet_fastmcp()                                   # once FastMCP is imported
+
+Guarantees:
+- every log line, ours, FastMCP's, the MCP SDK's, httpx's and uvicorn's, Python's warnings
+  and a crash's traceback, and each line a stdio upstream writes to its stderr
+  (`groups.upstream.stderr`), goes through one handler on stderr that hides secrets
+  (`groups.secrets`), under `dynamic-mcp` and `fastmcp run` alike (whose `--log-level`
+  sets that handler's level); stdout carries only protocol;
+- FastMCP's OpenTelemetry spans are off unless the user turns them on
+  (`FASTMCP_TELEMETRY_MODE`): with no exporter they only cost time on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from groups import LogLevel
+from groups.secrets import RedactingFormatter, Redactor
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["LOG_FORMAT", "configure_logging", "quiet_fastmcp"]
+
+logger = logging.getLogger("dynamic_mcp")
+
+LOG_FORMAT = "dynamic-mcp %(levelname)s %(name)s: %(message)s"
+# Loggers that set up handlers of their own; theirs would write around the redaction.
+_SELF_CONFIGURED = ("fastmcp", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def configure_logging(level: LogLevel, redactor: Redactor) -> None:
+    """All logs to stderr, through one handler that hides every known secret."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(redactor, LOG_FORMAT))
+    handler.addFilter(_expected_sign_in)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    _adopt_self_configured_loggers()
+    # Python writes a warning and a crash's traceback to stderr by itself, around the handler.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    """A crash's traceback, written through the redaction like every log line."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    logger.critical("stopped on an unexpected error", exc_info=(kind, error, traceback))
+
+
+def _expected_sign_in(record: logging.LogRecord) -> bool:
+    """Drop the MCP SDK's traceback for an OAuth flow stopped on purpose for a sign-in.
+
+    A session never waits for a person (`groups.auth.oauth`): the SDK logs that stop as an
+    error, with a traceback, though the group says plainly that it wants a sign-in.
+    """
+    from groups.upstream.failures import AuthorizationRequired, caused_by
+
+    error = record.exc_info[1] if record.exc_info else None
+    return not (error is not None and caused_by(error, AuthorizationRequired))
+
+
+def _adopt_self_configured_loggers() -> None:
+    for name in _SELF_CONFIGURED:
+        adopted = logging.getLogger(name)
+        adopted.handlers[:] = []
+        adopted.propagate = True
+        adopted.setLevel(logging.NOTSET)
+
+
+def quiet_fastmcp() -> None:
+    """FastMCP's defaults for a library, set for a proxy: no spans, logs through ours."""
+    import fastmcp
+
+    if "FASTMCP_TELEMETRY_MODE" not in os.environ:
+        fastmcp.settings.telemetry_mode = "off"
+    _adopt_self_configured_loggers()  # importing fastmcp installed its own handler
