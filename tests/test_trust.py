@@ -342,14 +342,13 @@ async def test_a_late_error_from_a_replaced_session_leaves_its_successor_alone(w
     server = build_server(write_config({"echo": stdio_entry()}), registry=registry)
     async with Client(server) as client:
         first = await call(client, "echo", "pid")
-        upstream = registry._use("echo")
-        old = await upstream.session()
+        old = await registry.upstream("echo").session()
         old_sdk_session = old.client.session  # held past the session's replacement
         os.kill(first.structured_content["result"], 9)
         crashed = await call(client, "echo", "pid")
         second = await call(client, "echo", "pid")
         # The dead session answers one more request, late: a real "Connection closed".
-        with pytest.raises(GroupUnavailableError), upstream._bounded(old, "Tool 'pid'", 5):
+        with pytest.raises(GroupUnavailableError), old.bounded("Tool 'pid'", 5):
             await old_sdk_session.send_ping()
         third = await call(client, "echo", "pid")
 
