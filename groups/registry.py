@@ -41,9 +41,8 @@ from groups.errors import UnknownGroupError
 from groups.mounting.mounted import MountedGroups
 from groups.search import rank
 from groups.secrets import Redactor
-from groups.upstream.callers import Caller
+from groups.upstream import STARTS_AT_ONCE, Caller, State, Upstream
 from groups.upstream.children import end_children_after
-from groups.upstream.upstream import STARTS_AT_ONCE, State, Upstream
 
 if TYPE_CHECKING:
     from mcp.server.connection import Connection

@@ -173,7 +173,7 @@ async def test_an_upstream_that_writes_junk_to_stdout_still_works(serve):
 
 
 async def test_a_silent_upstream_fails_after_the_connect_timeout(serve, monkeypatch):
-    monkeypatch.setattr("groups.upstream.upstream.CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr("groups.upstream.connect.CONNECT_TIMEOUT", 1.0)
     async with serve({"mute": misbehaving("slow-start", "30")}) as client:
         result = await expand(client, "mute")
     assert result.is_error

@@ -22,6 +22,7 @@ from groups.registry import Registry
 from groups.secrets import Redactor, shown_args
 from groups.serving.logs import configure_logging
 from groups.serving.notifier import SEND_TIMEOUT, Notifier
+from groups.upstream import Caller
 from server import build_server
 
 SECRETS = {
@@ -342,14 +343,13 @@ async def test_a_late_error_from_a_replaced_session_leaves_its_successor_alone(w
     server = build_server(write_config({"echo": stdio_entry()}), registry=registry)
     async with Client(server) as client:
         first = await call(client, "echo", "pid")
-        upstream = registry._use("echo")
-        old = await upstream.session()
+        old = await registry.upstream("echo").session()
         old_sdk_session = old.client.session  # held past the session's replacement
         os.kill(first.structured_content["result"], 9)
         crashed = await call(client, "echo", "pid")
         second = await call(client, "echo", "pid")
         # The dead session answers one more request, late: a real "Connection closed".
-        with pytest.raises(GroupUnavailableError), upstream._bounded(old, "Tool 'pid'", 5):
+        with pytest.raises(GroupUnavailableError), old.bounded("Tool 'pid'", 5):
             await old_sdk_session.send_ping()
         third = await call(client, "echo", "pid")
 
@@ -361,8 +361,14 @@ async def test_a_late_error_from_a_replaced_session_leaves_its_successor_alone(w
 class _NeverReads:
     """A client's outbound stream that takes nothing: a client that stopped reading."""
 
+    def __init__(self) -> None:
+        self.given_up = anyio.Event()  # the sender stopped waiting on it
+
     async def notify(self, method: str, params: Any, opts: Any = None) -> None:
-        await anyio.sleep_forever()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.given_up.set()
 
 
 class _Records:
@@ -379,11 +385,13 @@ async def test_a_client_that_stopped_reading_delays_no_other_client():
     notifier = Notifier()
     stuck, listening = _NeverReads(), _Records()
     for outbound in (stuck, listening):
-        notifier._clients[Connection.for_loop(outbound)] = None  # type: ignore[arg-type]
+        connection = Connection.for_loop(outbound)  # type: ignore[arg-type]
+        # What a tools/call tells the notifier; only the connection matters to it.
+        notifier.see(Caller(None, None, connection))  # type: ignore[arg-type]
+    assert len(notifier) == 2
 
     with anyio.fail_after(SEND_TIMEOUT / 2):
         notifier.announce("tools")  # returns at once: nothing waits on clients
         await listening.received.wait()
     with anyio.fail_after(SEND_TIMEOUT * 2):
-        while notifier._sending:  # noqa: ASYNC110 - the stuck send ends at its own limit
-            await anyio.sleep(0.05)
+        await stuck.given_up.wait()  # the stuck send ends at its own limit

@@ -86,15 +86,15 @@ async def _sign_in(
 ) -> None:
     from groups.auth.oauth import CALLBACK_TIMEOUT, SignIn
     from groups.auth.tokens import oauth_tokens, stored_sign_in
-    from groups.config import UnresolvedError
-    from groups.upstream.transport import uses_authorization_header
+    from groups.config import UnresolvedError, variables_for
+    from groups.upstream.transport import resolved_url, uses_authorization_header
 
     if uses_authorization_header(server):
         raise AuthCommandError(
             f"group {group!r} sends its own Authorization header: nothing to sign in to"
         )
     try:
-        url = _resolved_url(server, path, redactor)
+        url = resolved_url(server, variables_for(path), redactor)
     except UnresolvedError as exc:
         raise AuthCommandError(f"group {group!r}: {exc}") from None
     tokens = oauth_tokens(group, redactor)
@@ -113,9 +113,9 @@ async def _list(
     remote: dict[str, HttpServer | SseServer], path: Path | None, redactor: Redactor
 ) -> None:
     from groups.auth.tokens import oauth_tokens, stored_sign_in
-    from groups.config import UnresolvedError
+    from groups.config import UnresolvedError, variables_for
     from groups.secrets import shown_url
-    from groups.upstream.transport import uses_authorization_header
+    from groups.upstream.transport import resolved_url, uses_authorization_header
 
     if not remote:
         print("No remote (http/sse) groups in the config.")
@@ -125,7 +125,7 @@ async def _list(
             state = "sends its own Authorization header"
         else:
             try:
-                url: str | None = _resolved_url(server, path, redactor)
+                url: str | None = resolved_url(server, variables_for(path), redactor)
             except UnresolvedError:
                 url = None  # the group cannot connect anyway; show what the file holds
             stored = await stored_sign_in(oauth_tokens(name, redactor), url)
@@ -138,13 +138,6 @@ async def _list(
             else:
                 state = "not signed in"
         sys.stdout.write(f"{name}  {shown_url(server.url)}  {state}\n")
-
-
-def _resolved_url(server: HttpServer | SseServer, path: Path | None, redactor: Redactor) -> str:
-    """The group's URL with its `${VAR}`s put in, as its sessions connect to it."""
-    from groups.config import interpolate, variables_for
-
-    return interpolate(server.url, variables_for(path), redactor)
 
 
 def _validity(stored: StoredSignIn) -> str:

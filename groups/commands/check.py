@@ -97,7 +97,7 @@ async def _check_all(config: Path | None, progress: bool) -> tuple[list[GroupChe
     import anyio
 
     from groups.commands.terminal import own_server
-    from groups.upstream.upstream import STARTS_AT_ONCE
+    from groups.upstream import STARTS_AT_ONCE
 
     async with own_server(config) as own:
         registry = own.registry

@@ -1,7 +1,7 @@
 """Client requests that reach an upstream through a mounted proxy: each holds what it uses.
 
     server.add_middleware(HoldWhileInFlight())            # once, outermost, on the root
-    held = hold_until_request_ends(upstream._counted())   # in a proxy's client factory
+    held = hold_until_request_ends(in_flight.counted())    # in a proxy's client factory
 
 A group's proxy asks its client factory for a session at the start of every upstream
 request (resources, templates, prompts: lists, reads, gets) but tells no one when the

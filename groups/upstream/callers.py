@@ -60,6 +60,18 @@ class Caller:
             wants_progress="progress_token" in meta,
         )
 
+    @classmethod
+    def of_current_request(cls) -> Caller | None:
+        """The client request this task serves, as FastMCP's context has it; None outside one
+        (a direct library call)."""
+        from fastmcp.server.dependencies import get_context
+
+        try:
+            ctx = get_context()
+        except RuntimeError:
+            return None
+        return cls(ctx.session, ctx.request_id, connection_of(ctx.session))
+
     @property
     def key(self) -> Hashable | None:
         """Which upstream session serves this caller: None for the one shared session.

@@ -46,6 +46,7 @@ __all__ = [
     "OAuthFactory",
     "build_transport",
     "endpoint",
+    "resolved_url",
     "uses_authorization_header",
 ]
 
@@ -170,8 +171,7 @@ def _remote(
     log: HttpErrorLog,
     oauth: OAuthFactory | None,
 ) -> ClientTransport:
-    redactor.add_literal_url(server.url)
-    url = interpolate(server.url, variables, redactor)
+    url = resolved_url(server, variables, redactor)
     log.resolved = endpoint(url)
     for value in server.headers.values():
         redactor.add_literal_header(value)
@@ -182,6 +182,21 @@ def _remote(
     auth = oauth(url) if signs_in and oauth is not None else None
     kind = SSETransport if isinstance(server, SseServer) else StreamableHttpTransport
     return kind(url, headers=headers, auth=auth, httpx_client_factory=log.client_factory)
+
+
+def resolved_url(
+    server: HttpServer | SseServer, variables: Mapping[str, str], redactor: Redactor
+) -> str:
+    """The group's URL with its `${VAR}`s put in, as its sessions connect to it.
+
+    The URL as written goes to the `Redactor` first: its query values and password are
+    hidden wherever the resolved URL shows.
+
+    Raises:
+        UnresolvedError: a `${VAR}` is unset or a `${file:PATH}` unusable.
+    """
+    redactor.add_literal_url(server.url)
+    return interpolate(server.url, variables, redactor)
 
 
 def uses_authorization_header(server: HttpServer | SseServer) -> bool:

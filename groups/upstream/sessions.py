@@ -1,0 +1,195 @@
+"""One group's live upstream sessions, by caller, and the limits on each request sent on one.
+
+    sessions = Sessions("time", open_session=connect, admit=health_check)
+    session = await sessions.session(caller)         # the first request connects it
+    with session.bounded("Listing tools", 30.0):     # the group's own timeout
+        tools = await session.client.list_tools()
+    await close_all(sessions.take_all())             # bounded, even while being cancelled
+
+Guarantees:
+- concurrent first requests share one connection attempt (one lock around every
+  attempt); later requests reuse the session with no lock and no wait;
+- over stdio every request shares one session (key None); over HTTP each client gets
+  sessions of its own (`Caller.key`), so one client's sampling, elicitation and data never
+  reach another, closed when the client goes (registered with the client's connection
+  whatever it asked for), so no session outlives its client;
+- a session that died is marked lost by the request that saw it die, and replaced on the
+  next request; a late error from a session that was already replaced marks that session,
+  never its successor;
+- every request is bounded by the group's configured timeout; on expiry the upstream is
+  sent a cancellation (leaving the scope cancels the request, and the MCP client sends
+  `notifications/cancelled`) and the model gets an `UpstreamTimeoutError`;
+- a session whose OAuth tokens were refused mid-session is marked lost, so the next one
+  signs in anew (`RefusedMidSession`, turned into a sign-in by `Upstream`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+import mcp_types
+
+from groups.errors import GroupUnavailableError, UpstreamTimeoutError
+from groups.upstream.callers import CallbackRoute, Caller
+from groups.upstream.failures import is_connection_lost
+
+if TYPE_CHECKING:
+    from fastmcp import Client
+
+    from groups.auth.oauth import GroupOAuth
+    from groups.upstream.connect import HeldClient
+
+__all__ = ["RefusedMidSession", "Session", "SessionKey", "Sessions", "close_all"]
+
+logger = logging.getLogger(__name__)
+
+SessionKey = Hashable | None  # `Caller.key`: None is the session every stdio request shares
+
+
+@dataclass(eq=False)
+class Session:
+    """One live upstream session and where its callbacks go."""
+
+    group: str
+    held: HeldClient
+    route: CallbackRoute
+    lost: bool = False  # a request saw it end; the next request replaces it
+    auth: GroupOAuth | None = None  # a remote session's OAuth: it knows when a person is needed
+    tools: list[mcp_types.Tool] | None = None  # as listed on this session, once
+    tool_names: frozenset[str] = frozenset()
+    # Set once the group is closing: a request cut short then says why, not "went away".
+    closed_because: str | None = None
+
+    @property
+    def client(self) -> Client:
+        """The connected FastMCP client requests are sent with."""
+        return self.held.client
+
+    @contextmanager
+    def bounded(self, operation: str, timeout: float) -> Iterator[None]:
+        """A time limit on one request on this session that reports the group's own timeout.
+
+        Raises:
+            UpstreamTimeoutError: no answer within `timeout` seconds.
+            GroupUnavailableError: the session ended under the request.
+            RefusedMidSession: its OAuth tokens were refused, and a person is needed.
+        """
+        try:
+            with anyio.fail_after(timeout):
+                yield
+        except TimeoutError:
+            raise UpstreamTimeoutError(self.group, operation, timeout) from None
+        except Exception as exc:
+            if self.auth is not None and self.auth.needs_sign_in:
+                self.lost = True  # its tokens were refused: a new session signs in anew
+                raise RefusedMidSession(self.auth) from exc
+            if not is_connection_lost(exc):
+                raise
+            self.lost = True
+            what = operation.lower()
+            cause = f"the upstream went away during {what}; the next request reconnects"
+            if self.closed_because is not None:
+                cause = f"{self.closed_because} during {what}; call again"
+            raise GroupUnavailableError(self.group, cause) from exc
+
+    async def close(self) -> None:
+        """End the session and its process, bounded, even while being cancelled."""
+        await self.held.close()
+
+
+class RefusedMidSession(Exception):
+    """A session's tokens were refused, and its OAuth wants a person: sign in anew."""
+
+    def __init__(self, auth: GroupOAuth) -> None:
+        self.auth = auth
+
+
+class Sessions:
+    """The live sessions of one group, by the caller they serve (`SessionKey`)."""
+
+    def __init__(
+        self,
+        group: str,
+        open_session: Callable[[], Awaitable[Session]],
+        admit: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.group = group
+        self.lock = anyio.Lock()  # held around every connection attempt and state change
+        self.shared_used = False  # a request asked for the shared session (key None)
+        self._by_key: dict[SessionKey, Session] = {}
+        self._open = open_session  # one connection attempt
+        self._admit = admit  # raises when no attempt may be made now
+
+    def __repr__(self) -> str:
+        return f"Sessions({self.group!r}, {len(self._by_key)})"
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    async def session(self, caller: Caller | None) -> Session:
+        """The live session that serves `caller`, connecting first if there is none."""
+        key = caller.key if caller is not None else None
+        self.shared_used |= key is None
+        live = self.live(key)
+        if live is not None:
+            return live  # the path of every call but the first: no lock, no await
+        async with self.lock:
+            await self._admit()
+            live = self.live(key)
+            if live is None:
+                if key in self._by_key:
+                    logger.warning("group %s: the upstream session ended; reconnecting", self.group)
+                live = await self.reconnect(key)
+                if caller is not None and key is not None:
+                    # Its own session ends with the client, whatever it asked for: a
+                    # client that only reads resources is never seen by the notifier.
+                    caller.connection.exit_stack.push_async_callback(self.release, key)
+            return live
+
+    async def reconnect(self, key: SessionKey) -> Session:
+        """Replace the session of `key` by a new one (the caller holds `lock`)."""
+        old = self._by_key.pop(key, None)
+        if old is not None:
+            await old.close()
+        session = self._by_key[key] = await self._open()
+        return session
+
+    def live(self, key: SessionKey) -> Session | None:
+        """The session serving `key`, unless it has none or a request saw it end."""
+        session = self._by_key.get(key)
+        return session if session is not None and not session.lost else None
+
+    def pop(self, key: SessionKey) -> Session | None:
+        return self._by_key.pop(key, None)
+
+    async def release(self, key: SessionKey) -> None:
+        """Close the session that served one client, which has gone away."""
+        session = self._by_key.pop(key, None)
+        if session is not None:
+            await session.close()
+
+    def closing(self, because: str) -> None:
+        """The group is closing: a request cut short from now on says why."""
+        for session in self._by_key.values():
+            session.closed_because = because
+
+    def take_all(self) -> list[Session]:
+        """Every session, removed from the table to be closed (the caller holds `lock`)."""
+        sessions, self._by_key = list(self._by_key.values()), {}
+        return sessions
+
+    def listed_tools(self) -> list[mcp_types.Tool] | None:
+        """The tools a live session has listed, if any has."""
+        return next((s.tools for s in self._by_key.values() if s.tools is not None), None)
+
+
+async def close_all(sessions: list[Session]) -> None:
+    """Close sessions side by side; each is bounded on its own."""
+    async with anyio.create_task_group() as closing:
+        for session in sessions:
+            closing.start_soon(session.close)
