@@ -23,10 +23,10 @@ closed once its requests in flight are done.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,11 +35,12 @@ import anyio
 import mcp_types
 
 from groups.catalog import Catalog
+from groups.changes import Changes, compare
 from groups.config import Config, ServerConfig, Settings, StdioServer, variables_for
 from groups.config.identity import launch_identity
 from groups.errors import UnknownGroupError
 from groups.mounting.mounted import MountedGroups
-from groups.search import rank
+from groups.search import search_text
 from groups.secrets import Redactor
 from groups.upstream import STARTS_AT_ONCE, Caller, State, Upstream
 from groups.upstream.children import end_children_after
@@ -47,7 +48,7 @@ from groups.upstream.children import end_children_after
 if TYPE_CHECKING:
     from mcp.server.connection import Connection
 
-__all__ = ["ChangeListener", "Changes", "Registry", "compact_tools"]
+__all__ = ["ChangeListener", "Registry", "compact_tools"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,35 +61,6 @@ SHUTDOWN_TIMEOUT = 5.0  # all groups close in parallel; a stuck one must not hol
 SHUTDOWN_GRACE = 1.0
 IDLE_CHECK_INTERVAL = 1.0  # how often unused stdio upstreams are looked for
 SEARCH_RESULTS = 10  # matches search_dynamic_tools returns at most
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What a reload changed, by group name."""
-
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()  # closed, and started anew on next use
-    described: tuple[str, ...] = ()  # a new description only: the upstream stays
-    unmounted: bool = False  # a mounted group went: its resources and prompts with it
-    settings: tuple[str, ...] = ()  # dynamic-mcp's own settings with a new value
-    # New filters, timeouts, idle time or feature switches: the upstream stays.
-    retuned: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        changed = self.added or self.removed or self.changed or self.described or self.retuned
-        return bool(changed or self.settings)
-
-    def __str__(self) -> str:
-        parts = [
-            *(f"+ {name}" for name in self.added),
-            *(f"- {name}" for name in self.removed),
-            *(f"~ {name}" for name in self.changed),
-            *(f"~ {name} (description)" for name in self.described),
-            *(f"~ {name} (settings)" for name in self.retuned),
-            *(f"settings.{name}" for name in self.settings),
-        ]
-        return ", ".join(parts) or "nothing changed"
 
 
 class Registry:
@@ -143,28 +115,15 @@ class Registry:
         idle time or feature switches alone are new keeps them too, and uses the new ones.
         """
         variables = variables_for(self._config_path)
-        settings = [
-            name
-            for name in Settings.model_fields
-            if getattr(config.settings, name) != getattr(self.settings, name)
-        ]
-        self.settings = config.settings
         servers = config.enabled()
         identities = {name: launch_identity(server, variables) for name, server in servers.items()}
-        removed = [name for name in self._upstreams if name not in servers]
-        changed = [
-            name
-            for name in self._upstreams
-            if name in servers and identities[name] != self._identities[name]
-        ]
-        added = [name for name in servers if name not in self._upstreams]
-        kept = {n: s for n, s in servers.items() if n in self._upstreams and n not in changed}
-        applied = {name: self._upstreams[name].config for name in kept}
-        described = [n for n, s in kept.items() if s.description != applied[n].description]
-        retuned = [n for n, s in kept.items() if _settings(s) != _settings(applied[n])]
+        applied = {name: (self._identities[name], u.config) for name, u in self._upstreams.items()}
+        diff = compare(applied, identities, servers, self.settings, config.settings)
+        self.settings = config.settings
+        kept = {n: s for n, s in servers.items() if n in self._upstreams and n not in diff.changed}
         relisted = self._apply_in_place(kept)
         unmounted = False
-        for name in (*removed, *changed):
+        for name in (*diff.removed, *diff.changed):
             unmounted |= self.mounted.unmount(name)
             self._retire(self._upstreams.pop(name))
         self._identities = identities
@@ -177,15 +136,7 @@ class Registry:
             upstream.idle_timeout = self._idle_timeout(servers[name])
         self._upstreams = upstreams  # in the new config's order
         self._watch_idle()
-        changes = Changes(
-            tuple(added),
-            tuple(removed),
-            tuple(changed),
-            tuple(described),
-            unmounted,
-            tuple(settings),
-            tuple(retuned),
-        )
+        changes = dataclasses.replace(diff, unmounted=unmounted)
         if changes and self.on_change is not None:
             lists = ("resources", "prompts") if unmounted or relisted else ()
             self.on_change("tools", *lists)
@@ -254,24 +205,8 @@ class Registry:
     async def search(self, query: str) -> str:
         """The tools that best match `query` across every group, as compact JSON, and which
         groups could not be searched (their tools are not known yet)."""
-        candidates = []
-        unknown = []
-        for name, upstream in self._upstreams.items():
-            tools = await upstream.known_tools()
-            if tools is None:
-                unknown.append(name)
-            candidates += [(name, tool) for tool in tools or ()]
-        hits = [
-            {"group": hit.group, "name": hit.tool.name, "description": hit.tool.description or ""}
-            for hit in rank(query, candidates, limit=SEARCH_RESULTS)
-        ]
-        text = json.dumps(hits, separators=(",", ":"), ensure_ascii=False)
-        if unknown:
-            text += (
-                f"\nNot searched, their tools are not known yet (expand them with "
-                f"get_dynamic_tools): {', '.join(unknown)}"
-            )
-        return text
+        known = {name: await upstream.known_tools() for name, upstream in self._upstreams.items()}
+        return search_text(query, known, limit=SEARCH_RESULTS)
 
     async def release(self, connection: Connection) -> None:
         """A client left: close the upstream sessions that served it alone."""
@@ -378,11 +313,6 @@ class Registry:
             if changed and self.on_change is not None:
                 self.on_change(*changed)
         return upstream
-
-
-def _settings(server: ServerConfig) -> ServerConfig:
-    """The entry but its description: what else a reload applies in place."""
-    return server.model_copy(update={"description": ""})
 
 
 def compact_tools(tools: list[mcp_types.Tool]) -> str:

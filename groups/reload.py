@@ -31,7 +31,8 @@ from groups.config import load_config
 from groups.errors import ConfigError
 
 if TYPE_CHECKING:
-    from groups.registry import Changes, Registry
+    from groups.changes import Changes
+    from groups.registry import Registry
 
 __all__ = ["BURST_MS", "QUIET_MS", "ConfigReloader"]
 

@@ -2,6 +2,7 @@
 
     hits = rank("create an issue", [("github", tool), ("linear", tool2)], limit=10)
     hits[0]          # Hit(group="github", tool=Tool(name="create_issue", ...), score=7.0)
+    text = search_text("create an issue", {"github": tools, "linear": None}, limit=10)
 
 Words are compared lowercased, names split at `_`, `-`, `.` and case changes
 (`createIssue` is `create issue`). A query word counts most in a tool's name, less as part
@@ -11,13 +12,14 @@ of a name word, least in its description; a word's plural or other ending still 
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import mcp_types
 
-__all__ = ["Hit", "rank", "words"]
+__all__ = ["Hit", "rank", "search_text", "words"]
 
 NAME_WORD = 3.0  # a query word that is a word of the tool's name
 NAME_PART = 2.0  # …that begins a word of the name, or a name word that begins it
@@ -69,3 +71,21 @@ def _related(a: str, b: str) -> bool:
     """Whether one word begins the other, both long enough to mean it (issue, issues)."""
     shorter, longer = sorted((a, b), key=len)
     return len(shorter) >= 3 and longer.startswith(shorter)
+
+
+def search_text(query: str, known: Mapping[str, list[mcp_types.Tool] | None], *, limit: int) -> str:
+    """What `search_dynamic_tools` answers: the best `limit` matches as compact JSON, and
+    the groups whose tools are not known yet (None in `known`), which were not searched."""
+    candidates = [(group, tool) for group, tools in known.items() for tool in tools or ()]
+    hits = [
+        {"group": hit.group, "name": hit.tool.name, "description": hit.tool.description or ""}
+        for hit in rank(query, candidates, limit=limit)
+    ]
+    text = json.dumps(hits, separators=(",", ":"), ensure_ascii=False)
+    unknown = [group for group, tools in known.items() if tools is None]
+    if unknown:
+        text += (
+            "\nNot searched, their tools are not known yet (expand them with "
+            f"get_dynamic_tools): {', '.join(unknown)}"
+        )
+    return text
