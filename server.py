@@ -152,7 +152,7 @@ def serve(
     import anyio
 
     from groups.catalog import Catalog
-    from groups.config import load_config, resolve_config_path
+    from groups.config import load_config, resolve_config_path, use_configured_store
     from groups.registry import Registry
     from groups.serving import BearerToken, configure_logging, http_token, quiet_fastmcp
 
@@ -160,6 +160,7 @@ def serve(
     configure_logging(log_level, registry.redactor)
     path = resolve_config_path(config)
     loaded = load_config(path)
+    use_configured_store(loaded, path, registry.redactor)  # before anything can use it
     token = http_token(host, token_file) if transport == "http" else None
     quiet_fastmcp()
     auth = BearerToken(token) if token else None

@@ -10,8 +10,9 @@ Guarantees:
   directory when a path is relative. Two configs that start different programs under one
   group name never see each other's tools; editing a group's filters, timeouts or idle
   setting keeps its entry; an entry for another identity is never used;
-- entries live in the store OAuth uses (`groups.storage.default_store` unless given one),
-  each identity its own scope, `catalog/<identity>`: locally one file per identity,
+- entries live in the store OAuth uses (`groups.storage.default_store` unless given one,
+  taken at first use: it is chosen at start-up), each identity its own scope,
+  `catalog/<identity>` (in a gateway's Redis, unencrypted: no secret); locally a file per identity,
   `~/.dynamic-mcp/catalog/<identity>.json`, named by the digest alone, so no two entries
   differ only in letter case and none share a file on macOS or Windows. The store writes
   it as every private file (0600 in a 0700 folder, atomically, locked across processes,
@@ -21,7 +22,8 @@ Guarantees:
   request makes no store round trip after the first, and an unchanged listing writes
   nothing;
 - nothing secret in an entry: tool schemas only, under a digest;
-- an entry that cannot be read or parsed is as good as none: the upstream is asked instead,
+- an entry that cannot be read or parsed, or a store that does not answer, is as good as
+  no entry: the upstream is asked instead,
   and its listing replaces the damaged entry. Files of older versions (`<group>.json`, or a
   digest's file holding a bare `{"tools": [...]}`) are never read as entries; the second
   kind is replaced by the next write, the first is left where it is. Entries carry no time
@@ -36,9 +38,9 @@ from typing import Any
 
 import mcp_types
 
-from groups.errors import UnsafeTokenFileError
+from groups.errors import StoreUnavailableError, UnsafeTokenFileError
 from groups.storage.default import default_store
-from groups.storage.store import LocalStore, Scope
+from groups.storage.store import Scope, Store
 
 __all__ = ["CATALOG_AREA", "Catalog"]
 
@@ -60,9 +62,13 @@ class _Entry:
 class Catalog:
     """The tool lists of upstreams, by launch identity."""
 
-    def __init__(self, store: LocalStore | None = None) -> None:
-        self.store = store or default_store()
+    def __init__(self, store: Store | None = None) -> None:
+        self._store = store  # None: the process's one store, chosen at start-up, after this
         self._kept: dict[str, _Entry] = {}  # read or written by this process
+
+    @property
+    def store(self) -> Store:
+        return self._store or default_store()
 
     def __repr__(self) -> str:
         return f"Catalog({self.store!r})"
@@ -86,7 +92,8 @@ class Catalog:
             except UnsafeTokenFileError:  # a damaged entry: as good as none, so replaced
                 await scope.remove()
                 await scope.put(_KEY, {"tools": listed}, collection=_COLLECTION)
-        except (OSError, UnsafeTokenFileError) as exc:  # costs the next start a wait, no more
+        # Costs the next start a wait, no more: the expansion itself needs no store.
+        except (OSError, UnsafeTokenFileError, StoreUnavailableError) as exc:
             logger.warning("could not keep the catalog entry %s: %s", scope, exc)
         return before is not None
 
@@ -110,6 +117,9 @@ class Catalog:
                 return None
             listed = value["tools"]
             return _Entry(listed, [mcp_types.Tool.model_validate(tool) for tool in listed])
+        except StoreUnavailableError as exc:  # the upstream answers instead, as without entry
+            logger.warning("asking the upstream, not the catalog: %s", exc)
+            return None
         except (OSError, UnsafeTokenFileError, ValueError, KeyError, TypeError) as exc:
             logger.info("ignoring the catalog entry %s: %s", scope, exc)
             return None

@@ -11,6 +11,8 @@
     ├── GroupUnavailableError       an upstream could not be started, reached or initialized
     ├── SignInNeededError           a remote upstream wants a person to sign in (OAuth)
     ├── UnsafeTokenFileError        a stored OAuth token file is open to others, or unreadable
+    ├── StoreSettingError           the shared store is asked for without a key, or not Redis
+    ├── StoreUnavailableError       the shared store (Redis) did not answer in time
     ├── AuthCommandError            `dynamic-mcp auth` was asked for what it cannot do
     ├── CommandArgumentError        a terminal command's argument is malformed (`call --args`)
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
@@ -52,6 +54,8 @@ __all__ = [
     "OutputExistsError",
     "OutputWriteError",
     "SignInNeededError",
+    "StoreSettingError",
+    "StoreUnavailableError",
     "ToolHiddenError",
     "UnknownGroupError",
     "UnknownImporterError",
@@ -239,6 +243,19 @@ class UnsafeTokenFileError(DynamicMcpError):
         self.path = path
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class StoreSettingError(DynamicMcpError):
+    """`DYNAMIC_MCP_STORE` or `settings.store` cannot be used as written (no key, not Redis)."""
+
+
+class StoreUnavailableError(DynamicMcpError):
+    """The shared store did not answer: what needed it is refused; it is asked again next time."""
+
+    def __init__(self, store: str, cause: str) -> None:
+        self.store = store  # its URL as shown: no password
+        self.cause = cause
+        super().__init__(f"the store {store} is unavailable, asked again when next needed: {cause}")
 
 
 class AuthCommandError(DynamicMcpError):

@@ -36,7 +36,7 @@ from mcp.server.subscriptions import ListenHandler
 
 from groups import LogLevel, version
 from groups.catalog import Catalog
-from groups.config import Config, load_config, resolve_config_path
+from groups.config import Config, load_config, resolve_config_path, use_configured_store
 from groups.internals import guard_http_with, serve_listen, serve_streams
 from groups.meta_tools import MetaToolFunction, MetaTools
 from groups.mounting import GroupTimeLimits, HoldWhileInFlight
@@ -106,7 +106,9 @@ class RootServer(FastMCP):
         registry, path = self.registry, self.config_path
         if self._config is None:
             path = resolve_config_path(path)
-        registry.configure(self._config or load_config(path), config_path=path)
+        config = self._config or load_config(path)
+        use_configured_store(config, path, registry.redactor)  # chosen before anything uses it
+        registry.configure(config, config_path=path)
         self.meta_tools.changed()
         reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
         watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None

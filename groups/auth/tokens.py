@@ -5,7 +5,8 @@
 
 FastMCP's `OAuth(token_storage=tokens)` keys its entries by endpoint URL inside the
 group's scope (`mcp-oauth-token`: `<url>/tokens`, and so on); a gateway would add the user
-in front of the group (see `groups.storage.store`).
+in front of the group (see `groups.storage.store`). In a gateway's shared store the scope's
+values are encrypted with the operator's key (`groups.storage.shared`).
 
 Guarantees: every token and client secret read or written through the scope is known to
 the `Redactor` first; a file of the older format (one `server` per group file) is carried
@@ -25,7 +26,7 @@ from fastmcp.client.auth.oauth import TokenStorageAdapter
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from groups.storage.default import default_store
-from groups.storage.store import LocalStore, Scope
+from groups.storage.store import Scope, Store
 from groups.upstream.transport import endpoint
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ TOKEN_AREA = "oauth-servers"  # ~/.dynamic-mcp/oauth-servers/<group>.json, as do
 _SECRET_FIELDS = ("access_token", "refresh_token", "client_secret")
 
 
-def oauth_tokens(group: str, redactor: Redactor, store: LocalStore | None = None) -> Scope:
+def oauth_tokens(group: str, redactor: Redactor, store: Store | None = None) -> Scope:
     """`group`'s part of the store (the process's one store unless given another): every
     endpoint's tokens and registration, apart."""
 

@@ -54,14 +54,22 @@ def auth(
     import anyio
 
     from groups.auth.tokens import oauth_tokens
-    from groups.config import HttpServer, SseServer, load_config, resolve_config_path
+    from groups.config import (
+        HttpServer,
+        SseServer,
+        load_config,
+        resolve_config_path,
+        use_configured_store,
+    )
     from groups.secrets import Redactor
     from groups.serving.logs import configure_logging
 
     redactor = Redactor()
     configure_logging("error", redactor)
     path = resolve_config_path(config)
-    servers = load_config(path).servers
+    loaded = load_config(path)
+    use_configured_store(loaded, path, redactor)
+    servers = loaded.servers
     remote = {n: s for n, s in servers.items() if isinstance(s, HttpServer | SseServer)}
     if list_:
         anyio.run(_list, remote, path, redactor)
@@ -75,7 +83,7 @@ def auth(
         raise AuthCommandError(f"group {group!r} {kind} (remote groups: {names})")
     if logout:
         tokens = oauth_tokens(group, redactor)
-        gone = f"removed {tokens.path}" if anyio.run(tokens.remove) else "it held no token"
+        gone = f"removed {tokens.where}" if anyio.run(tokens.remove) else "it held no token"
         print(f"Signed out of {group}: {gone}.")
         return
     anyio.run(_sign_in, group, server, path, redactor)
@@ -106,7 +114,7 @@ async def _sign_in(
     if not await sign_in.wait():
         raise AuthCommandError(f"the sign-in to {group} did not finish: {sign_in.error}")
     stored = await stored_sign_in(tokens, url)
-    print(f"Signed in to {group}: {_validity(stored)}; kept in {tokens.path}.")
+    print(f"Signed in to {group}: {_validity(stored)}; kept in {tokens.where}.")
 
 
 async def _list(

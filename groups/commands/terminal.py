@@ -60,7 +60,7 @@ async def own_server(config_path: Path | None, *, catalog: bool = True) -> Async
     from fastmcp import Client
 
     from groups.catalog import Catalog
-    from groups.config import load_config, resolve_config_path
+    from groups.config import load_config, resolve_config_path, use_configured_store
     from groups.registry import Registry
     from groups.serving.logs import configure_logging
 
@@ -72,6 +72,7 @@ async def own_server(config_path: Path | None, *, catalog: bool = True) -> Async
     logging.getLogger("groups.upstream.stderr").setLevel(logging.WARNING)
     path = resolve_config_path(config_path)
     config = load_config(path)
+    use_configured_store(config, path, registry.redactor)  # a bad setting: one line, not a trace
     server = _builder(path, config=config, registry=registry, watch=False)
     async with Client(server) as client:
         yield OwnServer(client, registry, config)

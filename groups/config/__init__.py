@@ -21,6 +21,7 @@ from groups.config.model import (
     parse_duration,
     plain_group_name,
 )
+from groups.config.shared_store import use_configured_store
 from groups.config.variables import (
     SecretFileError,
     UnresolvedError,
@@ -57,5 +58,6 @@ __all__ = [
     "read_secret_file",
     "referenced_values",
     "resolve_config_path",
+    "use_configured_store",
     "variables_for",
 ]

@@ -225,6 +225,10 @@ class Settings(_Strict):
     catalog: bool = True  # answer expansions from ~/.dynamic-mcp/catalog when it knows the group
     idle_timeout: Duration | None = None  # for stdio groups that set none of their own
     search: bool = False  # offer search_dynamic_tools, a third tool
+    # A team gateway's shared store (redis://host:port/db) and the key that encrypts its
+    # tokens; `${VAR}`/`${file:PATH}` work, and $DYNAMIC_MCP_STORE(_KEY) win over both.
+    store: str | None = None
+    store_key: str | None = None
 
 
 class Config(_Strict):

@@ -14,7 +14,7 @@ Keys: a collection is `<area>/<name>/<collection>`: the area says what is kept
 (`oauth-servers`), the name whose it is (the group), the collection is the caller's own
 (FastMCP's `mcp-oauth-token`, keyed by endpoint URL). A shared store (Redis for the team
 gateway) takes the same collections with the user in front, `users/<user>/<area>/...`,
-through the same `Scope`; locally there is one implicit user and no prefix.
+through the same `Scope`; so far, locally and in Redis, one implicit user, no prefix.
 
 Guarantees of `LocalStore`:
 - each `<area>/<name>` is one file, `~/.dynamic-mcp/<area>/<name>.json`, one object per
@@ -36,7 +36,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, Protocol, SupportsFloat
 
 import anyio
 import anyio.to_thread
@@ -46,10 +46,30 @@ from groups.storage.file_lock import FileLock
 from groups.storage.home import dynamic_mcp_home, group_file
 from groups.storage.private_files import NotPrivateError, read_private, write_private
 
-__all__ = ["LocalStore", "Scope"]
+if TYPE_CHECKING:  # importing py-key-value costs every command 0.3 s: only the checker
+    from key_value.aio.protocols.key_value import AsyncKeyValue as _KeyValue
+else:
+
+    class _KeyValue(Protocol): ...
+
+
+__all__ = ["LocalStore", "Scope", "Store"]
 
 Entry = dict[str, Any]  # {"value": {...}, "expires_at": epoch seconds (absent: never)}
 OnValue = Callable[[str, Mapping[str, Any]], None]  # (collection, value) read or written
+
+
+class Store(_KeyValue, Protocol):
+    """What a `Scope` needs of a store: `LocalStore`, or the gateway's `SharedStore`."""
+
+    def scope(self, area: str, name: str, on_value: OnValue | None = None) -> Scope: ...
+    def where(self, prefix: str) -> str: ...  # shown to the user: a file, or a URL
+    def locked(self, prefix: str) -> Any: ...  # an async context: `prefix` against other writers
+    async def remove(self, prefix: str) -> bool: ...
+    async def foreign(self, prefix: str, *, take: bool = False) -> dict[str, Any]: ...
+    async def keys(
+        self, collection: str | None = None, *, limit: int | None = None
+    ) -> list[str]: ...
 
 
 class LocalStore:
@@ -73,6 +93,9 @@ class LocalStore:
     def path(self, area: str, name: str) -> Path:
         """The file that holds `area/name`."""
         return group_file(self.home / area, name, ".json")
+
+    def where(self, prefix: str) -> str:
+        return str(self._file(prefix))
 
     @asynccontextmanager
     async def locked(self, prefix: str) -> AsyncIterator[None]:
@@ -227,7 +250,7 @@ class Scope:
     Implements `AsyncKeyValue`, so FastMCP's `OAuth(token_storage=...)` takes it as is.
     """
 
-    def __init__(self, store: LocalStore, prefix: str, on_value: OnValue | None = None) -> None:
+    def __init__(self, store: Store, prefix: str, on_value: OnValue | None = None) -> None:
         self.store = store
         self.prefix = prefix
         self._on_value = on_value
@@ -236,9 +259,9 @@ class Scope:
         return f"Scope({self.prefix!r})"
 
     @property
-    def path(self) -> Path:
-        """Where the local store keeps this scope (shown to the user by `auth`)."""
-        return self.store._file(self.prefix)
+    def where(self) -> str:
+        """Where the store keeps this scope, as `auth` shows it: a file, or a URL."""
+        return self.store.where(self.prefix)
 
     def locked(self) -> Any:
         """An async context that holds this scope against every other writer."""

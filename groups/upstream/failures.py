@@ -16,6 +16,8 @@ import httpx2
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
+from groups.errors import StoreUnavailableError
+
 __all__ = ["AuthorizationRequired", "Failure", "caused_by", "classify", "is_connection_lost"]
 
 # HTTP answers that no retry will change: fix the URL or the credentials.
@@ -55,6 +57,8 @@ def classify(
         return Failure(reason, permanent=status in PERMANENT_HTTP_STATUSES)
     for cause in _chain(exc):
         shown = repr(command or getattr(cause, "filename", None))
+        if isinstance(cause, StoreUnavailableError):  # tokens are in the store: no connect
+            return Failure(str(cause), permanent=False)
         if isinstance(cause, FileNotFoundError):
             return Failure(f"command not found: {shown}", permanent=True)
         if isinstance(cause, PermissionError):

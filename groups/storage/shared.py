@@ -1,0 +1,220 @@
+"""The team gateway's store: Redis, through py-key-value, secrets encrypted with the operator's key.
+
+    store = SharedStore("redis://redis.internal:6379/0", key)  # chosen in groups.storage.default
+    tokens = store.scope("oauth-servers", "github")             # the same `Scope` as locally
+    async with tokens.locked():                                 # a Redis lock, across replicas
+        ...
+
+Keys: a scope's collection `<area>/<name>/<collection>` (as `LocalStore`'s) is the Redis key
+`dynamic-mcp__<area>/<name>/<collection>::<key>` (py-key-value's `RedisStore` under its
+`PrefixCollectionsWrapper`), so dynamic-mcp shares a database with anything else and a
+gateway's user can go in front of the area later (`users/<user>/oauth-servers/...`) without
+meeting a key of today's.
+
+Guarantees:
+- values under `SECRET_AREAS` (OAuth tokens, client registrations and their secrets) are
+  encrypted at rest with Fernet (py-key-value's `FernetEncryptionWrapper`), its key derived
+  from the operator's `store_key`; the catalog holds tool schemas only and is plain JSON, so
+  an operator can read it;
+- each value is one Redis `SET`: a failure writes all of it or nothing;
+- a Redis that is down or slow fails the operation, within `STORE_TIMEOUT` per try and
+  `STORE_RETRIES` tries, as `StoreUnavailableError`, naming the store by its URL without
+  password (a value written with another key is a `StoreSettingError`); the client's pool
+  connects again at the next operation, so service resumes by itself once Redis answers;
+- nothing here caches: the in-process caches sit above it, where they know what may be
+  stale (`groups.catalog` keeps what it read or wrote; a group's `GroupOAuth` signs requests
+  with the tokens it holds and reads the store only to catch up, under the lock, where a
+  cached token could be a rotated refresh token spent twice);
+- the key and the URL's password appear in no message and no log line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, SupportsFloat, TypeVar
+
+from key_value.aio.errors import DecryptionError
+from key_value.aio.stores.redis import RedisStore
+from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
+from key_value.aio.wrappers.prefix_collections import PrefixCollectionsWrapper
+from key_value.aio.wrappers.routing import RoutingWrapper
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from groups.errors import StoreSettingError, StoreUnavailableError
+from groups.secrets import shown_url
+from groups.storage.store import OnValue, Scope
+
+__all__ = ["LOCK_TIMEOUT", "SECRET_AREAS", "STORE_RETRIES", "STORE_TIMEOUT", "SharedStore"]
+
+SECRET_AREAS = frozenset({"oauth-servers"})  # what is encrypted: tokens and registrations
+NAMESPACE = "dynamic-mcp"  # in front of every key, so a database can be shared
+STORE_TIMEOUT = 2.0  # seconds per try to connect, send or read: a slow Redis is a down one
+STORE_RETRIES = 2  # tries after the first (redis-py's backoff between): a blip is not down
+LOCK_TIMEOUT = 60.0  # a refresh's lock: its lease, and the longest a replica waits for it
+# The key derivation's salt is fixed: every replica must derive the same key from the same
+# operator's key; the operator's key is the secret.
+_SALT = "dynamic-mcp shared store"
+_GLOB = re.compile(r"([*?\[\]\\])")  # characters SCAN's MATCH reads as a pattern
+
+T = TypeVar("T")
+
+
+class SharedStore:
+    """`AsyncKeyValue` over Redis for every replica of a gateway (see the module)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.shown = shown_url(url)  # the URL as messages show it: no password
+        self._redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=STORE_TIMEOUT,
+            socket_connect_timeout=STORE_TIMEOUT,
+            retry=Retry(ExponentialWithJitterBackoff(), STORE_RETRIES),
+        )
+        plain = PrefixCollectionsWrapper(RedisStore(client=self._redis), prefix=NAMESPACE)
+        secret = FernetEncryptionWrapper(plain, source_material=key, salt=_SALT)
+        self._values = RoutingWrapper(
+            lambda collection: secret if _area(collection) in SECRET_AREAS else None,
+            default_store=plain,
+        )
+
+    def __repr__(self) -> str:
+        return f"SharedStore({self.shown!r})"
+
+    def scope(self, area: str, name: str, on_value: OnValue | None = None) -> Scope:
+        """The view of `area/name` that one user of the store works with."""
+        if not area or not name or "/" in area + name:
+            raise ValueError(f"{area}/{name} is not <area>/<name>")
+        return Scope(self, f"{area}/{name}", on_value)
+
+    def where(self, prefix: str) -> str:
+        return f"{self.shown} ({prefix})"
+
+    async def aclose(self) -> None:
+        """Close the connections to Redis (a new operation would open them again)."""
+        await self._redis.aclose()
+
+    @asynccontextmanager
+    async def locked(self, prefix: str) -> AsyncIterator[None]:
+        """Hold `prefix` against every other holder, in this replica and the others.
+
+        Not re-entrant, unlike the local store's file lock: nothing that holds it takes it
+        again (writes here need no lock: each value is one `SET`).
+        """
+        # A holder that dies frees it after LOCK_TIMEOUT. One that outlives its lease finds
+        # it taken over; releasing then is no error, the next holder reads what is stored.
+        lock = self._redis.lock(
+            f"{NAMESPACE}__locks::{prefix}",
+            timeout=LOCK_TIMEOUT,
+            blocking_timeout=LOCK_TIMEOUT,
+            raise_on_release_error=False,
+        )
+        if not await self._answer(lock.acquire):
+            raise StoreUnavailableError(self.shown, f"{prefix} stayed locked {LOCK_TIMEOUT:g}s")
+        try:
+            yield
+        finally:
+            await self._answer(lock.release)
+
+    async def remove(self, prefix: str) -> bool:
+        """Delete every value `prefix` holds; whether there was any."""
+        pattern = _match(f"{NAMESPACE}__{prefix}/")
+
+        async def remove_all() -> bool:
+            found = [key async for key in self._redis.scan_iter(match=pattern)]
+            return bool(found) and await self._redis.delete(*found) > 0
+
+        async with self.locked(prefix):
+            return await self._answer(remove_all)
+
+    async def foreign(self, prefix: str, *, take: bool = False) -> dict[str, Any]:
+        """Nothing: the files of older versions are local; Redis never held them."""
+        return {}
+
+    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
+        """The keys of `collection` (a scope's: `<area>/<name>/<collection>`)."""
+        start = f"{NAMESPACE}__{collection}::"
+
+        async def scan() -> list[str]:
+            found = self._redis.scan_iter(match=_match(start))
+            return [key.removeprefix(start) async for key in found]
+
+        found = await self._answer(scan)
+        return found[:limit]
+
+    # ---- AsyncKeyValue: py-key-value's wrappers, Redis's failures named once -------------
+
+    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
+        return await self._answer(lambda: self._values.get(key, collection=collection))
+
+    async def ttl(
+        self, key: str, *, collection: str | None = None
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        return await self._answer(lambda: self._values.ttl(key, collection=collection))
+
+    async def put(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        await self._answer(lambda: self._values.put(key, value, collection=collection, ttl=ttl))
+
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        return await self._answer(lambda: self._values.delete(key, collection=collection))
+
+    async def get_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[dict[str, Any] | None]:
+        return await self._answer(lambda: self._values.get_many(keys, collection=collection))
+
+    async def ttl_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[tuple[dict[str, Any] | None, float | None]]:
+        return await self._answer(lambda: self._values.ttl_many(keys, collection=collection))
+
+    async def put_many(
+        self,
+        keys: Sequence[str],
+        values: Sequence[Mapping[str, Any]],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        await self._answer(
+            lambda: self._values.put_many(keys, values, collection=collection, ttl=ttl)
+        )
+
+    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        return await self._answer(lambda: self._values.delete_many(keys, collection=collection))
+
+    async def _answer(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """`operation`'s result; Redis failing to answer becomes `StoreUnavailableError`."""
+        try:
+            return await operation()
+        except (RedisError, OSError) as exc:
+            # redis-py's messages name the host and port, never the password.
+            cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailableError(self.shown, cause) from exc
+        except DecryptionError:
+            raise StoreSettingError(
+                f"the store {self.shown} holds values that do not decrypt with this store_key: "
+                "every replica needs the key the values were written with"
+            ) from None
+
+
+def _area(collection: str | None) -> str:
+    """The area of a scope's collection (`oauth-servers/github/mcp-oauth-token`)."""
+    return (collection or "").partition("/")[0]
+
+
+def _match(prefix: str) -> str:
+    """A SCAN pattern for every key that starts with `prefix`."""
+    return _GLOB.sub(r"\\\1", prefix) + "*"

@@ -1,0 +1,241 @@
+"""State in a real Redis: `DYNAMIC_MCP_STORE` (or `settings.store`) for a team gateway.
+
+Each test starts its own `redis-server` on a free 127.0.0.1 port (never a system service)
+with an append-only file in tmp_path, so a stopped server comes back with what it held,
+and real processes of dynamic-mcp share it. Sign-in is driven as in test_oauth: the OAuth
+server on 127.0.0.1 and a $BROWSER that follows the link.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+import redis
+from conftest import REPO, free_port, server_process, stdio_entry, upstream_processes
+from fastmcp.client.auth.oauth import TokenStorageAdapter
+from test_catalog import expand
+from test_oauth import auth_command, config_for, home, oauth_url, whoami
+
+from groups.storage.shared import SharedStore
+from groups.storage.store import Scope
+
+REDIS_WAIT = 10.0  # seconds for redis-server to answer PING after it starts
+RECOVERY_WAIT = 30.0  # a failed group is tried again 2, 4, 8 s after its failure
+KEY = "correct horse battery staple"
+
+__all__ = ["home", "oauth_url"]  # test_oauth's fixtures, used here by name
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="redis-server is not installed (.ci/run does)"
+)
+
+
+class RedisServer:
+    """A redis-server process of the test's own; `stop()` and `start()` it again at will."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)),
+                # Every write reaches the file before it is answered: a restart keeps it.
+                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + REDIS_WAIT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            try:
+                self.client().ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no answer within {REDIS_WAIT}s") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
+
+    def values(self, match: str) -> dict[str, str]:
+        """Every raw value under keys matching `match`, as Redis holds it."""
+        with self.client() as client:
+            return {key: client.get(key) or "" for key in client.scan_iter(match=match)}
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shared(redis_server: RedisServer, monkeypatch) -> RedisServer:
+    """This test's Redis as the store of every dynamic-mcp it starts, through the environment."""
+    monkeypatch.setenv("DYNAMIC_MCP_STORE", redis_server.url)
+    monkeypatch.setenv("DYNAMIC_MCP_STORE_KEY", KEY)
+    return redis_server
+
+
+@asynccontextmanager
+async def read_with_the_key(url: str) -> AsyncIterator[Scope]:
+    """The group's tokens as a replica reads them: through the store, with the key."""
+    store = SharedStore(url, KEY)
+    try:
+        yield store.scope("oauth-servers", "guarded")
+    finally:
+        await store.aclose()
+
+
+async def test_tokens_signed_in_are_encrypted_in_redis_and_another_process_uses_them(
+    write_config, oauth_url, home, shared, connect, dynamic_mcp_home
+):
+    config = config_for(write_config, oauth_url)
+
+    signed = auth_command(home, config, "guarded")  # one process signs in...
+    raw = shared.values("*oauth-servers/guarded/*")
+    async with read_with_the_key(shared.url) as scope:
+        adapter = TokenStorageAdapter(scope, oauth_url)
+        tokens, registered = await adapter.get_tokens(), await adapter.get_client_info()
+    client = await connect(config)  # ...another uses the tokens, asking nobody
+    first = await whoami(client)
+
+    assert signed.returncode == 0, signed.stderr
+    assert signed.stdout.strip().endswith(f"kept in {shared.url} (oauth-servers/guarded).")
+    assert tokens is not None and tokens.refresh_token and registered is not None
+    assert {key.rsplit("/", 1)[1] for key in raw} == {"tokens", "client_info", "token_expiry"}
+    for secret in (tokens.access_token, tokens.refresh_token, registered.client_id):
+        assert all(secret not in value for value in raw.values())
+    assert not (dynamic_mcp_home / "oauth-servers").exists()  # nothing in the local files
+    assert not first.is_error, first.content[0].text
+    assert first.content[0].text.split()[0] == registered.client_id
+
+
+async def test_a_catalog_entry_one_process_wrote_expands_in_another_with_nothing_started(
+    tmp_path, redis_server, connect, monkeypatch
+):
+    # Through the config this time, the key from a private file; each process has its own
+    # home and its own config file, so Redis is all the two have in common.
+    key_file = tmp_path / "store.key"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    settings = {"store": redis_server.url, "store_key": f"${{file:{key_file}}}"}
+    configs = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        config = tmp_path / name / "dynamic-mcp.json"
+        config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry()}, "settings": settings}))
+        configs.append(config)
+
+    monkeypatch.setenv("DYNAMIC_MCP_HOME", str(tmp_path / "first" / "home"))
+    first = await connect(configs[0])
+    listed = await expand(first)
+    await first.close()
+    monkeypatch.setenv("DYNAMIC_MCP_HOME", str(tmp_path / "second" / "home"))
+    second = await connect(configs[1])
+    from_catalog = await expand(second)
+    started = upstream_processes(server_process(configs[1]))
+    raw = redis_server.values("dynamic-mcp__catalog/*")
+
+    assert from_catalog == listed
+    assert started == []
+    assert not (tmp_path / "first" / "home" / "catalog").exists()
+    # Tool schemas only: kept as plain JSON, which an operator can read.
+    (entry,) = raw.values()
+    assert {tool["name"] for tool in json.loads(entry)["value"]["tools"]} == set(listed)
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """`dynamic-mcp ARGS` from a terminal, stdin closed (a stdio server then ends)."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("written_in", ["environment", "config"])
+def test_a_redis_store_without_a_key_is_refused_before_anything_starts(
+    written_in, write_config, tmp_path, redis_server, monkeypatch
+):
+    config = write_config({"echo": stdio_entry()})
+    if written_in == "environment":
+        monkeypatch.setenv("DYNAMIC_MCP_STORE", redis_server.url)
+    else:
+        data = json.loads(config.read_text()) | {"settings": {"store": redis_server.url}}
+        config.write_text(json.dumps(data))
+    monkeypatch.delenv("DYNAMIC_MCP_STORE_KEY", raising=False)
+
+    served = run(str(config))
+    listed = run("auth", "--list", "--config", str(config))
+
+    refusal = (
+        f"dynamic-mcp: the store {redis_server.url} is shared, so it needs a key to encrypt "
+        'tokens with: set DYNAMIC_MCP_STORE_KEY, or "store_key" in the settings '
+        "(`${file:PATH}` works)"
+    )
+    for result in (served, listed):
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [refusal]
+    assert redis_server.values("*") == {}
+
+
+async def test_with_redis_stopped_a_call_needing_its_tokens_fails_clearly_until_it_returns(
+    write_config, oauth_url, home, shared, connect
+):
+    config = config_for(write_config, oauth_url)
+    assert auth_command(home, config, "guarded").returncode == 0
+    warm = await connect(config)
+    signed = await whoami(warm)  # this process has read its tokens: they are in memory
+
+    shared.stop()
+    still = await whoami(warm)  # no round trip to Redis for a warm call
+    cold = await connect(config)  # a replica that has not read them yet
+    refused = await whoami(cold)
+    listed = auth_command(home, config, "--list")
+    shared.start()
+    with anyio.fail_after(RECOVERY_WAIT):  # the group tries again by itself
+        while (recovered := await whoami(cold)).is_error:
+            assert "is unavailable" in recovered.content[0].text, recovered.content[0].text
+            await anyio.sleep(0.2)
+
+    assert not signed.is_error, signed.content[0].text
+    assert still.content[0].text == signed.content[0].text
+    assert refused.is_error
+    assert refused.content[0].text.startswith(
+        f"Group 'guarded' is unavailable: the store {shared.url} is unavailable"
+    ), refused.content[0].text
+    assert listed.returncode == 2
+    assert len(listed.stderr.splitlines()) == 1, listed.stderr
+    assert listed.stderr.startswith(f"dynamic-mcp: the store {shared.url} is unavailable")
+    assert recovered.content[0].text == signed.content[0].text
