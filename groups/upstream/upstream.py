@@ -23,7 +23,9 @@ Guarantees:
 
 Tools are listed and called on the session itself. The group's resources and prompts are
 served through a FastMCP proxy (`self.proxy`, see `groups.mounting.proxy`), mounted on the root,
-whose client factory hands it the caller's session.
+whose client factory hands it the caller's session; their completions and subscriptions,
+which the proxy does not forward, are sent on that session within `request()`
+(`groups.mounting.forwarded`).
 """
 
 from __future__ import annotations
