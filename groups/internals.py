@@ -3,6 +3,7 @@
     connection = connection_of(ctx.session)            # the client connection of a request
     route_tool_requests(server, list_tools, call_tool)  # tools/list and tools/call, first hand
     serve_listen(server, ListenHandler(bus))            # subscriptions/listen (2026-07-28)
+    serve_resource_subscriptions(server, subscribe, unsubscribe)  # resources/subscribe
     await serve_streams(server, read_stream, write_stream)
     guard_http_with(server, BearerToken(token))          # auth decided once the host is known
     request = await refresh_request(oauth)              # an OAuth refresh, sent when we choose
@@ -38,6 +39,7 @@ __all__ = [
     "refresh_request",
     "route_tool_requests",
     "serve_listen",
+    "serve_resource_subscriptions",
     "serve_streams",
     "take_refresh_response",
 ]
@@ -49,6 +51,14 @@ ListToolsHandler = Callable[
 CallToolHandler = Callable[
     [ServerRequestContext[Any, Any], mcp_types.CallToolRequestParams],
     Awaitable[mcp_types.CallToolResult],
+]
+SubscribeHandler = Callable[
+    [ServerRequestContext[Any, Any], mcp_types.SubscribeRequestParams],
+    Awaitable[mcp_types.EmptyResult],
+]
+UnsubscribeHandler = Callable[
+    [ServerRequestContext[Any, Any], mcp_types.UnsubscribeRequestParams],
+    Awaitable[mcp_types.EmptyResult],
 ]
 
 
@@ -88,6 +98,25 @@ def serve_listen(server: FastMCP, handler: Any) -> None:
     """
     server._mcp_server.add_request_handler(
         "subscriptions/listen", mcp_types.SubscriptionsListenRequestParams, handler
+    )
+
+
+def serve_resource_subscriptions(
+    server: FastMCP, subscribe: SubscribeHandler, unsubscribe: UnsubscribeHandler
+) -> None:
+    """Serve `resources/subscribe` and `resources/unsubscribe` with our handlers.
+
+    FastMCP serves neither, for its own resources or a proxied server's, and has no hook
+    for them (its completion handler has a public setter; these do not). Registering them
+    is also what makes the SDK declare `resources.subscribe` to handshake-era clients.
+    FastMCP keeps its low-level server private.
+    """
+    low_level = server._mcp_server
+    low_level.add_request_handler(
+        "resources/subscribe", mcp_types.SubscribeRequestParams, subscribe
+    )
+    low_level.add_request_handler(
+        "resources/unsubscribe", mcp_types.UnsubscribeRequestParams, unsubscribe
     )
 
 

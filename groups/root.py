@@ -37,9 +37,14 @@ from mcp.server.subscriptions import ListenHandler
 from groups import LogLevel, version
 from groups.catalog import Catalog
 from groups.config import Config, load_config, resolve_config_path, use_configured_store
-from groups.internals import guard_http_with, serve_listen, serve_streams
+from groups.internals import (
+    guard_http_with,
+    serve_listen,
+    serve_resource_subscriptions,
+    serve_streams,
+)
 from groups.meta_tools import MetaToolFunction, MetaTools
-from groups.mounting import GroupTimeLimits, HoldWhileInFlight
+from groups.mounting import ForwardedRequests, GroupTimeLimits, HoldWhileInFlight
 from groups.registry import Registry
 from groups.reload import ConfigReloader
 from groups.serving.logs import configure_logging
@@ -87,6 +92,10 @@ class RootServer(FastMCP):
         self.add_middleware(HoldWhileInFlight())  # outermost: holds across the time limits
         self.add_middleware(GroupTimeLimits(self.registry))
         self.add_provider(self.registry.mounted)
+        # What FastMCP's proxy does not forward: completions and resource subscriptions.
+        forwarded = ForwardedRequests(self.registry)
+        self.add_completion_handler(forwarded.complete)
+        serve_resource_subscriptions(self, forwarded.subscribe, forwarded.unsubscribe)
         serve_listen(self, ListenHandler(self.notifier.bus))
 
     def serve_meta_tools(

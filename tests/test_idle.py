@@ -1,6 +1,7 @@
-"""Idle stdio upstreams are stopped, and every request counts as use: tools, and the
-resources, templates and prompts read through a group's proxy. A request in flight holds
-its upstream, however long it takes."""
+"""Idle stdio upstreams are stopped, and every request counts as use: tools, the
+resources, templates and prompts read through a group's proxy, and completions. A request
+in flight holds its upstream, however long it takes; so does a client subscribed to one of
+its resources."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types
 import psutil
 from conftest import UPSTREAMS, stdio_entry, wait_gone
 from fastmcp import Client
@@ -98,3 +100,60 @@ async def test_regular_reads_and_prompts_keep_an_upstream_from_being_stopped(wri
         seen.add(int(after[0].text))
 
     assert seen == {first}
+
+
+WATCHED = UPSTREAMS / "watched.py"
+
+
+async def watched_pid(client: Client) -> int:
+    result = await client.call_tool_mcp(
+        "call_dynamic_tool", {"group": "watched", "name": "pid", "args": {}}
+    )
+    assert not result.is_error, result.content[0].text
+    return int(result.content[0].text)
+
+
+async def test_regular_completions_keep_an_upstream_from_being_stopped(write_config):
+    servers = {
+        "watched": stdio_entry(WATCHED, "Watched test server", idle_timeout="1s"),
+        # The clock, as in the test of reads and prompts above.
+        "other": stdio_entry(idle_timeout="4s"),
+    }
+    greet = mcp_types.PromptReference(type="ref/prompt", name="watched_greet")
+    async with Client(build_server(write_config(servers))) as client:
+        await pid(client, "other")
+        first = await watched_pid(client)  # the last tool call it gets
+        other = psutil.Process(await pid(client, "other"))  # used after it, at once
+        with anyio.fail_after(NOTICE_WAIT * 2):
+            for _ in range(1000):  # until an idle check stopped "other", unused since
+                await client.complete(greet, {"name": "name", "value": "a"})
+                if not await anyio.to_thread.run_sync(lambda: wait_gone([other], 0.05)):
+                    break
+        after = await watched_pid(client)
+
+    assert after == first
+
+
+async def test_a_live_subscription_holds_its_upstream_past_the_idle_timeout(write_config):
+    servers = {
+        "watched": stdio_entry(WATCHED, "Watched test server", idle_timeout="1s"),
+        "other": stdio_entry(idle_timeout="1s"),
+    }
+    uri = "counter://watched/one"
+    # Handshake era: resources/subscribe is not on the 2026-07-28 wire.
+    async with Client(build_server(write_config(servers)), mode="legacy") as client:
+        watched = psutil.Process(await watched_pid(client))
+        request = mcp_types.SubscribeRequest(params=mcp_types.SubscribeRequestParams(uri=uri))
+        await client.session.send_request(request, mcp_types.EmptyResult)  # its last use
+        # "other" is used after "watched" was: once an idle check stopped it, the same
+        # check or an earlier one found "watched" unused for longer, but for its subscriber.
+        other_stopped = await gone(await pid(client, "other"))
+        held = await anyio.to_thread.run_sync(lambda: wait_gone([watched], 0)) == [watched]
+
+        request = mcp_types.UnsubscribeRequest(params=mcp_types.UnsubscribeRequestParams(uri=uri))
+        await client.session.send_request(request, mcp_types.EmptyResult)
+        watched_stopped = await gone(watched.pid)
+
+    assert other_stopped
+    assert held
+    assert watched_stopped  # once nobody is subscribed, it may rest

@@ -128,6 +128,47 @@ def test_serve_listen_answers_subscriptions_listen_with_the_sdks_handler():
     assert anyio.run(hear_one) == ToolsListChanged(), UPDATE
 
 
+def test_serve_resource_subscriptions_answers_both_and_declares_subscribe():
+    server = FastMCP("probe")
+
+    @server.resource("memo://watched")
+    def watched() -> str:
+        return "watched"
+
+    seen: list[tuple[str, str]] = []
+
+    async def subscribe(ctx, params) -> mcp_types.EmptyResult:
+        seen.append(("subscribe", str(params.uri)))
+        return mcp_types.EmptyResult()
+
+    async def unsubscribe(ctx, params) -> mcp_types.EmptyResult:
+        seen.append(("unsubscribe", str(params.uri)))
+        return mcp_types.EmptyResult()
+
+    internals.serve_resource_subscriptions(server, subscribe, unsubscribe)
+
+    async def both() -> mcp_types.ServerCapabilities:
+        # The handshake era: resources/subscribe is not on the 2026-07-28 wire.
+        async with Client(server, mode="legacy") as client:
+            await client.session.send_request(
+                mcp_types.SubscribeRequest(
+                    params=mcp_types.SubscribeRequestParams(uri="memo://watched")
+                ),
+                mcp_types.EmptyResult,
+            )
+            await client.session.send_request(
+                mcp_types.UnsubscribeRequest(
+                    params=mcp_types.UnsubscribeRequestParams(uri="memo://watched")
+                ),
+                mcp_types.EmptyResult,
+            )
+            return client.initialize_result.capabilities
+
+    capabilities = anyio.run(both)
+    assert seen == [("subscribe", "memo://watched"), ("unsubscribe", "memo://watched")], UPDATE
+    assert capabilities.resources is not None and capabilities.resources.subscribe, UPDATE
+
+
 class _Kept:
     """The SDK's TokenStorage protocol, in memory: what the provider stores."""
 

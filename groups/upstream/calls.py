@@ -9,8 +9,9 @@
 Guarantees:
 - every request to the upstream counts as use (tools; resources, templates and prompts
   through the proxy, from the moment it asks for a session until the client's request
-  ends): while one is in flight the group's sessions are never stopped for being idle,
-  and closing waits for it, bounded;
+  ends; completions and subscriptions, `groups.mounting.forwarded`): while one is in
+  flight the group's sessions are never stopped for being idle, and closing waits for
+  it, bounded;
 - a tool call goes straight onto the session: its result is neither validated against
   the tool's output schema nor converted, so it arrives as the upstream sent it; the
   upstream's callbacks during it go to the caller (`CallbackRoute.calling`).

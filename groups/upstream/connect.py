@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import anyio
+import mcp_types
 
 from groups.config import ServerConfig, StdioServer
 from groups.errors import GroupUnavailableError
@@ -149,7 +150,8 @@ class Connector:
     async def connect(self, config: ServerConfig, heard: Listener, *, attempt: int) -> Session:
         """A connected session, with the OAuth it signs its requests with (remote groups).
 
-        `heard` is told each notification the upstream sends, with the session it came on.
+        `heard` is told each notification the upstream sends, with the session it came on;
+        a resource's update goes to the clients subscribed to it (`Session.subscribers`).
 
         Raises:
             AuthorizationRequired: the server wants a person to sign in.
@@ -168,7 +170,10 @@ class Connector:
         made: list[Session] = []  # the session, once made: what its notifications are about
 
         async def on_message(message: object) -> None:
-            heard(made[0] if made else None, message)
+            session = made[0] if made else None
+            heard(session, message)
+            if session is not None and isinstance(message, mcp_types.ResourceUpdatedNotification):
+                await session.subscribers.updated(message.params.uri)  # to its subscribers alone
 
         def session_oauth(url: str) -> GroupOAuth:
             auths.append(self._sign_in.oauth_for(url))

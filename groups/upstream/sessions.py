@@ -20,7 +20,9 @@ Guarantees:
   sent a cancellation (leaving the scope cancels the request, and the MCP client sends
   `notifications/cancelled`) and the model gets an `UpstreamTimeoutError`;
 - a session whose OAuth tokens were refused mid-session is marked lost, so the next one
-  signs in anew (`RefusedMidSession`, turned into a sign-in by `Upstream`).
+  signs in anew (`RefusedMidSession`, turned into a sign-in by `Upstream`);
+- each session keeps the clients subscribed to its resources (`Session.subscribers`);
+  while a live one has any, the sessions are not idle (`can_rest` is False).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
@@ -37,6 +39,7 @@ import mcp_types
 from groups.errors import GroupUnavailableError, UpstreamTimeoutError
 from groups.upstream.callers import CallbackRoute, Caller
 from groups.upstream.failures import is_connection_lost
+from groups.upstream.subscribers import Subscribers
 
 if TYPE_CHECKING:
     from fastmcp import Client
@@ -64,6 +67,10 @@ class Session:
     tool_names: frozenset[str] = frozenset()
     # Set once the group is closing: a request cut short then says why, not "went away".
     closed_because: str | None = None
+    subscribers: Subscribers = field(init=False)  # the clients subscribed to its resources
+
+    def __post_init__(self) -> None:
+        self.subscribers = Subscribers(self.group)
 
     @property
     def client(self) -> Client:
@@ -182,6 +189,13 @@ class Sessions:
         """Every session, removed from the table to be closed (the caller holds `lock`)."""
         sessions, self._by_key = list(self._by_key.values()), {}
         return sessions
+
+    @property
+    def can_rest(self) -> bool:
+        """Whether an idle stop may end them: one runs, and no client is subscribed to a
+        resource of a live one (its updates come only while the session runs)."""
+        live = [s for s in self._by_key.values() if not s.lost]
+        return bool(self._by_key) and not any(s.subscribers for s in live)
 
     def listed_tools(self) -> list[mcp_types.Tool] | None:
         """The tools a live session has listed, if any has."""

@@ -16,13 +16,16 @@ Guarantees:
   process per stdio group; one session per client over HTTP, see `sessions`);
 - a retry keeps its session only for requests that share one (stdio), else closes it at once;
 - closing (`rest`, `retire`, `aclose`) waits for the requests in flight, bounded, and a
-  request that is cut short says why;
+  request that is cut short says why; an idle stop (`rest`) never ends a session a client
+  is subscribed to a resource of, since its updates come only while it runs;
 - errors name things as the config writes them: no resolved secret reaches a message;
 - after `aclose()` no process or socket of this group is left.
 
 Tools are listed and called on the session itself. The group's resources and prompts are
 served through a FastMCP proxy (`self.proxy`, see `groups.mounting.proxy`), mounted on the root,
-whose client factory hands it the caller's session.
+whose client factory hands it the caller's session; their completions and subscriptions,
+which the proxy does not forward, are sent on that session within `request()`
+(`groups.mounting.forwarded`).
 """
 
 from __future__ import annotations
@@ -190,8 +193,8 @@ class Upstream:
 
     @property
     def idle_for(self) -> float | None:
-        """Seconds since the last request ended, or None while one is under way or none runs."""
-        return self._in_flight.idle_for if len(self._sessions) else None
+        """Seconds since the last request ended; None while in use, subscribed, or not running."""
+        return self._in_flight.idle_for if self._sessions.can_rest else None
 
     async def rest(self) -> None:
         """Stop the upstream while it is unused; the next request starts it again."""
@@ -217,7 +220,7 @@ class Upstream:
         key = caller.key if caller is not None else None
         tools = await self._tools.catalogued(has_session=self._sessions.live(key) is not None)
         if tools is None:
-            async with self._request():
+            async with self.request():
                 tools = await self._tools.of(await self.session(caller))
         return self._tools.visible(tools)
 
@@ -236,7 +239,7 @@ class Upstream:
         Raises:
             GroupUnavailableError, SignInNeededError, UpstreamTimeoutError: as for `call_tool`.
         """
-        async with self._request():
+        async with self.request():
             session = await self.session()
             tools = None
             if self.config.features.tools:
@@ -258,16 +261,16 @@ class Upstream:
             SignInNeededError: the server wants a person to sign in first.
         """
         self._tools.check_callable(name)
-        async with self._request():
+        async with self.request():
             session = await self.session(caller)
             await self._tools.require(session, name)
             timeout = self.config.timeout.tools.total_seconds()
             return await send_tool_call(session, name, arguments, caller, limit=timeout)
 
     @asynccontextmanager
-    async def _request(self) -> AsyncIterator[None]:
+    async def request(self) -> AsyncIterator[None]:
         """One request to the upstream: counted in flight, and a session whose tokens were
-        refused turned into a sign-in."""
+        refused turned into a sign-in (`groups.mounting.forwarded` sends some in it)."""
         with self._in_flight.counted():
             try:
                 yield
