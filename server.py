@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 
-from groups import CONFIG_ENV_VAR, LogLevel, version
+from groups import CONFIG_ENV_VAR, GATEWAY_ENV_VARS, LogLevel, version
 from groups.commands.terminal import use_builder
 from groups.errors import DynamicMcpError
 
@@ -115,6 +115,10 @@ for command, name, summary in (
     app.command(command, name=name, help=summary)
 
 
+def _gateway(name: str) -> Parameter:
+    return Parameter(env_var=GATEWAY_ENV_VARS[name])
+
+
 @app.default
 def serve(
     config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
@@ -124,6 +128,13 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8931,
     token_file: Path | None = None,
+    users: Annotated[Path | None, _gateway("users")] = None,
+    jwks_url: Annotated[str | None, _gateway("jwks_url")] = None,
+    jwt_public_key: Annotated[Path | None, _gateway("jwt_public_key")] = None,
+    jwt_issuer: Annotated[str | None, _gateway("jwt_issuer")] = None,
+    jwt_audience: Annotated[str | None, _gateway("jwt_audience")] = None,
+    user_claim: Annotated[str, _gateway("user_claim")] = "sub",
+    groups_claim: Annotated[str | None, _gateway("groups_claim")] = None,
     no_catalog: bool = False,
     log_level: Annotated[LogLevel, Parameter(env_var="DYNAMIC_MCP_LOG_LEVEL")] = "warning",
 ) -> None:
@@ -136,12 +147,30 @@ def serve(
     transport
         stdio for an MCP client that starts this process; http to serve streamable HTTP.
     host
-        Address to listen on with --transport http. Other than loopback, it needs a token.
+        Address to listen on with --transport http. Other than loopback, it needs a token
+        or users.
     port
         Port to listen on with --transport http.
     token_file
         File holding the bearer token HTTP clients must send (mode 600). Default:
         $DYNAMIC_MCP_HTTP_TOKEN; none is needed on loopback.
+    users
+        A team gateway's users file: a JSON object of user name to token (or
+        "sha256:HEX"), mode 600. Each user sends their own token; a group's "access"
+        says who may use it. See docs/gateway.md.
+    jwks_url
+        Accept the organisation's JWTs instead, checked against its identity provider's
+        keys at this https URL (or --jwt-public-key).
+    jwt_public_key
+        A PEM file with the public key JWTs are signed with, instead of --jwks-url.
+    jwt_issuer
+        The issuer ("iss") JWTs must carry.
+    jwt_audience
+        The audience ("aud") JWTs must be issued for: this gateway.
+    user_claim
+        The JWT claim that names the user.
+    groups_claim
+        The JWT claim listing the user's groups, which a group's "access" may name.
     no_catalog
         Ask each upstream for its tools on first expansion, never ~/.dynamic-mcp/catalog.
     log_level
@@ -154,16 +183,19 @@ def serve(
     from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path, use_configured_store
     from groups.registry import Registry
-    from groups.serving import BearerToken, configure_logging, http_token, quiet_fastmcp
+    from groups.serving import configure_logging, http_auth, quiet_fastmcp
+    from groups.serving.users import JwtSettings
 
     registry = Registry(catalog=None if no_catalog else Catalog())
     configure_logging(log_level, registry.redactor)
     path = resolve_config_path(config)
     loaded = load_config(path)
     use_configured_store(loaded, path, registry.redactor)  # before anything can use it
-    token = http_token(host, token_file) if transport == "http" else None
+    jwt = JwtSettings(jwks_url, jwt_public_key, jwt_issuer, jwt_audience, user_claim, groups_claim)
+    auth = None
+    if transport == "http":
+        auth = http_auth(host, token_file=token_file, users=users, jwt=jwt)
     quiet_fastmcp()
-    auth = BearerToken(token) if token else None
     server = build_server(path, config=loaded, registry=registry, auth=auth)
     if transport == "stdio":
         anyio.run(partial(server.run_stdio_async, show_banner=False))

@@ -15,11 +15,22 @@ This module itself stays import-light: `dynamic-mcp --help` reads it.
 
 from typing import Literal
 
-__all__ = ["CONFIG_ENV_VAR", "LogLevel", "version"]
+__all__ = ["CONFIG_ENV_VAR", "GATEWAY_ENV_VARS", "LogLevel", "version"]
 
 # Shared by the command line and the config loader; here so `dynamic-mcp --help` can name
 # it without importing the config model.
 CONFIG_ENV_VAR = "DYNAMIC_MCP_CONFIG"
+# Who a team gateway's users are (`groups.serving.users`), by `serve`'s parameter name:
+# read by the command line, and by `fastmcp run server.py`, which has no such flags.
+GATEWAY_ENV_VARS = {
+    "users": "DYNAMIC_MCP_USERS",
+    "jwks_url": "DYNAMIC_MCP_JWKS_URL",
+    "jwt_public_key": "DYNAMIC_MCP_JWT_PUBLIC_KEY",
+    "jwt_issuer": "DYNAMIC_MCP_JWT_ISSUER",
+    "jwt_audience": "DYNAMIC_MCP_JWT_AUDIENCE",
+    "user_claim": "DYNAMIC_MCP_USER_CLAIM",
+    "groups_claim": "DYNAMIC_MCP_GROUPS_CLAIM",
+}
 
 # The least severe log message written to stderr: the command line's and `fastmcp run`'s.
 LogLevel = Literal["debug", "info", "warning", "error"]

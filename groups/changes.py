@@ -5,8 +5,8 @@
 
 Guarantees: a group is `changed` (closed, started anew on next use) only when its launch
 identity is another (`groups.config.identity`); a new description alone makes it
-`described`, and new filters, timeouts, idle time or feature switches make it `retuned`:
-both keep their upstream. Comparing changes nothing.
+`described`, and new filters, timeouts, idle time, feature switches or `access` make it
+`retuned`: both keep their upstream. Comparing changes nothing.
 """
 
 from __future__ import annotations

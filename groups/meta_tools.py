@@ -8,10 +8,12 @@
 Guarantees:
 - `tools/list` is exactly the two meta-tools (a third, `search_dynamic_tools`, where the
   config's settings ask for it), each as name, description and inputSchema
-  (no FastMCP `title` or `_meta`: tokens on every turn), with the groups and their state
-  from the registry, built once per change (`changed`) rather than per request;
+  (no FastMCP `title` or `_meta`: tokens on every turn), with the groups the caller may
+  use (`groups.access`) and their state from the registry, built once per change
+  (`changed`) and per distinct set of groups shown, rather than per request;
 - `tools/call` runs the declared meta-tool functions themselves; a call by any other name
-  is an `isError` result naming the two tools, and for `<group>_<tool>` how to call it;
+  is an `isError` result naming the two tools, and for `<group>_<tool>` how to call it
+  (only for a group the caller may use: the error never tells a group exists);
 - a meta-tool's own arguments are checked here, each problem named by argument; a call
   whose tool arguments were put beside `group` and `name` instead of inside `args` (weaker
   models flatten them) is taken as if they had been in `args`; with both, `args` wins;
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import mcp_types
 
+from groups.access import User
 from groups.errors import BadArgumentsError, DynamicMcpError, NotAMetaToolError
 from groups.internals import route_tool_requests
 from groups.upstream.callers import Caller, current_caller
@@ -83,7 +86,8 @@ class MetaTools:
         self._notifier = notifier
         self._functions: dict[str, MetaToolFunction] = {}
         self._declared: dict[str, dict[str, Any]] = {}  # each tool's inputSchema as declared
-        self._listing: mcp_types.ListToolsResult | None = None
+        # One listing per set of groups shown: users who may use the same groups share it.
+        self._listings: dict[tuple[str, ...], mcp_types.ListToolsResult] = {}
         self._server: FastMCP | None = None
 
     def serve(
@@ -117,22 +121,28 @@ class MetaTools:
             return error_result(exc, self._registry.redactor)
 
     async def search_dynamic_tools(self, query: str) -> mcp_types.CallToolResult:
-        """The best matches across every group whose tools are known."""
-        return text_result(await self._registry.search(query))
+        """The best matches across every group the caller may use whose tools are known."""
+        caller = current_caller.get()
+        user = caller.user if caller is not None else None
+        return text_result(await self._registry.search(query, user))
 
     def changed(self) -> None:
         """The groups or their state changed: the next tools/list is built anew."""
-        self._listing = None
+        self._listings = {}
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: mcp_types.PaginatedRequestParams
     ) -> mcp_types.ListToolsResult:
-        self._notifier.see(Caller.of(ctx))
-        if self._listing is None:
-            self._listing = mcp_types.ListToolsResult(
-                tools=[await self._listed(name) for name in self._offered()]
+        caller = Caller.of(ctx)
+        self._notifier.see(caller)
+        shown = tuple(self._registry.group_names(caller.user))
+        listing = self._listings.get(shown)
+        if listing is None:
+            listing = mcp_types.ListToolsResult(
+                tools=[await self._listed(name, caller.user) for name in self._offered()]
             )
-        return self._listing
+            self._listings[shown] = listing
+        return listing
 
     def _offered(self) -> list[str]:
         """The meta-tools the client sees: two, and search where the settings ask for it."""
@@ -142,7 +152,7 @@ class MetaTools:
             if name != SEARCH_TOOLS or self._registry.settings.search
         ]
 
-    async def _listed(self, name: str) -> mcp_types.Tool:
+    async def _listed(self, name: str, user: User | None) -> mcp_types.Tool:
         if name not in self._declared:
             assert self._server is not None, "serve() comes first"
             declared = await self._server.get_tool(name)
@@ -151,12 +161,12 @@ class MetaTools:
         schema = self._declared[name]
         properties = dict(schema["properties"])
         if "group" in properties:
-            properties["group"] = {"type": "string", "enum": self._registry.group_names()}
+            properties["group"] = {"type": "string", "enum": self._registry.group_names(user)}
         if "args" in properties:
             # The signature's `dict | None` renders as an anyOf; the model needs only this.
             properties["args"] = {"type": "object"}
         if name == GET_TOOLS:
-            description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups()}"
+            description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups(user)}"
         else:
             description = DESCRIPTIONS[name]
         return mcp_types.Tool(
@@ -171,16 +181,16 @@ class MetaTools:
         function = self._functions.get(params.name) if params.name in self._offered() else None
         try:
             if function is None:
-                raise self._not_a_meta_tool(params.name)
+                raise self._not_a_meta_tool(params.name, caller.user)
             arguments = _checked(params.name, params.arguments or {})
         except DynamicMcpError as exc:
             return error_result(exc, self._registry.redactor)
         with current_caller.set_to(caller):
             return await function(**arguments)
 
-    def _not_a_meta_tool(self, name: str) -> NotAMetaToolError:
+    def _not_a_meta_tool(self, name: str, user: User | None) -> NotAMetaToolError:
         """The error for calling `name`, with how to reach a group's tool it may mean."""
-        group = self._registry.group_prefixing(name)
+        group = self._registry.group_prefixing(name, user)
         tool = name[len(group) + 1 :] if group else None
         return NotAMetaToolError(name, group=group, tool=tool)
 

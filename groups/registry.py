@@ -4,6 +4,7 @@
     server.add_provider(registry.mounted)              # the groups' resources and prompts
     registry.configure(config, config_path=path)
     text = await registry.expand("time", caller)       # compact JSON of the group's tools
+    registry.group_names(user)                         # the groups a gateway user may use
     result = await registry.call_tool("time", "get_current_time", {"timezone": "UTC"}, caller)
     changes = registry.reconfigure(new_config)         # only what changed changes
     await registry.aclose()                            # every upstream process is gone
@@ -17,7 +18,10 @@ changed), which must not block; a client's own upstream sessions end when it lea
 (`release`). On a reload, a group whose launch identity (`groups.config.identity`) is unchanged
 keeps its upstream and sessions and takes its new description, filters, timeouts, idle
 time and feature switches in place; a changed or removed one is unmounted at once and
-closed once its requests in flight are done.
+closed once its requests in flight are done. A group a named user may not use
+(`groups.access`: its `access` names neither them nor their groups) is to them as if it
+were not configured: not listed, not described, and `UnknownGroupError` (naming only the
+groups they may use) when they expand it, call it, or read its resources or prompts.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 
+from groups.access import User, current_user, may_use
 from groups.catalog import Catalog
 from groups.changes import Changes, compare
 from groups.config import Config, ServerConfig, Settings, StdioServer, variables_for
@@ -78,7 +83,9 @@ class Registry:
         self._identities: dict[str, str] = {}  # each group's launch identity, as applied
         self._config_path: Path | None = None
         self._start_slots = anyio.Semaphore(STARTS_AT_ONCE)  # a limit on the machine's load
-        self.mounted = MountedGroups()
+        # A mounted group's resources and prompts are listed and read by users it is hidden
+        # from too: FastMCP's dispatch asks per request whether this one may see them.
+        self.mounted = MountedGroups(lambda group: group in self.group_names(current_user()))
         # Background retries outlive the request that saw the failure, and a reloaded
         # group closes after its last request: plain tasks, ended by aclose().
         self._retries: set[asyncio.Task[None]] = set()
@@ -151,13 +158,16 @@ class Registry:
             upstream.config = server  # read at each request: applies from the next one
         return relisted
 
-    def group_names(self) -> list[str]:
-        return list(self._upstreams)
+    def group_names(self, user: User | None = None) -> list[str]:
+        """The enabled groups `user` may use, in config order (None: the implicit user, who
+        may use every one)."""
+        return [name for name, u in self._upstreams.items() if may_use(user, u.config.access)]
 
-    def group_prefixing(self, name: str) -> str | None:
+    def group_prefixing(self, name: str, user: User | None = None) -> str | None:
         """The group whose namespace `name` is in (`<group>_<rest>`, as FastMCP namespaces a
-        mounted group's prompts): the longest, since groups "a" and "a_b" both fit "a_b_x"."""
-        owners = [g for g in self._upstreams if name.startswith(f"{g}_") and name != f"{g}_"]
+        mounted group's prompts): the longest, since groups "a" and "a_b" both fit "a_b_x";
+        only groups `user` may use."""
+        owners = [g for g in self.group_names(user) if name.startswith(f"{g}_") and name != f"{g}_"]
         return max(owners, key=len) if owners else None
 
     def config_of(self, group: str) -> ServerConfig | None:
@@ -165,47 +175,37 @@ class Registry:
         upstream = self._upstreams.get(group)
         return upstream.config if upstream else None
 
-    def upstream(self, group: str) -> Upstream:
-        """The upstream of an enabled group, unmounted: for the terminal commands.
+    def upstream(self, group: str, user: User | None = None) -> Upstream:
+        """The upstream of an enabled group `user` may use, unmounted.
 
         Raises:
-            UnknownGroupError: no enabled group has that name.
+            UnknownGroupError: no enabled group `user` may use has that name.
         """
         upstream = self._upstreams.get(group)
-        if upstream is None:
-            raise UnknownGroupError(group, self._upstreams)
+        if upstream is None or not may_use(user, upstream.config.access):
+            raise UnknownGroupError(group, self.group_names(user))
         return upstream
 
-    def describe_groups(self) -> str:
-        """`- name: description` per group; failed groups listed apart with their reason."""
-        lines = [
-            f"- {name}: {upstream.config.description}"
-            for name, upstream in self._upstreams.items()
-            if upstream.state is not State.FAILED
-        ]
-        failed = [
-            f"- {name}: {upstream.error.cause if upstream.error else 'unavailable'}"
-            for name, upstream in self._upstreams.items()
-            if upstream.state is State.FAILED
-        ]
-        if failed:
-            lines += ["Unavailable groups:", *failed]
-        return "\n".join(lines)
+    def describe_groups(self, user: User | None = None) -> str:
+        """`- name: description` per group `user` may use; failed groups listed apart with
+        their reason."""
+        return _describe({name: self._upstreams[name] for name in self.group_names(user)})
 
     async def expand(self, group: str, caller: Caller | None = None) -> str:
         """The group's tools as compact JSON: `[{name, description, inputSchema}, …]`."""
-        return compact_tools(await self._use(group).list_tools(caller))
+        return compact_tools(await self._use(group, caller).list_tools(caller))
 
     async def call_tool(
         self, group: str, name: str, arguments: dict[str, Any], caller: Caller | None = None
     ) -> mcp_types.CallToolResult:
         """Forward one call to the group's upstream; its result comes back unchanged."""
-        return await self._use(group).call_tool(name, arguments, caller)
+        return await self._use(group, caller).call_tool(name, arguments, caller)
 
-    async def search(self, query: str) -> str:
-        """The tools that best match `query` across every group, as compact JSON, and which
-        groups could not be searched (their tools are not known yet)."""
-        known = {name: await upstream.known_tools() for name, upstream in self._upstreams.items()}
+    async def search(self, query: str, user: User | None = None) -> str:
+        """The tools that best match `query` across every group `user` may use, as compact
+        JSON, and which groups could not be searched (their tools are not known yet)."""
+        shown = {name: self._upstreams[name] for name in self.group_names(user)}
+        known = {name: await upstream.known_tools() for name, upstream in shown.items()}
         return search_text(query, known, limit=SEARCH_RESULTS)
 
     async def release(self, connection: Connection) -> None:
@@ -302,9 +302,13 @@ class Registry:
         if upstream.name in self.mounted and self.on_change is not None:
             self.on_change(kind)
 
-    def _use(self, group: str) -> Upstream:
-        """The group's upstream, mounted on the root server on first use."""
-        upstream = self.upstream(group)
+    def _use(self, group: str, caller: Caller | None) -> Upstream:
+        """The group's upstream, mounted on the root server on first use.
+
+        Raises:
+            UnknownGroupError: no enabled group the caller may use has that name.
+        """
+        upstream = self.upstream(group, caller.user if caller is not None else None)
         if group not in self.mounted:
             # Mounting exposes the upstream's resources and prompts through the root.
             self.mounted.mount(group, lambda: upstream.proxy)
@@ -313,6 +317,23 @@ class Registry:
             if changed and self.on_change is not None:
                 self.on_change(*changed)
         return upstream
+
+
+def _describe(upstreams: dict[str, Upstream]) -> str:
+    """`- name: description` per group; failed groups listed apart with their reason."""
+    lines = [
+        f"- {name}: {upstream.config.description}"
+        for name, upstream in upstreams.items()
+        if upstream.state is not State.FAILED
+    ]
+    failed = [
+        f"- {name}: {upstream.error.cause if upstream.error else 'unavailable'}"
+        for name, upstream in upstreams.items()
+        if upstream.state is State.FAILED
+    ]
+    if failed:
+        lines += ["Unavailable groups:", *failed]
+    return "\n".join(lines)
 
 
 def compact_tools(tools: list[mcp_types.Tool]) -> str:

@@ -14,7 +14,8 @@ Guarantees:
   unless `watch` is off;
 - however it is started (`dynamic-mcp`, `fastmcp run server.py`, `fastmcp dev inspector`),
   the same rules hold: over stdio our own pipes (`groups.serving.stdio_pipes`); over HTTP
-  a token off loopback and the Host/Origin guard (`groups.serving.http_access`); a log
+  auth off loopback (a token, or named users) and the Host/Origin guard
+  (`groups.serving.http_access`); a log
   level given to FastMCP sets the level of our redacting handler instead of installing
   FastMCP's own; on SIGINT or SIGTERM every upstream is closed before the process exits.
 """
@@ -157,19 +158,25 @@ class RootServer(FastMCP):
         uvicorn_config: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
-        """Serve HTTP: a token needed off loopback, FastMCP's Host/Origin guard on.
+        """Serve HTTP: auth needed off loopback, FastMCP's Host/Origin guard on. Without
+        `auth` given, it is taken from the environment: named users or a shared token.
 
         Raises:
-            UnsafeServingError: `host` is not loopback and no token is configured.
+            UnsafeServingError: `host` is not loopback and no auth is configured, or the
+                auth configured is unusable.
         """
         import fastmcp
 
-        from groups.serving.http_access import BearerToken, browser_guard, http_token
+        from groups import GATEWAY_ENV_VARS
+        from groups.serving.http_access import browser_guard, http_auth
+        from groups.serving.users import JwtSettings
 
         host = host or fastmcp.settings.host
         if self.auth is None:  # `fastmcp run --host H` decides the host only now
-            token = http_token(host, None)
-            guard_http_with(self, BearerToken(token) if token else None)
+            users = os.environ.get(GATEWAY_ENV_VARS["users"])
+            jwt = JwtSettings.from_env()
+            auth = http_auth(host, token_file=None, users=Path(users) if users else None, jwt=jwt)
+            guard_http_with(self, auth)
         self._own_log_level(log_level)
         # Without log_config None, uvicorn installs handlers that write around ours.
         uvicorn_config = {**(uvicorn_config or {}), "log_config": None}

@@ -6,7 +6,8 @@
 Guarantees: every field a dmcp config may have is modelled; unknown fields are rejected
 with their dotted path (`mcpServers.github.comand`); `${VAR}` references are kept as
 written (resolved per group when it connects, `groups.config.variables`); a stdio, HTTP or
-SSE entry is told apart by its fields, `type` optional.
+SSE entry is told apart by its fields, `type` optional; `access` is a list of non-empty
+names (who may use the group on a gateway with named users, `groups.access`).
 """
 
 from __future__ import annotations
@@ -131,9 +132,19 @@ def _non_empty(value: str) -> str:
     return value
 
 
+def _named(names: list[str]) -> list[str]:
+    for name in names:
+        if not name.strip():
+            raise PydanticCustomError("empty_access", "names a user or group; '' names nobody")
+    return names
+
+
 class _Server(_Strict):
     description: Annotated[str, AfterValidator(_non_empty)]
     enabled: bool = True
+    # On a gateway with named users: only these users, or members of these groups of the
+    # identity provider, see and use the group (everyone, when absent). `groups.access`.
+    access: Annotated[list[str], AfterValidator(_named)] | None = None
     features: Features = Features()
     timeout: Timeouts = Timeouts()
     tools: ToolFilter = ToolFilter()

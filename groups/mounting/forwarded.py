@@ -18,6 +18,7 @@ Guarantees:
   group; the upstream's updates of that resource then reach that client alone, under the
   URI it subscribed to (`groups.upstream.subscribers`); a URI that names no served group,
   or a group whose upstream offers no subscriptions, is an invalid-params error;
+- a group the caller may not use (`groups.access`) is, here too, a group not served;
 - each is a request to the upstream like any other (`Upstream.request`): it counts as
   use, is bounded by the group's time limit for prompts or resources, and its failure is
   the group's error message; a live subscription keeps the upstream from an idle stop.
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import mcp_types
 from mcp.shared.exceptions import MCPError
 
+from groups.access import User
 from groups.errors import DynamicMcpError
 from groups.upstream import Caller
 
@@ -73,11 +75,13 @@ class ForwardedRequests:
         Raises:
             MCPError: the upstream's own error, or the group's (unavailable, timed out…).
         """
+        caller = Caller.of_current_request()
+        user = caller.user if caller is not None else None
         if isinstance(ref, mcp_types.PromptReference):
-            shown, served = ref.name, self._prompt(ref.name)
+            shown, served = ref.name, self._prompt(ref.name, user)
             theirs = ref.model_copy(update={"name": served[1]}) if served else ref
         else:
-            shown, served = ref.uri, self._resource(ref.uri)
+            shown, served = ref.uri, self._resource(ref.uri, user)
             theirs = ref.model_copy(update={"uri": served[1]}) if served else ref
         if served is None:
             return _NOTHING
@@ -86,7 +90,7 @@ class ForwardedRequests:
             params=mcp_types.CompleteRequestParams(ref=theirs, argument=argument, context=context)
         )
         limit, operation = _limit(upstream, feature), f"Completing {argument.name!r} of {shown!r}"
-        async with self._session(upstream, Caller.of_current_request()) as session:
+        async with self._session(upstream, caller) as session:
             offered = session.client.initialize_result
             if offered is None or offered.capabilities.completions is None:
                 return _NOTHING
@@ -102,12 +106,12 @@ class ForwardedRequests:
             MCPError: no served group has the resource, its upstream offers no subscriptions,
                 refused it, or failed.
         """
-        uri = str(params.uri)
-        served = self._resource(uri)
+        uri, caller = str(params.uri), Caller.of(ctx)
+        served = self._resource(uri, caller.user)
         if served is None:
             raise MCPError(mcp_types.INVALID_PARAMS, f"No group serves the resource {uri!r}")
         upstream, theirs, _ = served
-        caller, limit = Caller.of(ctx), _limit(upstream, "resources")
+        limit = _limit(upstream, "resources")
         async with self._session(upstream, caller) as session:
             offered = session.client.initialize_result
             resources = offered.capabilities.resources if offered is not None else None
@@ -135,12 +139,12 @@ class ForwardedRequests:
         Raises:
             MCPError: the upstream refused it, or failed.
         """
-        uri = str(params.uri)
-        served = self._resource(uri)
+        uri, caller = str(params.uri), Caller.of(ctx)
+        served = self._resource(uri, caller.user)
         if served is None:
             return mcp_types.EmptyResult()
         upstream, theirs, _ = served
-        caller, limit = Caller.of(ctx), _limit(upstream, "resources")
+        limit = _limit(upstream, "resources")
         async with self._session(upstream, caller) as session:
             if session.subscribers.remove(theirs, caller.connection):
                 request = mcp_types.UnsubscribeRequest(
@@ -152,27 +156,32 @@ class ForwardedRequests:
 
     # ---- which group, and its name for the thing -------------------------------------
 
-    def _prompt(self, name: str) -> tuple[Upstream, str, Feature] | None:
-        """The upstream serving prompt `name` and its own name for it, if one does."""
-        group = self._registry.group_prefixing(name)
-        upstream = self._served(group, "prompts")
+    def _prompt(self, name: str, user: User | None) -> tuple[Upstream, str, Feature] | None:
+        """The upstream serving prompt `name` to `user` and its own name for it, if one does."""
+        group = self._registry.group_prefixing(name, user)
+        upstream = self._served(group, "prompts", user)
         return (upstream, name[len(upstream.name) + 1 :], "prompts") if upstream else None
 
-    def _resource(self, uri: str) -> tuple[Upstream, str, Feature] | None:
-        """The upstream serving resource or template `uri` and its own URI for it, if one does."""
+    def _resource(self, uri: str, user: User | None) -> tuple[Upstream, str, Feature] | None:
+        """The upstream serving resource or template `uri` to `user` and its own URI for it,
+        if one does."""
         match = _NAMESPACED_URI.match(uri)
-        upstream = self._served(match.group(2), "resources") if match else None
+        upstream = self._served(match.group(2), "resources", user) if match else None
         if match is None or upstream is None:
             return None
         return upstream, match.group(1) + match.group(3), "resources"
 
-    def _served(self, group: str | None, feature: Feature) -> Upstream | None:
-        """The group's upstream, if the root serves its resources or prompts now."""
+    def _served(self, group: str | None, feature: Feature, user: User | None) -> Upstream | None:
+        """The group's upstream, if the root serves its resources or prompts to `user` now."""
         registry = self._registry
-        config = registry.config_of(group) if group is not None else None
-        if group is None or config is None or group not in registry.mounted:
+        if (
+            group is None
+            or group not in registry.group_names(user)
+            or group not in registry.mounted
+        ):
             return None
-        return registry.upstream(group) if getattr(config.features, feature) else None
+        upstream = registry.upstream(group, user)
+        return upstream if getattr(upstream.config.features, feature) else None
 
     @asynccontextmanager
     async def _session(self, upstream: Upstream, caller: Caller | None) -> AsyncIterator[Session]:

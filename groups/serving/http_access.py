@@ -1,14 +1,16 @@
 """Who may talk to dynamic-mcp served over HTTP: a bearer token off loopback, no foreign page.
 
-    token = http_token(host, token_file)             # None on loopback without a token
-    server = build_server(path, auth=BearerToken(token) if token else None)
+    auth = http_auth(host, token_file=None, users=None, jwt=JwtSettings())  # None on loopback
+    server = build_server(path, auth=auth)
     await server.run_http_async(host=host, port=port, **browser_guard(host))
 
 Guarantees:
-- on a host other than loopback (`0.0.0.0`, a LAN address) serving needs a token, from
-  `DYNAMIC_MCP_HTTP_TOKEN` or a file only its owner can read; without one it refuses to
-  start, in one line that says how to give one;
-- with a token (on any host) a request without it, or with another, gets 401;
+- on a host other than loopback (`0.0.0.0`, a LAN address) serving needs auth: one shared
+  token, from `DYNAMIC_MCP_HTTP_TOKEN` or a file only its owner can read, or named users
+  (a users file or the organisation's JWTs, `groups.serving.users`); without any it
+  refuses to start, in one line that says how to give one; given two of these at once it
+  refuses too, saying which;
+- with auth (on any host) a request without a token, or with one not accepted, gets 401;
 - a browser page from another origin gets 403 and a request naming a host we do not
   serve gets 421, whatever the address (DNS-rebinding protection): both are FastMCP's own
   Host/Origin guard; pages on loopback and the server's own origin pass;
@@ -21,14 +23,26 @@ import hmac
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastmcp.server.auth import AccessToken, TokenVerifier
 
 from groups.errors import UnsafeServingError
 from groups.storage.private_files import NotPrivateError, read_private
 
-__all__ = ["TOKEN_ENV_VAR", "BearerToken", "browser_guard", "http_token", "is_loopback"]
+if TYPE_CHECKING:
+    from fastmcp.server.auth import AuthProvider
+
+    from groups.serving.users import JwtSettings
+
+__all__ = [
+    "TOKEN_ENV_VAR",
+    "BearerToken",
+    "browser_guard",
+    "http_auth",
+    "http_token",
+    "is_loopback",
+]
 
 TOKEN_ENV_VAR = "DYNAMIC_MCP_HTTP_TOKEN"
 # Pages served from this machine (an inspector on localhost) may call a local server.
@@ -55,6 +69,36 @@ class BearerToken(TokenVerifier):
         return AccessToken(token="***", client_id="dynamic-mcp-client", scopes=[])
 
 
+def http_auth(
+    host: str, *, token_file: Path | None, users: Path | None, jwt: JwtSettings
+) -> AuthProvider | None:
+    """Who may connect: named users (a users file or JWTs), else one shared token, else
+    nobody checked (loopback only).
+
+    Raises:
+        UnsafeServingError: two kinds of auth are given, one is unusable (see
+            `UsersFile.read`, `JwtSettings.verifier`, `http_token`), or none is given for a
+            host other than loopback.
+    """
+    if users is None and not jwt.given:
+        token = http_token(host, token_file)
+        return BearerToken(token) if token else None
+    # Imported only for a gateway: JWT verification brings in a crypto stack.
+    from groups.serving.users import UsersFile
+
+    shared = (
+        "--token-file" if token_file else TOKEN_ENV_VAR if os.environ.get(TOKEN_ENV_VAR) else ""
+    )
+    if users is not None and jwt.given:
+        clash = "a users file (--users) and JWTs (--jwks-url/--jwt-public-key…)"
+    elif shared:
+        named = "a users file (--users)" if users is not None else "JWTs"
+        clash = f"{named} and one shared token ({shared})"
+    else:
+        return UsersFile.read(users) if users is not None else jwt.verifier()
+    raise UnsafeServingError(f"give one way to check who is asking, not both: {clash}")
+
+
 def http_token(host: str, token_file: Path | None) -> str | None:
     """The token HTTP clients must present, or None where none is needed.
 
@@ -70,7 +114,8 @@ def http_token(host: str, token_file: Path | None) -> str | None:
     raise UnsafeServingError(
         f"refusing to serve on {host} without a token: anyone who can reach it could use "
         f"every configured server. Set {TOKEN_ENV_VAR}, or pass --token-file PATH "
-        f"(a file only you can read), or serve on 127.0.0.1"
+        f"(a file only you can read), or --users PATH or --jwks-url URL for a team "
+        f"(docs/gateway.md), or serve on 127.0.0.1"
     )
 
 

@@ -34,6 +34,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from groups.access import User, current_user, user_of_request
 from groups.internals import connection_of
 
 __all__ = ["CallbackRoute", "Caller", "current_caller"]
@@ -49,6 +50,7 @@ class Caller:
     request_id: mcp_types.RequestId | None
     connection: Connection  # the client's connection: its own stream and its lifetime
     wants_progress: bool = False  # the request carries a progress token
+    user: User | None = None  # a gateway's named user; None: the one implicit user
 
     @classmethod
     def of(cls, ctx: ServerRequestContext[Any, Any]) -> Caller:
@@ -58,6 +60,7 @@ class Caller:
             ctx.request_id,
             connection_of(ctx.session),
             wants_progress="progress_token" in meta,
+            user=user_of_request(ctx.request),
         )
 
     @classmethod
@@ -70,7 +73,7 @@ class Caller:
             ctx = get_context()
         except RuntimeError:
             return None
-        return cls(ctx.session, ctx.request_id, connection_of(ctx.session))
+        return cls(ctx.session, ctx.request_id, connection_of(ctx.session), user=current_user())
 
     @property
     def key(self) -> Hashable | None:

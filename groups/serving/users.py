@@ -1,0 +1,239 @@
+"""A gateway's named users: per-user tokens from a users file, or the organisation's JWTs.
+
+    auth = UsersFile.read(Path("users.json"))       # {"alice": "tok…", "bob": "sha256:…"}
+    auth = JwtSettings(jwks_url=url, issuer=iss, audience="dynamic-mcp").verifier()
+    server = build_server(path, auth=auth)          # FastMCP's server auth: 401 otherwise
+
+Either one is FastMCP's server auth (a `TokenVerifier`); the token it accepts names the
+user (`groups.access.UserToken`), and the user's `access` decides what they see.
+
+Guarantees:
+- the users file is read only when private to its owner (`read_private`); otherwise, or
+  when it is not a JSON object of user name to non-empty token (as given, or
+  `sha256:<64 hex digits>`), or two users share a token, serving refuses to start;
+- a presented token is compared with every user's by SHA-256 digest in constant time;
+  neither it nor a stored token is ever logged, kept in the access token, or shown;
+- a JWT is verified by FastMCP's `JWTVerifier` (signature against the JWKS URL or the
+  public key, expiry, issuer and audience, both required); the user is its `user_claim`
+  (`sub` by default), a non-empty string, else the request gets 401; the user's groups
+  are its `groups_claim` (a list of strings, or one string), none when absent;
+- a JWKS URL is https, or http on loopback only: keys fetched in the clear from
+  elsewhere could be anyone's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastmcp.server.auth import AccessToken, TokenVerifier
+from fastmcp.server.auth.providers.jwt import JWTVerifier
+
+from groups import GATEWAY_ENV_VARS
+from groups.access import UserToken
+from groups.errors import UnsafeServingError
+from groups.serving.http_access import is_loopback
+from groups.storage.private_files import NotPrivateError, read_private
+
+__all__ = [
+    "JwtSettings",
+    "OrganisationTokens",
+    "UsersFile",
+]
+
+logger = logging.getLogger(__name__)
+
+HASHED_PREFIX = "sha256:"
+_HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
+# What an access token shows of the secret it stood for: nothing.
+HIDDEN = "***"
+
+
+class UsersFile(TokenVerifier):
+    """Accepts each user's own token and names that user."""
+
+    def __init__(self, digests: dict[str, bytes]) -> None:
+        """`digests`: user name -> SHA-256 digest of the user's token."""
+        super().__init__()
+        self._digests = digests
+
+    def __repr__(self) -> str:
+        return f"UsersFile({sorted(self._digests)})"
+
+    @classmethod
+    def read(cls, path: Path) -> UsersFile:
+        """The users of the file at `path`.
+
+        Raises:
+            UnsafeServingError: the file is readable by others, unreadable, or not a JSON
+                object of user name to token, or two users have one token.
+        """
+        try:
+            data = json.loads(read_private(path))
+        except NotPrivateError as exc:
+            raise UnsafeServingError(
+                f"the users file {path} is readable by others (mode {exc.mode:04o}): "
+                f"run chmod 600 {path}"
+            ) from None
+        except OSError as exc:
+            raise UnsafeServingError(f"cannot read the users file {path}: {exc.strerror}") from None
+        except ValueError as exc:  # not JSON, or not UTF-8; the message quotes no token
+            raise UnsafeServingError(f"the users file {path} is not JSON: {exc}") from None
+        return cls(_digests(path, data))
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        presented = hashlib.sha256(token.encode()).digest()
+        found = None
+        for user, digest in self._digests.items():  # every one: no early exit to time
+            if hmac.compare_digest(presented, digest):
+                found = user
+        if found is None:
+            return None
+        return UserToken(token=HIDDEN, client_id=found, subject=found, scopes=[], user=found)
+
+
+def _digests(path: Path, data: Any) -> dict[str, bytes]:
+    """Each user's token digest, from the parsed users file."""
+
+    def refuse(problem: str) -> UnsafeServingError:
+        return UnsafeServingError(f"the users file {path} {problem}")
+
+    if not isinstance(data, dict) or not data:
+        raise refuse('must be a JSON object of user name to token: {"alice": "…"}')
+    digests: dict[str, bytes] = {}
+    for user, token in data.items():
+        if not user.strip():
+            raise refuse("has an empty user name")
+        if not isinstance(token, str) or not token.strip():
+            raise refuse(f"gives user {user!r} no token (a non-empty string)")
+        if token.startswith(HASHED_PREFIX):
+            hexdigest = token.removeprefix(HASHED_PREFIX)
+            if not _HEX_DIGEST.match(hexdigest):
+                raise refuse(f"gives user {user!r} a sha256: token that is not 64 hex digits")
+            digest = bytes.fromhex(hexdigest)
+        else:
+            digest = hashlib.sha256(token.encode()).digest()
+        twin = next((other for other, d in digests.items() if d == digest), None)
+        if twin is not None:
+            raise refuse(f"gives users {twin!r} and {user!r} the same token")
+        digests[user] = digest
+    return digests
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    """How the organisation's identity provider's JWTs are checked, and who they name."""
+
+    jwks_url: str | None = None
+    public_key: Path | None = None  # a PEM file
+    issuer: str | None = None
+    audience: str | None = None
+    user_claim: str = "sub"
+    groups_claim: str | None = None
+
+    @classmethod
+    def from_env(cls) -> JwtSettings:
+        """The settings `$DYNAMIC_MCP_JWKS_URL`, `…_JWT_ISSUER` and the rest give
+        (`groups.GATEWAY_ENV_VARS`): for `fastmcp run`, which passes no such flags."""
+        given = {
+            name.removeprefix("jwt_"): os.environ[env]  # `jwt_issuer` is `issuer` here
+            for name, env in GATEWAY_ENV_VARS.items()
+            if name != "users" and os.environ.get(env)
+        }
+        key = given.pop("public_key", None)
+        return cls(**given, public_key=Path(key) if key else None)
+
+    @property
+    def given(self) -> bool:
+        """Whether any JWT option was given (the claims have defaults, and count only with
+        a key)."""
+        return any((self.jwks_url, self.public_key, self.issuer, self.audience))
+
+    def verifier(self) -> OrganisationTokens:
+        """The verifier these settings describe.
+
+        Raises:
+            UnsafeServingError: a key source, the issuer or the audience is missing, both
+                key sources are given, the JWKS URL is plain http off loopback, or the
+                public key file cannot be read.
+        """
+        if bool(self.jwks_url) == bool(self.public_key):
+            raise UnsafeServingError(
+                "JWTs need exactly one key to check them against: --jwks-url URL "
+                "(the identity provider's keys) or --jwt-public-key FILE (a PEM file)"
+            )
+        if not self.issuer or not self.audience:
+            raise UnsafeServingError(
+                "JWTs need --jwt-issuer and --jwt-audience: without them a token the "
+                "identity provider issued for any other service would be accepted here"
+            )
+        key = None
+        if self.public_key is not None:
+            try:
+                key = self.public_key.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+                raise UnsafeServingError(
+                    f"cannot read the JWT public key {self.public_key}: {reason}"
+                ) from None
+        if self.jwks_url is not None:
+            _check_jwks_url(self.jwks_url)
+        return OrganisationTokens(self, public_key=key)
+
+
+def _check_jwks_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or "")):
+        return
+    raise UnsafeServingError(
+        f"the JWKS URL {url!r} must be https (plain http only on loopback): keys fetched "
+        "in the clear could be swapped for anyone's"
+    )
+
+
+class OrganisationTokens(JWTVerifier):
+    """FastMCP's JWT verifier, naming the user by a claim of the verified token."""
+
+    def __init__(self, settings: JwtSettings, *, public_key: str | None) -> None:
+        super().__init__(
+            public_key=public_key,
+            jwks_uri=settings.jwks_url,
+            issuer=settings.issuer,
+            audience=settings.audience,
+        )
+        self._user_claim = settings.user_claim
+        self._groups_claim = settings.groups_claim
+
+    def __repr__(self) -> str:
+        return f"OrganisationTokens(issuer={self.issuer!r}, audience={self.audience!r})"
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        verified = await super().verify_token(token)
+        if verified is None:
+            return None
+        user = verified.claims.get(self._user_claim)
+        if not isinstance(user, str) or not user:
+            logger.info("refused a JWT without a %r claim naming the user", self._user_claim)
+            return None
+        return UserToken(
+            **verified.model_dump(exclude={"token"}),
+            token=HIDDEN,
+            user=user,
+            user_groups=self._groups(verified.claims),
+        )
+
+    def _groups(self, claims: dict[str, Any]) -> tuple[str, ...]:
+        value = claims.get(self._groups_claim) if self._groups_claim else None
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list):
+            return tuple(group for group in value if isinstance(group, str))
+        return ()

@@ -1,0 +1,462 @@
+"""A team gateway: every HTTP request names its user (a users file or JWTs), and a group's
+`access` decides who sees and uses it.
+
+Each gateway is a real `dynamic-mcp --transport http` on 127.0.0.1, spoken to by the
+official client as two different users at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mcp_types
+import pytest
+from conftest import REPO, UPSTREAMS, free_port, stdio_entry, wait_for_port
+from fastmcp import Client
+from fastmcp.client.auth import BearerAuth
+from fastmcp.server.auth.providers.jwt import RSAKeyPair
+from joserfc import jwk
+from mcp.shared.exceptions import MCPError
+from test_http_serving import ACCEPT, INITIALIZE, dynamic_mcp
+
+from groups.config import Config, launch_identity
+from groups.serving import http_auth
+from groups.serving.users import JwtSettings, UsersFile
+
+ALICE, BOB = "alice-token-5d2a91", "bob-token-0c7e44"
+ISSUER, AUDIENCE = "https://id.example.test", "dynamic-mcp-gateway"
+WAIT = 30  # a first expansion starts a Python upstream
+WATCHED = UPSTREAMS / "watched.py"
+
+
+def servers() -> dict[str, Any]:
+    return {
+        "open": stdio_entry(description="Open to everyone"),
+        "private": stdio_entry(description="Alice only", access=["alice"]),
+        "platform": stdio_entry(description="The platform team", access=["platform-team"]),
+        "watched": stdio_entry(WATCHED, "Completes and is watched", access=["alice"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("gateway") / "dynamic-mcp.json"
+    path.write_text(json.dumps({"mcpServers": servers(), "settings": {"search": True}}))
+    return path
+
+
+def private_file(path: Path, data: Any, mode: int = 0o600) -> Path:
+    path.write_text(json.dumps(data))
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory) -> Path:
+    """alice's token as given, bob's as the SHA-256 of it."""
+    bob = "sha256:" + hashlib.sha256(BOB.encode()).hexdigest()
+    return private_file(
+        tmp_path_factory.mktemp("users") / "users.json", {"alice": ALICE, "bob": bob}
+    )
+
+
+@contextmanager
+def gateway(config: Path, log: Path, *args: str) -> Iterator[str]:
+    """`dynamic-mcp CONFIG --transport http ARGS` on a free loopback port, its stderr in
+    `log`; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
+    without_token = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_HTTP_TOKEN"}
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--log-level", "debug", *args],
+            cwd=REPO,
+            env=without_token,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.fixture(scope="module")
+def users_url(config: Path, users_file: Path, tmp_path_factory) -> Iterator[str]:
+    """A gateway whose users are alice and bob."""
+    log = tmp_path_factory.mktemp("logs") / "users.log"
+    with gateway(config, log, "--users", str(users_file)) as url:
+        yield url
+
+
+def as_user(url: str, token: str, **options: Any) -> Client:
+    return Client(url, auth=BearerAuth(token), init_timeout=WAIT, timeout=WAIT, **options)
+
+
+async def meta_tools(client: Client) -> dict[str, mcp_types.Tool]:
+    return {tool.name: tool for tool in await client.list_tools()}
+
+
+def shown_groups(tools: dict[str, mcp_types.Tool]) -> tuple[list[str], str]:
+    """The enum of get_dynamic_tools' `group`, and its description."""
+    get_tools = tools["get_dynamic_tools"]
+    return get_tools.input_schema["properties"]["group"]["enum"], get_tools.description or ""
+
+
+def text(result: mcp_types.CallToolResult) -> str:
+    return "".join(
+        block.text for block in result.content if isinstance(block, mcp_types.TextContent)
+    )
+
+
+# ---- a users file ---------------------------------------------------------------------
+
+
+async def test_each_user_is_shown_only_the_groups_open_to_them(users_url):
+    async with as_user(users_url, ALICE) as alice, as_user(users_url, BOB) as bob:
+        # Interleaved: one user's listing must not be served to the other from a cache.
+        for_alice = shown_groups(await meta_tools(alice))
+        for_bob = shown_groups(await meta_tools(bob))
+        again_for_alice = shown_groups(await meta_tools(alice))
+
+    assert for_alice[0] == ["open", "private", "watched"]
+    assert "- private: Alice only" in for_alice[1]
+    assert for_bob[0] == ["open"]
+    assert "private" not in for_bob[1] and "Alice only" not in for_bob[1]
+    assert "platform" not in for_bob[1] + for_alice[1]
+    assert again_for_alice == for_alice
+
+
+async def test_a_group_hidden_from_a_user_cannot_be_expanded_called_or_searched(users_url):
+    async with as_user(users_url, BOB) as bob:
+        expanded = await bob.call_tool_mcp("get_dynamic_tools", {"group": "private"})
+        called = await bob.call_tool_mcp(
+            "call_dynamic_tool", {"group": "private", "name": "echo", "args": {"text": "hi"}}
+        )
+        by_its_name = await bob.call_tool_mcp("private_echo", {"text": "hi"})
+        open_call = await bob.call_tool_mcp(
+            "call_dynamic_tool", {"group": "open", "name": "echo", "args": {"text": "hi"}}
+        )
+    async with as_user(users_url, ALICE) as alice:
+        alice_called = await alice.call_tool_mcp(
+            "call_dynamic_tool", {"group": "private", "name": "echo", "args": {"text": "hi"}}
+        )
+        await alice.call_tool_mcp("get_dynamic_tools", {"group": "open"})
+    async with as_user(users_url, BOB) as bob:
+        searched = await bob.call_tool_mcp("search_dynamic_tools", {"query": "echo"})
+
+    for refused in (expanded, called):
+        assert refused.is_error
+        # As for a group that does not exist: only the groups bob may use are named.
+        assert text(refused) == "Unknown group 'private'. Valid groups: open."
+    assert by_its_name.is_error and "private" not in text(by_its_name).replace("'private_echo'", "")
+    assert not open_call.is_error and not alice_called.is_error
+    assert not searched.is_error
+    assert '"group":"private"' not in text(searched) and "private" not in text(searched)
+
+
+def greet(name: str) -> mcp_types.PromptReference:
+    return mcp_types.PromptReference(type="ref/prompt", name=f"{name}_greet")
+
+
+async def subscribe(client: Client, uri: str) -> None:
+    # The SDK's own subscribe_resource is deprecated for the 2026-07-28 era; this is 2025's.
+    request = mcp_types.SubscribeRequest(params=mcp_types.SubscribeRequestParams(uri=uri))
+    await client.session.send_request(request, mcp_types.EmptyResult)
+
+
+async def test_a_hidden_groups_resources_prompts_and_completions_are_not_served(users_url):
+    # Handshake-era clients: resource subscriptions are theirs.
+    alice, bob = as_user(users_url, ALICE, mode="legacy"), as_user(users_url, BOB, mode="legacy")
+    async with alice, bob:
+        for group in ("private", "watched"):  # alice's use mounts them on the root
+            await alice.call_tool_mcp("get_dynamic_tools", {"group": group})
+        alice_resources = [str(r.uri) for r in await alice.list_resources()]
+        alice_prompts = [p.name for p in await alice.list_prompts()]
+        alice_read = await alice.read_resource("memo://private/greeting")
+        alice_names = await alice.complete(greet("watched"), {"name": "name", "value": "al"})
+        await subscribe(alice, "counter://watched/one")
+
+        bob_resources = [str(r.uri) for r in await bob.list_resources()]
+        bob_templates = [t.uri_template for t in await bob.list_resource_templates()]
+        bob_prompts = [p.name for p in await bob.list_prompts()]
+        with pytest.raises(MCPError) as read:
+            await bob.read_resource("memo://private/greeting")
+        with pytest.raises(MCPError) as never_there:
+            await bob.read_resource("memo://nowhere/greeting")
+        with pytest.raises(MCPError) as prompt:
+            await bob.get_prompt("private_summarize", {"topic": "x"})
+        bob_names = await bob.complete(greet("watched"), {"name": "name", "value": "al"})
+        with pytest.raises(MCPError) as subscribed:
+            await subscribe(bob, "counter://watched/one")
+
+    assert "memo://private/greeting" in alice_resources and "private_summarize" in alice_prompts
+    assert "counter://watched/one" in alice_resources
+    assert alice_read[0].text == "hello from the echo upstream"
+    assert alice_names.values == ["albert", "alice"]
+    assert not [uri for uri in bob_resources + bob_templates if "://private/" in uri]
+    assert not [uri for uri in bob_resources + bob_templates if "://watched/" in uri]
+    assert not [name for name in bob_prompts if name.startswith(("private_", "watched_"))]
+    # Refused as a group that does not exist is: nothing tells bob it is there.
+    assert read.value.error.code == never_there.value.error.code
+    assert str(read.value).replace("private", "nowhere") == str(never_there.value)
+    assert prompt.value.error.code == read.value.error.code
+    assert bob_names.values == []
+    assert subscribed.value.error.code == mcp_types.INVALID_PARAMS
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,  # no token at all
+        "Bearer not-a-users-token",
+        f"Bearer sha256:{hashlib.sha256(BOB.encode()).hexdigest()}",  # the file's form is no token
+        f"Basic {ALICE}",  # not a bearer token
+    ],
+)
+async def test_a_request_without_a_users_token_gets_401(users_url, authorization):
+    headers = dict(ACCEPT)
+    if authorization:
+        headers["Authorization"] = authorization
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(users_url, json=INITIALIZE, headers=headers)
+    assert response.status_code == 401
+
+
+async def test_no_token_is_ever_written_to_the_log(config, users_file, tmp_path):
+    log = tmp_path / "gateway.log"
+    with gateway(config, log, "--users", str(users_file)) as url:
+        async with as_user(url, BOB) as bob:
+            await bob.call_tool_mcp("get_dynamic_tools", {"group": "open"})
+        async with httpx2.AsyncClient() as http:
+            wrong = {**ACCEPT, "Authorization": f"Bearer {ALICE}x"}
+            await http.post(url, json=INITIALIZE, headers=wrong)
+    written = log.read_text()
+    assert written  # at debug level it did log, just not them
+    assert ALICE not in written and BOB not in written
+    assert hashlib.sha256(BOB.encode()).hexdigest() not in written
+
+
+@pytest.mark.parametrize(
+    ("users", "mode", "problem"),
+    [
+        ({"alice": ALICE}, 0o644, "is readable by others (mode 0644): run chmod 600"),
+        (["alice", ALICE], 0o600, "must be a JSON object of user name to token"),
+        ({"alice": ""}, 0o600, "gives user 'alice' no token"),
+        ({"alice": "sha256:abc"}, 0o600, "gives user 'alice' a sha256: token that is not 64 hex"),
+        ({"alice": ALICE, "bob": ALICE}, 0o600, "gives users 'alice' and 'bob' the same token"),
+    ],
+)
+def test_an_unsafe_or_malformed_users_file_is_refused_at_start(
+    config, tmp_path, users, mode, problem
+):
+    path = private_file(tmp_path / "users.json", users, mode)
+    process = dynamic_mcp(
+        config, "--port", str(free_port()), "--users", str(path), output=subprocess.PIPE
+    )
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 2
+    assert stderr.startswith(f"dynamic-mcp: the users file {path} {problem}")
+    assert len(stderr.strip().splitlines()) == 1
+    assert ALICE not in stderr + stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "problem"),
+    [
+        (["--jwks-url", "https://id.example.test/jwks"], {}, "a users file (--users) and JWTs"),
+        ([], {"DYNAMIC_MCP_HTTP_TOKEN": "shared"}, "and one shared token (DYNAMIC_MCP_HTTP_TOKEN)"),
+    ],
+)
+def test_users_and_another_kind_of_auth_at_once_are_refused(config, users_file, args, env, problem):
+    process = dynamic_mcp(
+        config, "--users", str(users_file), *args, env=env, output=subprocess.PIPE
+    )
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 2
+    assert stderr.startswith("dynamic-mcp: give one way to check who is asking, not both: ")
+    assert problem in stderr
+
+
+def test_named_users_are_auth_enough_off_loopback(users_file):
+    auth = http_auth("0.0.0.0", token_file=None, users=users_file, jwt=JwtSettings())
+    assert isinstance(auth, UsersFile)
+
+
+# ---- the organisation's JWTs ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keys() -> RSAKeyPair:
+    return RSAKeyPair.generate()
+
+
+def jwt_for(keys: RSAKeyPair, user: str, **options: Any) -> str:
+    options.setdefault("issuer", ISSUER)
+    options.setdefault("audience", AUDIENCE)
+    return keys.create_token(subject=user, kid="test-key", **options)
+
+
+@pytest.fixture(scope="module")
+def jwt_url(config: Path, keys: RSAKeyPair, tmp_path_factory) -> Iterator[str]:
+    """A gateway that takes JWTs signed with `keys`, the user in `email`, groups in `groups`."""
+    folder = tmp_path_factory.mktemp("jwt")
+    public_key = folder / "public.pem"
+    public_key.write_text(keys.public_key)
+    args = ["--jwt-public-key", str(public_key), "--jwt-issuer", ISSUER]
+    args += ["--jwt-audience", AUDIENCE, "--user-claim", "email", "--groups-claim", "groups"]
+    with gateway(config, folder / "jwt.log", *args) as url:
+        yield url
+
+
+async def test_a_jwt_names_the_user_by_its_claim_and_a_groups_claim_gives_access(jwt_url, keys):
+    alice = jwt_for(keys, "id-1", additional_claims={"email": "alice"})
+    carol = jwt_for(keys, "id-2", additional_claims={"email": "carol", "groups": ["platform-team"]})
+    dave = jwt_for(keys, "id-3", additional_claims={"email": "dave", "groups": ["sales"]})
+    shown = {}
+    for name, token in (("alice", alice), ("carol", carol), ("dave", dave)):
+        async with as_user(jwt_url, token) as client:
+            shown[name] = shown_groups(await meta_tools(client))[0]
+    async with as_user(jwt_url, carol) as client:
+        called = await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "platform", "name": "echo", "args": {"text": "hi"}}
+        )
+    async with as_user(jwt_url, dave) as client:
+        refused = await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "platform", "name": "echo", "args": {"text": "hi"}}
+        )
+
+    assert shown == {
+        "alice": ["open", "private", "watched"],  # by name
+        "carol": ["open", "platform"],  # by group
+        "dave": ["open"],
+    }
+    assert not called.is_error
+    assert refused.is_error and text(refused) == "Unknown group 'platform'. Valid groups: open."
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"audience": "another-service"},  # issued for someone else
+        {"issuer": "https://elsewhere.example.test"},
+        {"expires_in_seconds": -60},
+        {"additional_claims": {}},  # no `email` claim to name the user
+    ],
+)
+async def test_a_jwt_that_fails_a_check_gets_401(jwt_url, keys, options):
+    options.setdefault("additional_claims", {"email": "alice"})
+    token = jwt_for(keys, "id-1", **options)
+    async with httpx2.AsyncClient() as http:
+        headers = {**ACCEPT, "Authorization": f"Bearer {token}"}
+        response = await http.post(jwt_url, json=INITIALIZE, headers=headers)
+    assert response.status_code == 401
+
+
+async def test_a_jwt_signed_by_another_key_gets_401(jwt_url):
+    forged = jwt_for(RSAKeyPair.generate(), "id-1", additional_claims={"email": "alice"})
+    async with httpx2.AsyncClient() as http:
+        headers = {**ACCEPT, "Authorization": f"Bearer {forged}"}
+        response = await http.post(jwt_url, json=INITIALIZE, headers=headers)
+    assert response.status_code == 401
+
+
+@contextmanager
+def jwks_served(keys: RSAKeyPair) -> Iterator[str]:
+    """The identity provider's key set, as JSON, on a loopback port."""
+    key = jwk.import_key(keys.public_key, "RSA").as_dict()
+    body = json.dumps({"keys": [{**key, "kid": "test-key", "use": "sig", "alg": "RS256"}]})
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_jwts_are_checked_against_the_identity_providers_jwks_url(config, keys, tmp_path):
+    with jwks_served(keys) as jwks_url:
+        args = ["--jwks-url", jwks_url, "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]
+        with gateway(config, tmp_path / "jwks.log", *args) as url:
+            async with as_user(url, jwt_for(keys, "alice")) as alice:
+                shown = shown_groups(await meta_tools(alice))[0]
+            forged = jwt_for(RSAKeyPair.generate(), "alice")
+            async with httpx2.AsyncClient() as http:
+                headers = {**ACCEPT, "Authorization": f"Bearer {forged}"}
+                refused = await http.post(url, json=INITIALIZE, headers=headers)
+
+    assert shown == ["open", "private", "watched"]  # `sub` names the user by default
+    assert refused.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE], "JWTs need exactly one key"),
+        (
+            ["--jwks-url", "https://id.example.test/jwks", "--jwt-issuer", ISSUER],
+            "JWTs need --jwt-issuer and --jwt-audience",
+        ),
+        (
+            [
+                "--jwks-url",
+                "http://id.example.test/jwks",
+                "--jwt-issuer",
+                ISSUER,
+                "--jwt-audience",
+                AUDIENCE,
+            ],
+            "must be https (plain http only on loopback)",
+        ),
+    ],
+)
+def test_incomplete_or_unsafe_jwt_options_are_refused_at_start(config, args, problem):
+    process = dynamic_mcp(config, *args, output=subprocess.PIPE)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 2
+    assert stderr.startswith("dynamic-mcp: ") and problem in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+# ---- `access` in the config -------------------------------------------------------------
+
+
+def test_access_is_applied_in_place_not_part_of_the_launch_identity():
+    entries = servers()
+    before = Config.model_validate({"mcpServers": entries}).servers["private"]
+    after = Config.model_validate(
+        {"mcpServers": {**entries, "private": {**entries["private"], "access": ["bob"]}}}
+    ).servers["private"]
+
+    assert before.access == ["alice"] and after.access == ["bob"]
+    assert launch_identity(before, {}) == launch_identity(after, {})
