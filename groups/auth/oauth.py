@@ -7,7 +7,8 @@
 
 FastMCP's OAuth client does the protocol: discovery from the 401 (RFC 9728 protected
 resource metadata, RFC 8414 server metadata), dynamic client registration or a
-pre-registered `oauth_client_id`, PKCE, the loopback callback, refresh. It keeps tokens
+pre-registered `oauth_client_id` (with its `oauth_client_secret`, sent as the server's
+metadata asks: `groups.auth.credentials`), a client ID metadata document, PKCE, the loopback callback, refresh. It keeps tokens
 in the store we hand it as `token_storage` (`groups.storage.store`), keyed by endpoint URL, so
 each endpoint a group has pointed at holds its own tokens inside the group's one file.
 What is ours is when to refresh, how processes share the file, and how a person is asked.
@@ -51,6 +52,7 @@ from fastmcp.client.auth.oauth import ClientNotFoundError
 from mcp.client.auth.utils import create_client_registration_request, union_scopes
 from mcp.shared.auth import OAuthToken
 
+from groups.auth.credentials import ClientCredentials, authenticate_as_metadata_says
 from groups.auth.tokens import carry_over_legacy, registered_port
 from groups.internals import refresh_request, take_refresh_response
 from groups.storage.store import Scope
@@ -100,12 +102,21 @@ class GroupOAuth(OAuth):
         interactive: bool = False,
         on_link: Any = None,
         callback_port: int | None = None,
+        credentials: ClientCredentials | None = None,
     ) -> None:
+        secret = credentials.secret if credentials is not None else None
         super().__init__(
             mcp_url=url,
             scopes=server.oauth_scopes,
             client_name="dynamic-mcp",
             client_id=server.oauth_client_id,
+            client_secret=secret,
+            # RFC 6749 §2.3.1: every server takes a secret as Basic credentials; a server
+            # whose metadata lists only the form gets it there (`authenticate_as_metadata_says`).
+            additional_client_metadata={"token_endpoint_auth_method": "client_secret_basic"}
+            if secret
+            else None,
+            client_metadata_url=server.oauth_client_metadata_url,
             token_storage=tokens,
             callback_host="127.0.0.1",
             # The port the client was registered with: a sign-in that redirects
@@ -118,7 +129,9 @@ class GroupOAuth(OAuth):
         self._interactive = interactive
         self._on_link = on_link
         self._loaded = False
+        self._registered_now = False  # a client registered in this flow is known to the server
         self.needs_sign_in = False
+        authenticate_as_metadata_says(self)
 
     def __repr__(self) -> str:
         return f"GroupOAuth({self.tokens.prefix!r}, interactive={self._interactive})"
@@ -212,12 +225,15 @@ class GroupOAuth(OAuth):
         the client; the configured scopes are asked for at authorization (`redirect_handler`)
         too, and a server refuses a scope the client was not registered with.
         """
-        if self._configured_scopes is None or outgoing.method != "POST":
+        if outgoing.method != "POST" or self.context.client_info is not None:
             return outgoing
         metadata = self.context.client_metadata
         base = self.context.get_authorization_base_url(self.context.server_url)
         oauth_metadata = self.context.oauth_metadata
         if outgoing.url != create_client_registration_request(oauth_metadata, metadata, base).url:
+            return outgoing
+        self._registered_now = True
+        if self._configured_scopes is None:
             return outgoing
         metadata.scope = union_scopes(metadata.scope, self._configured_scopes)
         return create_client_registration_request(oauth_metadata, metadata, base)
@@ -227,13 +243,8 @@ class GroupOAuth(OAuth):
         if not self._interactive:
             self.needs_sign_in = True
             raise AuthorizationRequired(authorization_url)
-        # A server that forgot our registration answers 400: register again, once.
-        async with httpx2.AsyncClient() as http:
-            response = await http.get(authorization_url, follow_redirects=False)
-        if response.status_code == 400:
-            raise ClientNotFoundError("the OAuth server no longer knows this client")
-        if response.status_code not in (200, 302, 303, 307, 308):
-            raise RuntimeError(f"the authorization page answers HTTP {response.status_code}")
+        if not self._registered_now:
+            await _check_client_known(authorization_url)
         if self._on_link is not None:
             self._on_link(authorization_url)
         # webbrowser waits for a browser command to exit, and a browser may only exit once
@@ -255,11 +266,19 @@ class GroupOAuth(OAuth):
 class SignIn:
     """One group's browser sign-in, run apart from any request; at most one at a time."""
 
-    def __init__(self, group: str, url: str, server: HttpServer | SseServer, tokens: Scope) -> None:
+    def __init__(
+        self,
+        group: str,
+        url: str,
+        server: HttpServer | SseServer,
+        tokens: Scope,
+        credentials: ClientCredentials | None = None,
+    ) -> None:
         self.group = group
         self.url = url
         self.server = server
         self.tokens = tokens
+        self.credentials = credentials
         self.link: str | None = None
         self.error: str | None = None
         self._done = anyio.Event()
@@ -315,6 +334,7 @@ class SignIn:
                 interactive=True,
                 on_link=self._got_link,
                 callback_port=await registered_port(self.tokens, self.url),
+                credentials=self.credentials,
             )
             async with httpx2.AsyncClient(auth=oauth, timeout=CALLBACK_TIMEOUT + 30) as http:
                 status = await self._probe(http)
@@ -353,6 +373,19 @@ class SignIn:
             link,
             CALLBACK_TIMEOUT / 60,
         )
+
+
+async def _check_client_known(authorization_url: str) -> None:
+    """Ask the authorization page before the person does: a server that forgot a stored
+    registration answers 400 (FastMCP then registers again, once). Not for a client
+    registered in the same flow: the server knows it, and the check is one more
+    authorization request the server sees."""
+    async with httpx2.AsyncClient() as http:
+        response = await http.get(authorization_url, follow_redirects=False)
+    if response.status_code == 400:
+        raise ClientNotFoundError("the OAuth server no longer knows this client")
+    if response.status_code not in (200, 302, 303, 307, 308):
+        raise RuntimeError(f"the authorization page answers HTTP {response.status_code}")
 
 
 def _margin(token: OAuthToken) -> float:

@@ -84,6 +84,7 @@ def auth(
 async def _sign_in(
     group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor
 ) -> None:
+    from groups.auth.credentials import client_credentials
     from groups.auth.oauth import CALLBACK_TIMEOUT, SignIn
     from groups.auth.tokens import oauth_tokens, stored_sign_in
     from groups.config import UnresolvedError, variables_for
@@ -94,11 +95,13 @@ async def _sign_in(
             f"group {group!r} sends its own Authorization header: nothing to sign in to"
         )
     try:
-        url = resolved_url(server, variables_for(path), redactor)
+        variables = variables_for(path)
+        url = resolved_url(server, variables, redactor)
+        credentials = client_credentials(server, variables, redactor)
     except UnresolvedError as exc:
         raise AuthCommandError(f"group {group!r}: {exc}") from None
     tokens = oauth_tokens(group, redactor)
-    sign_in = SignIn(group, url, server, tokens)
+    sign_in = SignIn(group, url, server, tokens, credentials)
     link = await sign_in.start(wait=None)
     if link is not None:
         print(f"Sign in to {group} in a browser (one was opened where possible):\n\n  {link}\n")

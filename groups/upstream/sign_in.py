@@ -26,6 +26,7 @@ from groups.errors import SignInNeededError
 from groups.secrets import Redactor
 
 if TYPE_CHECKING:
+    from groups.auth.credentials import ClientCredentials
     from groups.auth.oauth import GroupOAuth, SignIn
     from groups.storage.store import Scope
 
@@ -65,7 +66,9 @@ class GroupSignIn:
         from groups.auth.oauth import GroupOAuth
 
         if url not in self._oauth:
-            self._oauth[url] = GroupOAuth(url, self._remote(), self._tokens())
+            server = self._remote()
+            credentials = self._credentials(server)
+            self._oauth[url] = GroupOAuth(url, server, self._tokens(), credentials=credentials)
         return self._oauth[url]
 
     async def needed(self, auth: GroupOAuth | None = None) -> SignInNeededError:
@@ -85,7 +88,8 @@ class GroupSignIn:
                 url = auth.mcp_url
             else:
                 url = resolved_url(server, self._variables(), self._redactor)
-            self._sign_in = SignIn(self.group, url, server, self._tokens())
+            credentials = self._credentials(server)
+            self._sign_in = SignIn(self.group, url, server, self._tokens(), credentials)
         link = await self._sign_in.start()
         return SignInNeededError(self.group, link, self._sign_in.error)
 
@@ -100,6 +104,16 @@ class GroupSignIn:
             # Only a remote transport asks for OAuth: reaching here is a bug, not a config error.
             raise TypeError(f"group {self.group!r} is not remote: it has no OAuth")
         return config
+
+    def _credentials(self, server: HttpServer | SseServer) -> ClientCredentials:
+        """The entry's client secret and key, read again at each use, as `${VAR}`s are.
+
+        Raises:
+            UnresolvedError: a `${VAR}` is unset or a `${file:PATH}` unusable.
+        """
+        from groups.auth.credentials import client_credentials
+
+        return client_credentials(server, self._variables(), self._redactor)
 
     def _tokens(self) -> Scope:
         from groups.auth.tokens import oauth_tokens
