@@ -85,7 +85,8 @@ async def _sign_in(
     group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor
 ) -> None:
     from groups.auth.credentials import client_credentials
-    from groups.auth.oauth import CALLBACK_TIMEOUT, SignIn
+    from groups.auth.oauth import CALLBACK_TIMEOUT
+    from groups.auth.sign_in import SignIn
     from groups.auth.tokens import oauth_tokens, stored_sign_in
     from groups.config import UnresolvedError, variables_for
     from groups.upstream.transport import resolved_url, uses_authorization_header
@@ -103,6 +104,12 @@ async def _sign_in(
     tokens = oauth_tokens(group, redactor)
     sign_in = SignIn(group, url, server, tokens, credentials)
     link = await sign_in.start(wait=None)
+    if server.oauth_grant == "client_credentials":  # a service account: no person, no link
+        if not await sign_in.wait():
+            raise AuthCommandError(f"no token for {group}: {sign_in.error}")
+        stored = await stored_sign_in(tokens, url)
+        print(f"Fetched a token for {group} (client_credentials): {_validity(stored)}.")
+        return
     if link is not None:
         print(f"Sign in to {group} in a browser (one was opened where possible):\n\n  {link}\n")
         print(f"Waiting for the sign-in, up to {CALLBACK_TIMEOUT / 60:g} minutes...", flush=True)

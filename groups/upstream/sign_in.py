@@ -27,7 +27,9 @@ from groups.secrets import Redactor
 
 if TYPE_CHECKING:
     from groups.auth.credentials import ClientCredentials
-    from groups.auth.oauth import GroupOAuth, SignIn
+    from groups.auth.machine import MachineOAuth
+    from groups.auth.oauth import GroupOAuth
+    from groups.auth.sign_in import SignIn
     from groups.storage.store import Scope
 
 __all__ = ["GroupSignIn"]
@@ -50,7 +52,7 @@ class GroupSignIn:
         self._config = config  # read at each use: a reload may change the entry in place
         self._variables = variables  # read again at each sign-in, as at each connection
         self._redactor = redactor
-        self._oauth: dict[str, GroupOAuth] = {}  # by endpoint URL
+        self._oauth: dict[str, GroupOAuth | MachineOAuth] = {}  # by endpoint URL
         self._sign_in: SignIn | None = None
 
     def __repr__(self) -> str:
@@ -61,14 +63,23 @@ class GroupSignIn:
         """Whether a browser sign-in waits for the person now."""
         return self._sign_in is not None and self._sign_in.pending
 
-    def oauth_for(self, url: str) -> GroupOAuth:
-        """The OAuth client that signs requests to `url`, made on first use."""
+    def oauth_for(self, url: str) -> GroupOAuth | MachineOAuth:
+        """The OAuth client that signs requests to `url`, made on first use: a person's
+        (`GroupOAuth`), or a service account's, which never needs one (`machine_oauth`).
+
+        Raises:
+            UnresolvedError: a `${VAR}` in its secret or key is unset, or a file unusable.
+        """
+        from groups.auth.machine import machine_oauth
         from groups.auth.oauth import GroupOAuth
 
         if url not in self._oauth:
             server = self._remote()
             credentials = self._credentials(server)
-            self._oauth[url] = GroupOAuth(url, server, self._tokens(), credentials=credentials)
+            if server.oauth_grant == "client_credentials":
+                self._oauth[url] = machine_oauth(url, server, credentials, self._tokens())
+            else:
+                self._oauth[url] = GroupOAuth(url, server, self._tokens(), credentials=credentials)
         return self._oauth[url]
 
     async def needed(self, auth: GroupOAuth | None = None) -> SignInNeededError:
@@ -77,7 +88,7 @@ class GroupSignIn:
         `auth` is the OAuth of the session that was refused, whose URL the sign-in is for;
         without one, the group's URL as it resolves now.
         """
-        from groups.auth.oauth import SignIn
+        from groups.auth.sign_in import SignIn
         from groups.upstream.transport import resolved_url
 
         if not self.browser:
@@ -106,7 +117,7 @@ class GroupSignIn:
         return config
 
     def _credentials(self, server: HttpServer | SseServer) -> ClientCredentials:
-        """The entry's client secret and key, read again at each use, as `${VAR}`s are.
+        """The entry's client secret and key, read anew for each OAuth client and sign-in.
 
         Raises:
             UnresolvedError: a `${VAR}` is unset or a `${file:PATH}` unusable.
