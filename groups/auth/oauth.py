@@ -29,6 +29,9 @@ Guarantees:
   spent twice); tokens signed out meanwhile (`dynamic-mcp auth --logout`) are dropped,
   never refreshed or written back;
 - configured `oauth_scopes` are registered as well as asked for, beside the server's;
+- a 403 asking for a scope the token lacks leads to one sign-in for the union of the
+  scopes (the SDK's step-up; the challenge kept in the store until a sign-in answers it,
+  `groups.auth.step_up`); a 403 for a scope already granted is passed on, not signed in;
 - access and refresh tokens and client secrets are known to the `Redactor` from the moment
   they are read or received: no log line, error or result shows them.
 """

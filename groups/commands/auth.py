@@ -5,9 +5,11 @@
                                        # (a running server's next refresh finds it gone)
     dynamic-mcp auth --list            # each remote group: signed in or not, and until when
 
-The same sign-in a group starts on its own when its server first asks (`groups.auth.oauth`),
+The same sign-in a group starts on its own when its server first asks (`groups.auth.sign_in`),
 run in the foreground from a terminal: useful before a client starts, or on a machine
-without a browser (open the printed link on any machine that can reach the callback).
+without a browser (open the printed link on any machine that can reach the callback). A
+sign-in asks for the larger scope a refused call wanted (`groups.auth.step_up`); a service
+account (`oauth_grant: client_credentials`) needs no link: its token is fetched, and said so.
 """
 
 from __future__ import annotations
