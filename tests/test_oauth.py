@@ -234,6 +234,69 @@ async def test_a_pre_registered_client_and_its_scopes_are_used(write_config, hom
     assert after.content[0].text == "preregistered read"
 
 
+CONFIDENTIAL_SECRET = "s3cret-of-the-confidential-client"  # as tests/upstreams/oauth_server.py
+
+
+def secret_file(tmp_path: Path, content: str) -> Path:
+    """A file only its owner reads, as `${file:…}` wants it."""
+    path = tmp_path / "secret"
+    path.touch(mode=0o600)
+    path.write_text(content + "\n")
+    return path
+
+
+async def test_a_confidential_client_signs_in_with_its_secret_from_a_file(
+    write_config, home, tmp_path
+):
+    callback_port = free_port()
+    process, url = serve_oauth(callback_port=callback_port)
+    try:
+        config = config_for(
+            write_config,
+            url,
+            oauth_client_id="confidential",
+            oauth_client_secret=f"${{file:{secret_file(tmp_path, CONFIDENTIAL_SECRET)}}}",
+            oauth_callback_port=callback_port,
+        )
+        async with Client(build_server(config)) as client:
+            first = await whoami(client)
+            after = await signed_in(client)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert "client_id=confidential" in first.content[0].text
+    assert after.content[0].text.split()[0] == "confidential"  # its token request was accepted
+
+
+def test_a_client_secret_never_reaches_stderr_even_at_debug(write_config, home, tmp_path):
+    callback_port = free_port()
+    process, url = serve_oauth(callback_port=callback_port)
+    call = {
+        "name": "call_dynamic_tool",
+        "arguments": {"group": "guarded", "name": "whoami", "args": {}},
+    }
+    try:
+        config = config_for(
+            write_config,
+            url,
+            oauth_client_id="confidential",
+            oauth_client_secret=CONFIDENTIAL_SECRET,  # written out, not even a ${VAR}
+            oauth_callback_port=callback_port,
+        )
+        signed = auth_command(home, config, "guarded")
+        messages, log = raw_debug_session(config, [call], env={**os.environ, "HOME": str(home)})
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert signed.returncode == 0, signed.stderr
+    answer = next(m for m in messages if m.get("id") == 1)
+    assert answer["result"]["content"][0]["text"].split()[0] == "confidential"
+    assert "HTTP Request: POST " + url in log  # the debug log is there
+    assert CONFIDENTIAL_SECRET not in log + signed.stdout + signed.stderr
+
+
 async def test_scopes_alone_are_registered_and_granted(write_config, oauth_url, home):
     config = config_for(write_config, oauth_url, oauth_scopes=["read", "write"])
     async with Client(build_server(config)) as client:

@@ -6,7 +6,8 @@
 Tokens and registrations live in the process's one store (`groups.storage.default_store`).
 """
 
-from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth, SignIn
+from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth
+from groups.auth.sign_in import SignIn
 from groups.auth.tokens import StoredSignIn, oauth_tokens, stored_sign_in
 
 __all__ = [

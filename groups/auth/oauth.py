@@ -2,14 +2,15 @@
 
     tokens = oauth_tokens("github", redactor)          # groups.auth.tokens: the group's store
     auth = GroupOAuth(url, server, tokens)              # one per group and endpoint, shared
-    sign_in = SignIn("github", url, server, tokens)     # the browser flow, in the background
-    link = await sign_in.start()                        # within seconds: the link to open
 
 FastMCP's OAuth client does the protocol: discovery from the 401 (RFC 9728 protected
-resource metadata, RFC 8414 server metadata), dynamic client registration or a
-pre-registered `oauth_client_id`, PKCE, the loopback callback, refresh. It keeps tokens
-in the store we hand it as `token_storage` (`groups.storage.store`), keyed by endpoint URL, so
-each endpoint a group has pointed at holds its own tokens inside the group's one file.
+resource metadata, RFC 8414 server metadata), dynamic client registration, a
+pre-registered `oauth_client_id` (its `oauth_client_secret` sent as the server's metadata
+asks: `groups.auth.credentials`) or a client ID metadata document, PKCE, the loopback
+callback, refresh. It keeps tokens in the store we hand it as `token_storage`
+(`groups.storage.store`), keyed by endpoint URL, so each endpoint a group has pointed at
+holds its own tokens inside the group's one file. The browser sign-in runs apart
+(`groups.auth.sign_in`), a service account's tokens come from `groups.auth.machine`.
 What is ours is when to refresh, how processes share the file, and how a person is asked.
 
 Guarantees:
@@ -28,13 +29,15 @@ Guarantees:
   spent twice); tokens signed out meanwhile (`dynamic-mcp auth --logout`) are dropped,
   never refreshed or written back;
 - configured `oauth_scopes` are registered as well as asked for, beside the server's;
+- a 403 asking for a scope the token lacks leads to one sign-in for the union of the
+  scopes (the SDK's step-up; the challenge kept in the store until a sign-in answers it,
+  `groups.auth.step_up`); a 403 for a scope already granted is passed on, not signed in;
 - access and refresh tokens and client secrets are known to the `Redactor` from the moment
   they are read or received: no log line, error or result shows them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -44,14 +47,15 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import anyio
 import httpx2
 from fastmcp.client.auth import OAuth
 from fastmcp.client.auth.oauth import ClientNotFoundError
 from mcp.client.auth.utils import create_client_registration_request, union_scopes
 from mcp.shared.auth import OAuthToken
 
-from groups.auth.tokens import carry_over_legacy, registered_port
+from groups.auth.credentials import ClientCredentials, authenticate_as_metadata_says
+from groups.auth.step_up import StepUp, wants_more_scope
+from groups.auth.tokens import carry_over_legacy
 from groups.internals import refresh_request, take_refresh_response
 from groups.storage.store import Scope
 from groups.upstream.failures import AuthorizationRequired
@@ -63,23 +67,12 @@ __all__ = [
     "CALLBACK_TIMEOUT",
     "AuthorizationRequired",
     "GroupOAuth",
-    "SignIn",
 ]
 
 logger = logging.getLogger(__name__)
 
 CALLBACK_TIMEOUT = 300.0  # how long a sign-in waits for the person in the browser
-LINK_WAIT = 1.5  # how long a request waits for a new sign-in's link before it answers
 REFRESH_MARGIN = 60.0  # refresh an access token this long before it expires (at most)
-# What the sign-in sends to start the flow: any request the server refuses without a token.
-_PROBE = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "ping",
-}
-_PROBE_HEADERS = {"Accept": "application/json, text/event-stream"}
-_SSE_HEADERS = {"Accept": "text/event-stream"}
-# The fields of the one-file-per-group format before tokens were kept per endpoint.
 
 
 class GroupOAuth(OAuth):
@@ -100,12 +93,21 @@ class GroupOAuth(OAuth):
         interactive: bool = False,
         on_link: Any = None,
         callback_port: int | None = None,
+        credentials: ClientCredentials | None = None,
     ) -> None:
+        secret = credentials.secret if credentials is not None else None
         super().__init__(
             mcp_url=url,
             scopes=server.oauth_scopes,
             client_name="dynamic-mcp",
             client_id=server.oauth_client_id,
+            client_secret=secret,
+            # RFC 6749 §2.3.1: every server takes a secret as Basic credentials; a server
+            # whose metadata lists only the form gets it there (`authenticate_as_metadata_says`).
+            additional_client_metadata={"token_endpoint_auth_method": "client_secret_basic"}
+            if secret
+            else None,
+            client_metadata_url=server.oauth_client_metadata_url,
             token_storage=tokens,
             callback_host="127.0.0.1",
             # The port the client was registered with: a sign-in that redirects
@@ -118,7 +120,10 @@ class GroupOAuth(OAuth):
         self._interactive = interactive
         self._on_link = on_link
         self._loaded = False
+        self._registered_now = False  # a client registered in this flow is known to the server
         self.needs_sign_in = False
+        self._step_up = StepUp(tokens, self.mcp_url)
+        authenticate_as_metadata_says(self)
 
     def __repr__(self) -> str:
         return f"GroupOAuth({self.tokens.prefix!r}, interactive={self._interactive})"
@@ -130,13 +135,32 @@ class GroupOAuth(OAuth):
             async with self.context.lock:
                 await carry_over_legacy(self.tokens, self.mcp_url)
                 await self._load_stored()
-        if self._fresh():
+        # A sign-in answers a call for more scope that a refused request kept (`StepUp`).
+        tokens = self.context.current_tokens
+        refusal = await self._step_up.asked(tokens, request) if self._interactive else None
+        refused = None
+        if refusal is None and self._fresh():
             refused = self.context.current_tokens
             response = yield self._signed(request)
-            if response.status_code != 401:
+            if wants_more_scope(response, refused):
+                refusal = await self._more_scope_needed(response)
+                if refusal is None:  # another sign-in got it: the token it stored serves
+                    response = yield self._signed(request)
+            if refusal is None and response.status_code != 401:
                 return
-        else:
-            refused = None
+        if refusal is not None:
+            # The SDK's step-up asks for the union of the scopes; a session's OAuth raises
+            # `AuthorizationRequired` there, with the link for the larger scope.
+            async with aclosing(self._sdk_flow(request, refusal)) as flow:
+                response = None
+                while True:
+                    try:
+                        outgoing = await flow.asend(response)  # type: ignore[arg-type]
+                    except StopAsyncIteration:
+                        break
+                    response = yield outgoing
+            await self._step_up.forget()
+            return
         # No fresh token, or it was refused: what is stored or a refresh may serve.
         self.needs_sign_in = False
         async with aclosing(self._catch_up(refused)) as flow:
@@ -152,6 +176,21 @@ class GroupOAuth(OAuth):
             if response.status_code != 401:
                 return
         # Nothing stored serves: FastMCP's whole flow (discovery, registration, a person).
+        async with aclosing(self._sdk_flow(request)) as flow:
+            response = None
+            while True:
+                try:
+                    outgoing = await flow.asend(response)  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+                response = yield outgoing
+
+    async def _sdk_flow(
+        self, request: httpx2.Request, answered: httpx2.Response | None = None
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """FastMCP's (and the SDK's) flow for `request`, where `answered` is the server's
+        answer to `request` already in hand (a refusal to step up from): the SDK is given
+        it instead of `request` being sent again."""
         async with aclosing(super().async_auth_flow(request)) as flow:
             response = None
             while True:
@@ -159,7 +198,20 @@ class GroupOAuth(OAuth):
                     outgoing = await flow.asend(response)  # type: ignore[arg-type]
                 except StopAsyncIteration:
                     return
+                if answered is not None and outgoing is request:
+                    response, answered = answered, None
+                    continue
                 response = yield self._registering_configured_scopes(outgoing)
+
+    async def _more_scope_needed(self, response: httpx2.Response) -> httpx2.Response | None:
+        """`response` (a 403 for more scope) to step up from, or None when the store holds a
+        token with that scope already (signed in meanwhile, elsewhere): it is taken up."""
+        async with self.context.lock:
+            await self._load_stored()
+        if not wants_more_scope(response, self.context.current_tokens):
+            return None
+        await self._step_up.remember(response)
+        return response
 
     async def _catch_up(
         self, refused: OAuthToken | None
@@ -212,12 +264,15 @@ class GroupOAuth(OAuth):
         the client; the configured scopes are asked for at authorization (`redirect_handler`)
         too, and a server refuses a scope the client was not registered with.
         """
-        if self._configured_scopes is None or outgoing.method != "POST":
+        if outgoing.method != "POST" or self.context.client_info is not None:
             return outgoing
         metadata = self.context.client_metadata
         base = self.context.get_authorization_base_url(self.context.server_url)
         oauth_metadata = self.context.oauth_metadata
         if outgoing.url != create_client_registration_request(oauth_metadata, metadata, base).url:
+            return outgoing
+        self._registered_now = True
+        if self._configured_scopes is None:
             return outgoing
         metadata.scope = union_scopes(metadata.scope, self._configured_scopes)
         return create_client_registration_request(oauth_metadata, metadata, base)
@@ -227,13 +282,8 @@ class GroupOAuth(OAuth):
         if not self._interactive:
             self.needs_sign_in = True
             raise AuthorizationRequired(authorization_url)
-        # A server that forgot our registration answers 400: register again, once.
-        async with httpx2.AsyncClient() as http:
-            response = await http.get(authorization_url, follow_redirects=False)
-        if response.status_code == 400:
-            raise ClientNotFoundError("the OAuth server no longer knows this client")
-        if response.status_code not in (200, 302, 303, 307, 308):
-            raise RuntimeError(f"the authorization page answers HTTP {response.status_code}")
+        if not self._registered_now:
+            await _check_client_known(authorization_url)
         if self._on_link is not None:
             self._on_link(authorization_url)
         # webbrowser waits for a browser command to exit, and a browser may only exit once
@@ -252,112 +302,19 @@ class GroupOAuth(OAuth):
         return parts._replace(query=urlencode(query)).geturl()
 
 
-class SignIn:
-    """One group's browser sign-in, run apart from any request; at most one at a time."""
-
-    def __init__(self, group: str, url: str, server: HttpServer | SseServer, tokens: Scope) -> None:
-        self.group = group
-        self.url = url
-        self.server = server
-        self.tokens = tokens
-        self.link: str | None = None
-        self.error: str | None = None
-        self._done = anyio.Event()
-        self._news = anyio.Event()  # a link was given, or the sign-in ended
-        self._running = False
-        self._task: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"SignIn({self.group!r}, pending={self.pending})"
-
-    @property
-    def pending(self) -> bool:
-        """Whether a sign-in waits for the person now."""
-        return self._running and not self._done.is_set()
-
-    async def start(self, wait: float | None = LINK_WAIT) -> str | None:
-        """The link to sign in with, starting a sign-in unless one is waiting already.
-
-        Waits up to `wait` seconds for the link (None: until the link or the end). None when
-        no person is needed after all (tokens were there, or arrived meanwhile), or when
-        the link was not there in time: asking again later gives it.
-        """
-        if not self.pending:
-            self._done, self._news = anyio.Event(), anyio.Event()
-            self.link, self.error, self._running = None, None, True
-            # It outlives the request that started it (a plain task, like a retry), but not
-            # its group: `cancel` ends it when the group is closed or changed.
-            task = asyncio.get_running_loop().create_task(self._run(), name=f"sign in {self.group}")
-            _KEEP.add(task)
-            task.add_done_callback(_KEEP.discard)
-            self._task = task
-        with anyio.move_on_after(wait):
-            await self._news.wait()
-        return self.link
-
-    def cancel(self) -> None:
-        """Stop waiting for the person: the group that asked is gone, or changed."""
-        if self._task is not None:
-            self._task.cancel()
-
-    async def wait(self) -> bool:
-        """Wait until the sign-in ends; whether it ended signed in."""
-        await self._done.wait()
-        return self.error is None
-
-    async def _run(self) -> None:
-        try:
-            await carry_over_legacy(self.tokens, self.url)
-            oauth = GroupOAuth(
-                self.url,
-                self.server,
-                self.tokens,
-                interactive=True,
-                on_link=self._got_link,
-                callback_port=await registered_port(self.tokens, self.url),
-            )
-            async with httpx2.AsyncClient(auth=oauth, timeout=CALLBACK_TIMEOUT + 30) as http:
-                status = await self._probe(http)
-            if status in (401, 403) or oauth.context.current_tokens is None:
-                raise RuntimeError(f"the server still refuses us (HTTP {status})")
-            logger.warning("group %s: signed in", self.group)  # the person waits for this
-        except asyncio.CancelledError:
-            self.error = "the group was closed or changed"
-            raise
-        # A refused or abandoned sign-in: say so; the group's next request asks again.
-        except Exception as exc:
-            self.error = str(exc) or type(exc).__name__
-            logger.warning("group %s: sign-in did not finish: %s", self.group, self.error)
-        finally:
-            self._done.set()
-            self._news.set()
-
-    async def _probe(self, http: httpx2.AsyncClient) -> int:
-        """Ask the server something it refuses without a token; the status it ends with.
-
-        An SSE server takes only GET at its URL (a POST there is a 405, not a 401): read
-        the answer's head and leave the event stream.
-        """
-        if self.server.type == "sse":
-            async with http.stream("GET", self.url, headers=_SSE_HEADERS) as response:
-                return response.status_code
-        response = await http.post(self.url, json=_PROBE, headers=_PROBE_HEADERS)
-        return response.status_code
-
-    def _got_link(self, link: str) -> None:
-        self.link = link
-        self._news.set()
-        logger.warning(
-            "group %s needs you to sign in: open %s (waiting up to %g minutes)",
-            self.group,
-            link,
-            CALLBACK_TIMEOUT / 60,
-        )
+async def _check_client_known(authorization_url: str) -> None:
+    """Ask the authorization page before the person does: a server that forgot a stored
+    registration answers 400 (FastMCP then registers again, once). Not for a client
+    registered in the same flow: the server knows it, and the check is one more
+    authorization request the server sees."""
+    async with httpx2.AsyncClient() as http:
+        response = await http.get(authorization_url, follow_redirects=False)
+    if response.status_code == 400:
+        raise ClientNotFoundError("the OAuth server no longer knows this client")
+    if response.status_code not in (200, 302, 303, 307, 308):
+        raise RuntimeError(f"the authorization page answers HTTP {response.status_code}")
 
 
 def _margin(token: OAuthToken) -> float:
     """How long before expiry to refresh: a minute, or a third of a short token's life."""
     return min(REFRESH_MARGIN, (token.expires_in or 0) / 3)
-
-
-_KEEP: set[Any] = set()  # sign-ins in progress, kept from garbage collection

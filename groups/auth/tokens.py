@@ -82,12 +82,20 @@ async def stored_sign_in(tokens: Scope, url: str | None) -> StoredSignIn:
         await carry_over_legacy(tokens, url)
     legacy = await tokens.foreign()
     found, expires_at = None, None
+    stored = await tokens.keys("mcp-oauth-token")
+    endpoint = f"{url.rstrip('/')}/" if url is not None else None
     if url is not None:
         adapter = TokenStorageAdapter(tokens, url.rstrip("/"))
         found, expires_at = await adapter.get_tokens(), await adapter.get_token_expiry()
-    stored = await tokens.keys("mcp-oauth-token")
-    mine = f"{url.rstrip('/')}/tokens" if url is not None else None
-    elsewhere = any(key != mine for key in stored) or bool(legacy.get("server"))
+        # A service account's token is kept under its client's identity too (FastMCP's
+        # `<url>/<namespace>/tokens`, `groups.auth.machine`).
+        namespaced = [key for key in stored if endpoint and key.startswith(endpoint)]
+        if found is None and namespaced:
+            namespace = namespaced[0].removeprefix(endpoint or "").removesuffix("/tokens")
+            adapter = TokenStorageAdapter(tokens, url.rstrip("/"), cache_namespace=namespace)
+            found, expires_at = await adapter.get_tokens(), await adapter.get_token_expiry()
+    elsewhere = any(endpoint is None or not key.startswith(endpoint) for key in stored)
+    elsewhere = elsewhere or bool(legacy.get("server"))
     unbound = bool(legacy.get("tokens")) and not legacy.get("server")
     return StoredSignIn(found, expires_at, elsewhere, unbound)
 

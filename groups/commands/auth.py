@@ -5,9 +5,11 @@
                                        # (a running server's next refresh finds it gone)
     dynamic-mcp auth --list            # each remote group: signed in or not, and until when
 
-The same sign-in a group starts on its own when its server first asks (`groups.auth.oauth`),
+The same sign-in a group starts on its own when its server first asks (`groups.auth.sign_in`),
 run in the foreground from a terminal: useful before a client starts, or on a machine
-without a browser (open the printed link on any machine that can reach the callback).
+without a browser (open the printed link on any machine that can reach the callback). A
+sign-in asks for the larger scope a refused call wanted (`groups.auth.step_up`); a service
+account (`oauth_grant: client_credentials`) needs no link: its token is fetched, and said so.
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def auth(
 async def _sign_in(
     group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor
 ) -> None:
-    from groups.auth.oauth import CALLBACK_TIMEOUT, SignIn
+    from groups.auth.credentials import client_credentials
+    from groups.auth.oauth import CALLBACK_TIMEOUT
+    from groups.auth.sign_in import SignIn
     from groups.auth.tokens import oauth_tokens, stored_sign_in
     from groups.config import UnresolvedError, variables_for
     from groups.upstream.transport import resolved_url, uses_authorization_header
@@ -102,12 +106,20 @@ async def _sign_in(
             f"group {group!r} sends its own Authorization header: nothing to sign in to"
         )
     try:
-        url = resolved_url(server, variables_for(path), redactor)
+        variables = variables_for(path)
+        url = resolved_url(server, variables, redactor)
+        credentials = client_credentials(server, variables, redactor)
     except UnresolvedError as exc:
         raise AuthCommandError(f"group {group!r}: {exc}") from None
     tokens = oauth_tokens(group, redactor)
-    sign_in = SignIn(group, url, server, tokens)
+    sign_in = SignIn(group, url, server, tokens, credentials)
     link = await sign_in.start(wait=None)
+    if server.oauth_grant == "client_credentials":  # a service account: no person, no link
+        if not await sign_in.wait():
+            raise AuthCommandError(f"no token for {group}: {sign_in.error}")
+        stored = await stored_sign_in(tokens, url)
+        print(f"Fetched a token for {group} (client_credentials): {_validity(stored)}.")
+        return
     if link is not None:
         print(f"Sign in to {group} in a browser (one was opened where possible):\n\n  {link}\n")
         print(f"Waiting for the sign-in, up to {CALLBACK_TIMEOUT / 60:g} minutes...", flush=True)

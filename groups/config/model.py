@@ -17,7 +17,8 @@ import re
 from collections.abc import Collection
 from datetime import timedelta
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +30,7 @@ from pydantic import (
     PlainSerializer,
     Tag,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -40,6 +42,7 @@ __all__ = [
     "HttpServer",
     "ServerConfig",
     "Settings",
+    "SigningAlgorithm",
     "SseServer",
     "StdioServer",
     "Timeouts",
@@ -161,13 +164,64 @@ class StdioServer(_Server):
     idle_timeout: Duration | None = None  # stop the process after this long unused
 
 
+# What a private key may sign a `private_key_jwt` client assertion with (RFC 7518 names).
+SigningAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+
+
 class _RemoteServer(_Server):
     url: str
     headers: dict[str, str] = {}
     oauth_client_id: str | None = None
+    # A confidential client's secret (`${VAR}` or `${file:PATH}`, never logged); sent to the
+    # token endpoint as its metadata asks, Basic or in the form.
+    oauth_client_secret: str | None = None
     oauth_scopes: list[str] | None = None
     # For an OAuth app registered with one fixed redirect URI, 127.0.0.1:<port>/callback.
     oauth_callback_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    # `client_credentials`: a service account, no person; a token is fetched when needed.
+    oauth_grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    # `client_credentials` by `private_key_jwt`: a PEM key (`${file:PATH}`), and its algorithm.
+    oauth_private_key: str | None = None
+    oauth_signing_algorithm: SigningAlgorithm | None = None
+    # The authorization server a service account's credentials belong to: they are sent
+    # nowhere else (without it, the MCP server's metadata decides where they go).
+    oauth_issuer: str | None = None
+    # A client ID metadata document (an https URL) used as the client id where the
+    # authorization server supports them, instead of registering.
+    oauth_client_metadata_url: str | None = None
+
+    @model_validator(mode="after")
+    def _oauth_settings_fit_together(self) -> Self:
+        problem = _oauth_problem(self)
+        if problem is not None:
+            raise PydanticCustomError("oauth", problem)
+        return self
+
+
+def _oauth_problem(server: _RemoteServer) -> str | None:
+    """What is wrong with how the entry's OAuth settings combine, if anything."""
+    machine = server.oauth_grant == "client_credentials"
+    if server.oauth_private_key is not None and not machine:
+        return "oauth_private_key signs client_credentials requests: set oauth_grant to it"
+    if server.oauth_signing_algorithm is not None and server.oauth_private_key is None:
+        return "oauth_signing_algorithm needs oauth_private_key"
+    if server.oauth_client_secret is not None and server.oauth_client_id is None:
+        return "oauth_client_secret needs the oauth_client_id it was issued with"
+    if machine and server.oauth_client_id is None:
+        return "oauth_grant client_credentials needs oauth_client_id"
+    if machine and (server.oauth_client_secret is None) == (server.oauth_private_key is None):
+        return "oauth_grant client_credentials needs oauth_client_secret or oauth_private_key"
+    document = server.oauth_client_metadata_url
+    # The URL is the client id itself: the SDK takes only an https URL with a path.
+    if document is not None and (not document.startswith("https://") or not _has_path(document)):
+        return f"oauth_client_metadata_url must be an https URL with a path, got {document!r}"
+    return None
+
+
+def _has_path(url: str) -> bool:
+    return urlsplit(url).path not in ("", "/")
 
 
 class HttpServer(_RemoteServer):

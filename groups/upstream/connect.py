@@ -38,6 +38,7 @@ from groups.upstream.sessions import Session
 from groups.upstream.sign_in import GroupSignIn
 
 if TYPE_CHECKING:
+    import httpx2
     from fastmcp import Client
 
     from groups.auth.oauth import GroupOAuth
@@ -161,6 +162,7 @@ class Connector:
         # not at start-up: serving two tools needs none of them.
         from fastmcp import Client
 
+        from groups.auth.oauth import GroupOAuth
         from groups.upstream.transport import HttpErrorLog, build_transport
 
         remote = not isinstance(config, StdioServer)
@@ -175,9 +177,11 @@ class Connector:
             if session is not None and isinstance(message, mcp_types.ResourceUpdatedNotification):
                 await session.subscribers.updated(message.params.uri)  # to its subscribers alone
 
-        def session_oauth(url: str) -> GroupOAuth:
-            auths.append(self._sign_in.oauth_for(url))
-            return auths[-1]
+        def session_oauth(url: str) -> httpx2.Auth:
+            auth = self._sign_in.oauth_for(url)
+            if isinstance(auth, GroupOAuth):  # a service account's never needs a person
+                auths.append(auth)
+            return auth
 
         oauth = session_oauth if remote else None
         variables = self._variables()  # read again at each attempt

@@ -26,7 +26,10 @@ from groups.errors import SignInNeededError
 from groups.secrets import Redactor
 
 if TYPE_CHECKING:
-    from groups.auth.oauth import GroupOAuth, SignIn
+    from groups.auth.credentials import ClientCredentials
+    from groups.auth.machine import MachineOAuth
+    from groups.auth.oauth import GroupOAuth
+    from groups.auth.sign_in import SignIn
     from groups.storage.store import Scope
 
 __all__ = ["GroupSignIn"]
@@ -49,7 +52,7 @@ class GroupSignIn:
         self._config = config  # read at each use: a reload may change the entry in place
         self._variables = variables  # read again at each sign-in, as at each connection
         self._redactor = redactor
-        self._oauth: dict[str, GroupOAuth] = {}  # by endpoint URL
+        self._oauth: dict[str, GroupOAuth | MachineOAuth] = {}  # by endpoint URL
         self._sign_in: SignIn | None = None
 
     def __repr__(self) -> str:
@@ -60,12 +63,23 @@ class GroupSignIn:
         """Whether a browser sign-in waits for the person now."""
         return self._sign_in is not None and self._sign_in.pending
 
-    def oauth_for(self, url: str) -> GroupOAuth:
-        """The OAuth client that signs requests to `url`, made on first use."""
+    def oauth_for(self, url: str) -> GroupOAuth | MachineOAuth:
+        """The OAuth client that signs requests to `url`, made on first use: a person's
+        (`GroupOAuth`), or a service account's, which never needs one (`machine_oauth`).
+
+        Raises:
+            UnresolvedError: a `${VAR}` in its secret or key is unset, or a file unusable.
+        """
+        from groups.auth.machine import machine_oauth
         from groups.auth.oauth import GroupOAuth
 
         if url not in self._oauth:
-            self._oauth[url] = GroupOAuth(url, self._remote(), self._tokens())
+            server = self._remote()
+            credentials = self._credentials(server)
+            if server.oauth_grant == "client_credentials":
+                self._oauth[url] = machine_oauth(url, server, credentials, self._tokens())
+            else:
+                self._oauth[url] = GroupOAuth(url, server, self._tokens(), credentials=credentials)
         return self._oauth[url]
 
     async def needed(self, auth: GroupOAuth | None = None) -> SignInNeededError:
@@ -74,7 +88,7 @@ class GroupSignIn:
         `auth` is the OAuth of the session that was refused, whose URL the sign-in is for;
         without one, the group's URL as it resolves now.
         """
-        from groups.auth.oauth import SignIn
+        from groups.auth.sign_in import SignIn
         from groups.upstream.transport import resolved_url
 
         if not self.browser:
@@ -85,7 +99,8 @@ class GroupSignIn:
                 url = auth.mcp_url
             else:
                 url = resolved_url(server, self._variables(), self._redactor)
-            self._sign_in = SignIn(self.group, url, server, self._tokens())
+            credentials = self._credentials(server)
+            self._sign_in = SignIn(self.group, url, server, self._tokens(), credentials)
         link = await self._sign_in.start()
         return SignInNeededError(self.group, link, self._sign_in.error)
 
@@ -100,6 +115,16 @@ class GroupSignIn:
             # Only a remote transport asks for OAuth: reaching here is a bug, not a config error.
             raise TypeError(f"group {self.group!r} is not remote: it has no OAuth")
         return config
+
+    def _credentials(self, server: HttpServer | SseServer) -> ClientCredentials:
+        """The entry's client secret and key, read anew for each OAuth client and sign-in.
+
+        Raises:
+            UnresolvedError: a `${VAR}` is unset or a `${file:PATH}` unusable.
+        """
+        from groups.auth.credentials import client_credentials
+
+        return client_credentials(server, self._variables(), self._redactor)
 
     def _tokens(self) -> Scope:
         from groups.auth.tokens import oauth_tokens

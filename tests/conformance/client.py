@@ -43,6 +43,9 @@ TOOL_CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "sse-retry": ("test_reconnection", {}),
     "elicitation-sep1034-client-defaults": ("test_client_elicitation_defaults", {}),
 }
+# The client ID metadata document a scenario's server expects our client to be known by
+# (the suite fixes the URL and hands it to no one: a user would write their own).
+CLIENT_METADATA_URLS = {"auth/basic-cimd": "https://conformance-test.local/client-metadata.json"}
 AUTH_TOOL_CALL = ("test-tool", {})  # every auth/* scenario's server offers this one tool
 # What `tools` and `call` say when the group needs a sign-in they cannot do themselves.
 SIGN_IN_ADVICE = f"run `dynamic-mcp auth {GROUP}`"
@@ -53,12 +56,25 @@ def dynamic_mcp() -> str:
     return str(Path(sys.executable).parent / "dynamic-mcp")
 
 
-def group_entry(url: str, context: dict[str, Any]) -> dict[str, Any]:
-    """The config entry for the scenario's server, with what the context offers that the
-    config can say (a client id; the config has no field for a secret or a private key)."""
+def group_entry(url: str, context: dict[str, Any], scenario: str, scratch: Path) -> dict[str, Any]:
+    """The config entry for the scenario's server, with the credentials its context hands
+    out, as a user would write them: the private key in a file of its own (mode 600),
+    named by `${file:…}`; the grant a service account uses where the scenario is one."""
     entry: dict[str, Any] = {"description": "The conformance scenario's server", "url": url}
     if client_id := context.get("client_id"):
         entry["oauth_client_id"] = client_id
+    if secret := context.get("client_secret"):
+        entry["oauth_client_secret"] = secret
+    if key := context.get("private_key_pem"):
+        key_file = scratch / "client-key.pem"
+        key_file.touch(mode=0o600)
+        key_file.write_text(key)
+        entry["oauth_private_key"] = f"${{file:{key_file}}}"
+        entry["oauth_signing_algorithm"] = context.get("signing_algorithm", "RS256")
+    if scenario.startswith("auth/client-credentials"):
+        entry["oauth_grant"] = "client_credentials"
+    if scenario in CLIENT_METADATA_URLS:
+        entry["oauth_client_metadata_url"] = CLIENT_METADATA_URLS[scenario]
     return entry
 
 
@@ -93,7 +109,8 @@ def main() -> int:
     context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
     with tempfile.TemporaryDirectory(prefix="dynamic-mcp-conformance-") as scratch:
         config = Path(scratch) / "dynamic-mcp.json"
-        config.write_text(json.dumps({"mcpServers": {GROUP: group_entry(url, context)}}))
+        entry = group_entry(url, context, scenario, Path(scratch))
+        config.write_text(json.dumps({"mcpServers": {GROUP: entry}}))
         env = {
             **os.environ,
             "DYNAMIC_MCP_HOME": str(Path(scratch) / "home"),

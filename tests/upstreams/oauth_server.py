@@ -6,7 +6,8 @@ FastMCP's in-memory OAuth provider on 127.0.0.1:PORT: it authorizes every reques
 (the "browser" only has to follow the redirect), issues access tokens that live
 TOKEN_SECONDS (default 3600) and rotates refresh tokens on every refresh. With
 CALLBACK_PORT, a client `preregistered` (scope `read`) is known from the start, redirecting
-to 127.0.0.1:CALLBACK_PORT/callback only. Tools: `whoami`
+to 127.0.0.1:CALLBACK_PORT/callback only, and so is `confidential`, which must present its
+secret as Basic credentials. Tools: `whoami`
 (the client id the token was issued to) and `revoke_all` (every token issued so far stops
 working, as when a user revokes access) and `revoke_access` (every access token stops
 working; refresh tokens still do, as when a server restarts and forgets its sessions).
@@ -23,6 +24,7 @@ from fastmcp.server.auth.providers import in_memory
 from fastmcp.server.dependencies import get_access_token
 from mcp.shared.auth import OAuthClientInformationFull
 
+CONFIDENTIAL_SECRET = "s3cret-of-the-confidential-client"  # tests/test_oauth.py knows it too
 port = int(sys.argv[1])
 if len(sys.argv) > 2:
     in_memory.DEFAULT_ACCESS_TOKEN_EXPIRY_SECONDS = int(sys.argv[2])
@@ -40,6 +42,18 @@ if len(sys.argv) > 3:
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
             "token_endpoint_auth_method": "none",
+            "scope": "read",
+        }
+    )
+    # A confidential client, as providers issue them: an id and a secret, no registration.
+    provider.clients["confidential"] = OAuthClientInformationFull.model_validate(
+        {
+            "client_id": "confidential",
+            "client_secret": CONFIDENTIAL_SECRET,
+            "redirect_uris": [f"http://127.0.0.1:{sys.argv[3]}/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic",
             "scope": "read",
         }
     )

@@ -1,0 +1,169 @@
+"""A remote group's sign-in, run apart from any request: a person's in a browser, or a
+service account's token fetched.
+
+    sign_in = SignIn("github", url, server, tokens, credentials)
+    link = await sign_in.start()        # within seconds: the link to open (None: no person)
+    signed_in = await sign_in.wait()
+
+Guarantees:
+- at most one sign-in per `SignIn` at a time: asking again while one waits gives its link;
+- the link is given at once, written to stderr, and a browser opened where there is one
+  (`webbrowser`, which honours $BROWSER); the person has `CALLBACK_TIMEOUT` to finish;
+- a service account (`oauth_grant: client_credentials`) needs no person: no link, no
+  browser; the sign-in fetches its token;
+- the sign-in ends signed in only if the server then answers the probe, and says why not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx2
+
+from groups.auth.credentials import ClientCredentials
+from groups.auth.machine import MachineOAuth, machine_oauth
+from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth
+from groups.auth.tokens import carry_over_legacy, registered_port
+
+if TYPE_CHECKING:
+    from groups.config import HttpServer, SseServer
+    from groups.storage.store import Scope
+
+__all__ = ["LINK_WAIT", "SignIn"]
+
+logger = logging.getLogger(__name__)
+
+LINK_WAIT = 1.5  # how long a request waits for a new sign-in's link before it answers
+# What the sign-in sends to start the flow: any request the server refuses without a token.
+_PROBE = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "ping",
+}
+_PROBE_HEADERS = {"Accept": "application/json, text/event-stream"}
+_SSE_HEADERS = {"Accept": "text/event-stream"}
+
+
+class SignIn:
+    """One group's browser sign-in, run apart from any request; at most one at a time."""
+
+    def __init__(
+        self,
+        group: str,
+        url: str,
+        server: HttpServer | SseServer,
+        tokens: Scope,
+        credentials: ClientCredentials | None = None,
+    ) -> None:
+        self.group = group
+        self.url = url
+        self.server = server
+        self.tokens = tokens
+        self.credentials = credentials
+        self.link: str | None = None
+        self.error: str | None = None
+        self._done = anyio.Event()
+        self._news = anyio.Event()  # a link was given, or the sign-in ended
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"SignIn({self.group!r}, pending={self.pending})"
+
+    @property
+    def pending(self) -> bool:
+        """Whether a sign-in waits for the person now."""
+        return self._running and not self._done.is_set()
+
+    async def start(self, wait: float | None = LINK_WAIT) -> str | None:
+        """The link to sign in with, starting a sign-in unless one is waiting already.
+
+        Waits up to `wait` seconds for the link (None: until the link or the end). None when
+        no person is needed after all (tokens were there, or arrived meanwhile), or when
+        the link was not there in time: asking again later gives it.
+        """
+        if not self.pending:
+            self._done, self._news = anyio.Event(), anyio.Event()
+            self.link, self.error, self._running = None, None, True
+            # It outlives the request that started it (a plain task, like a retry), but not
+            # its group: `cancel` ends it when the group is closed or changed.
+            task = asyncio.get_running_loop().create_task(self._run(), name=f"sign in {self.group}")
+            _KEEP.add(task)
+            task.add_done_callback(_KEEP.discard)
+            self._task = task
+        with anyio.move_on_after(wait):
+            await self._news.wait()
+        return self.link
+
+    def cancel(self) -> None:
+        """Stop waiting for the person: the group that asked is gone, or changed."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def wait(self) -> bool:
+        """Wait until the sign-in ends; whether it ended signed in."""
+        await self._done.wait()
+        return self.error is None
+
+    async def _run(self) -> None:
+        try:
+            await carry_over_legacy(self.tokens, self.url)
+            oauth = await self._oauth()
+            async with httpx2.AsyncClient(auth=oauth, timeout=CALLBACK_TIMEOUT + 30) as http:
+                status = await self._probe(http)
+            if status in (401, 403) or oauth.context.current_tokens is None:
+                raise RuntimeError(f"the server still refuses us (HTTP {status})")
+            logger.warning("group %s: signed in", self.group)  # the person waits for this
+        except asyncio.CancelledError:
+            self.error = "the group was closed or changed"
+            raise
+        # A refused or abandoned sign-in: say so; the group's next request asks again.
+        except Exception as exc:
+            self.error = str(exc) or type(exc).__name__
+            logger.warning("group %s: sign-in did not finish: %s", self.group, self.error)
+        finally:
+            self._done.set()
+            self._news.set()
+
+    async def _oauth(self) -> GroupOAuth | MachineOAuth:
+        """A person's OAuth, which asks them in a browser, or a service account's."""
+        credentials = self.credentials or ClientCredentials()
+        if self.server.oauth_grant == "client_credentials":
+            return machine_oauth(self.url, self.server, credentials, self.tokens)
+        return GroupOAuth(
+            self.url,
+            self.server,
+            self.tokens,
+            interactive=True,
+            on_link=self._got_link,
+            callback_port=await registered_port(self.tokens, self.url),
+            credentials=credentials,
+        )
+
+    async def _probe(self, http: httpx2.AsyncClient) -> int:
+        """Ask the server something it refuses without a token; the status it ends with.
+
+        An SSE server takes only GET at its URL (a POST there is a 405, not a 401): read
+        the answer's head and leave the event stream.
+        """
+        if self.server.type == "sse":
+            async with http.stream("GET", self.url, headers=_SSE_HEADERS) as response:
+                return response.status_code
+        response = await http.post(self.url, json=_PROBE, headers=_PROBE_HEADERS)
+        return response.status_code
+
+    def _got_link(self, link: str) -> None:
+        self.link = link
+        self._news.set()
+        logger.warning(
+            "group %s needs you to sign in: open %s (waiting up to %g minutes)",
+            self.group,
+            link,
+            CALLBACK_TIMEOUT / 60,
+        )
+
+
+_KEEP: set[Any] = set()  # sign-ins in progress, kept from garbage collection
