@@ -6,19 +6,27 @@ HTTP, the client it was started for."""
 from __future__ import annotations
 
 import json
+import logging
+import shlex
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types
 import psutil
+import pytest
 from conftest import (
     UPSTREAMS,
+    free_port,
     server_process,
     serving_http,
     stdio_entry,
     upstream_processes,
+    wait_for_port,
     wait_gone,
 )
 from fastmcp import Client
@@ -26,6 +34,7 @@ from fastmcp import Client
 from groups.catalog import Catalog
 from groups.config import Config
 from groups.config.identity import launch_identity
+from server import build_server
 
 MISBEHAVING = UPSTREAMS / "misbehaving.py"
 SETTLE_WAIT = 20.0  # for processes to start or end; a loaded machine is slow
@@ -218,3 +227,54 @@ async def test_over_http_an_early_start_is_the_clients_own_and_ends_when_it_leav
     assert [p.pid for p in after_leaving] == [used]
     assert none_left == []
     assert stopped == []
+
+
+@pytest.fixture
+def oauth_url() -> Iterator[str]:
+    """An MCP server behind OAuth on a loopback port, which a client must sign in to."""
+    port = free_port()
+    command = [sys.executable, str(UPSTREAMS / "oauth_server.py"), str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def early_start_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "groups.upstream.background"]
+
+
+async def test_a_group_that_wants_a_sign_in_is_not_signed_in_from_the_background(
+    write_config, oauth_url: str, tmp_path: Path, monkeypatch, caplog
+):
+    opened = tmp_path / "browser-opened"
+    record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
+    monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    caplog.set_level(logging.INFO)
+    servers = {"guarded": {"description": "Behind OAuth", "url": oauth_url}}
+    config = write_config(servers)
+    guarded = Config.model_validate({"mcpServers": servers}).servers["guarded"]
+    tool = mcp_types.Tool(name="whoami", input_schema={"type": "object"})
+    await Catalog().put(launch_identity(guarded, {}), [tool])  # as if it had once served
+
+    async with Client(build_server(config)) as client:
+        await expand(client, "guarded")  # from the catalog: a start is tried, unattended
+        with anyio.fail_after(SETTLE_WAIT):
+            while not (tried := early_start_records(caplog)):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        links = [r for r in caplog.records if r.name == "groups.auth.oauth"]
+        browser_before_the_call = await anyio.Path(opened).exists()
+        called = await client.call_tool_mcp(
+            "call_dynamic_tool", {"group": "guarded", "name": "whoami", "args": {}}
+        )
+
+    assert [r.getMessage() for r in tried] == [
+        "group guarded: not started early: it wants a sign-in"
+    ]
+    assert links == []  # no sign-in was started, so no link was written
+    assert not browser_before_the_call
+    assert called.is_error and "needs you to sign in" in called.content[0].text  # a request's

@@ -107,12 +107,19 @@ class Background:
             self._start(caller), name=f"start {self.group} early"
         )
         self._starting.add(task)
-        task.add_done_callback(self._starting.discard)
+        task.add_done_callback(self._ended)
 
     def cancel(self) -> None:
         """End the early starts under way: the group is closing."""
         for task in self._starting:
             task.cancel()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # A bug, not a failure of the upstream's (those fail the group): shown, not lost
+            # in "Task exception was never retrieved". The log handler hides secrets.
+            logger.error("group %s: the early start broke", self.group, exc_info=error)
 
     async def _start(self, caller: Caller | None) -> None:
         key = caller.key if caller is not None else None
@@ -132,7 +139,7 @@ class Background:
                     # Pushed before the attempt: its own session's `release` is only
                     # registered once it is made, which may be after the client left.
                     caller.connection.exit_stack.push_async_callback(client_left)
-                await self._sessions.session(caller)  # counted: the idle time starts here
+                await self._sessions.session(caller)  # counted: the idle time counts from here
             if left:
                 await self._sessions.release(key)
         except AuthorizationRequired:
