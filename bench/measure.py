@@ -31,6 +31,9 @@ SYNTHETIC = Path(__file__).resolve().parent / "synthetic.py"
 READY_WAIT = 180.0  # seconds a group may take to become usable before the run fails
 READY_POLL = 0.25  # seconds between expansion attempts of a group that is not up yet
 HANG_SECONDS = 2.0  # how long the "hanging" call sleeps in the isolation measurement
+# The model's thinking between an expansion and the call it leads to: about a second.
+THINKING_GAP = 1.0
+WARM_CALLS = 5  # calls on a started group whose median is "a warm call"
 
 
 def synthetic_servers(groups: int, *, delay: float = 0.0, tools: int = 10) -> dict[str, Any]:
@@ -175,8 +178,8 @@ async def cold_group(system: System, config: Path, servers: dict[str, Any]) -> d
         env = {"DYNAMIC_MCP_HOME": home}
         figures = await _first_use(system, config, servers, env)
         if system.name == "dynamic-mcp":
-            warm = await _first_use(system, config, servers, env)
-            figures["first_expansion_warm_catalog_s"] = warm["first_expansion_s"]
+            async with running(system, config, servers, env) as harness:
+                figures |= await catalog_use_on(harness, next(iter(servers)))
     return figures
 
 
@@ -196,6 +199,28 @@ async def first_use_on(harness: Harness, group: str) -> dict[str, Any]:
     await harness.call(group, "echo", {"text": "first"})
     called = time.perf_counter() - started
     return {"first_expansion_s": expanded, "first_call_s": called}
+
+
+async def catalog_use_on(harness: Harness, group: str) -> dict[str, Any]:
+    """dynamic-mcp started on a warm catalog: the expansion it answers from the catalog, the
+    first call `THINKING_GAP` later (as a model would make it), and a warm call after it."""
+    started = time.perf_counter()
+    await harness.expand(group)
+    expanded = time.perf_counter() - started
+    await anyio.sleep(THINKING_GAP)
+    started = time.perf_counter()
+    await harness.call(group, "echo", {"text": "after thinking"})
+    called = time.perf_counter() - started
+    warm = []
+    for _ in range(WARM_CALLS):
+        started = time.perf_counter()
+        await harness.call(group, "echo", {"text": "warm"})
+        warm.append(time.perf_counter() - started)
+    return {
+        "first_expansion_warm_catalog_s": expanded,
+        "call_after_catalog_expansion_s": called,
+        "warm_call_s": statistics.median(warm),
+    }
 
 
 async def call_latency(

@@ -129,6 +129,7 @@ def markdown(results: dict[str, Any]) -> str:
         ],
         rows,
     )
+    lines += _after_catalog_expansion(ran)
     lines += ["", "## Calls on the wire (raw JSON-RPC over stdio, no client library)", ""]
     direct_wire = ran.get("direct", {}).get("wire")
     rows = []
@@ -246,6 +247,25 @@ def targets(results: dict[str, Any]) -> list[list[Any]]:
     worst = max(shutdowns)
     rows.append(["shutdown < 1 s, no orphan", _s(worst), _yes(not math.isnan(worst) and worst < 1)])
     return rows
+
+
+def _after_catalog_expansion(ran: dict[str, Any]) -> list[str]:
+    """The first call a second after an expansion the catalog answered, against a warm call."""
+    rows = [
+        [
+            name,
+            _s(cold["first_expansion_warm_catalog_s"]),
+            _ms(cold["call_after_catalog_expansion_s"] * 1000),
+            _ms(cold["warm_call_s"] * 1000),
+        ]
+        for name, f in ran.items()
+        if "call_after_catalog_expansion_s" in (cold := f["cold"])
+    ]
+    if not rows:
+        return []
+    header = ["system", "expansion from the catalog", "first call 1 s later", "warm call"]
+    title = "## First call after an expansion from the catalog (restarted, warm catalog)"
+    return ["", title, "", *_table(header, rows)]
 
 
 def chart(results: dict[str, Any], path: Path) -> str:

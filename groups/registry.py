@@ -10,7 +10,10 @@
     await registry.aclose()                            # every upstream process is gone
 
 Guarantees: configuring starts nothing; a group's proxy is mounted the first time the
-group is used; a failure in one group is reported for that group alone, and retried in
+group is used; an expansion answered from the catalog starts, in the background, the
+session the caller will call on (unless the group's `start_on_expand`, else the settings',
+is false), owned and ended by the group's upstream; nothing else starts before a request
+needs it; a failure in one group is reported for that group alone, and retried in
 the background until `aclose()`; every change of a group's availability, and every reload
 that changes something, is announced through `on_change` (tools/list_changed, and
 resources/prompts when a mounted group went or switched them, or its upstream said they
@@ -41,7 +44,7 @@ import mcp_types
 from groups.access import User, current_user, may_use
 from groups.catalog import Catalog
 from groups.changes import Changes, compare
-from groups.config import Config, ServerConfig, Settings, StdioServer, variables_for
+from groups.config import Config, ServerConfig, Settings, variables_for
 from groups.config.identity import launch_identity
 from groups.errors import UnknownGroupError
 from groups.mounting.mounted import MountedGroups
@@ -140,7 +143,7 @@ class Registry:
         }
         for name, upstream in upstreams.items():  # settings apply to every group at once
             upstream.catalog = self._active_catalog()
-            upstream.idle_timeout = self._idle_timeout(servers[name])
+            upstream.idle_timeout = self.settings.idle_seconds(servers[name])
         self._upstreams = upstreams  # in the new config's order
         self._watch_idle()
         changes = dataclasses.replace(diff, unmounted=unmounted)
@@ -192,8 +195,13 @@ class Registry:
         return _describe({name: self._upstreams[name] for name in self.group_names(user)})
 
     async def expand(self, group: str, caller: Caller | None = None) -> str:
-        """The group's tools as compact JSON: `[{name, description, inputSchema}, …]`."""
-        return compact_tools(await self._use(group, caller).list_tools(caller))
+        """The group's tools as compact JSON, `[{name, description, inputSchema}, …]`; from the
+        catalog, the upstream starts meanwhile (a call is coming) unless the config says not."""
+        upstream = self._use(group, caller)
+        tools = await upstream.list_tools(caller)
+        if self.settings.starts_on_expand(upstream.config):
+            upstream.start_early(caller)  # nothing if a session serves the caller already
+        return compact_tools(tools)
 
     async def call_tool(
         self, group: str, name: str, arguments: dict[str, Any], caller: Caller | None = None
@@ -225,19 +233,12 @@ class Registry:
             on_list_changed=self._lists_changed,
             catalog=self._active_catalog(),
             identity=self._identities[name],
-            idle_timeout=self._idle_timeout(server),
+            idle_timeout=self.settings.idle_seconds(server),
             browser_sign_in=self._browser_sign_in,
         )
 
     def _active_catalog(self) -> Catalog | None:
         return self._catalog if self.settings.catalog else None
-
-    def _idle_timeout(self, server: ServerConfig) -> float | None:
-        """Seconds a stdio upstream may sit unused: its own setting, else the default."""
-        if not isinstance(server, StdioServer):
-            return None
-        timeout = server.idle_timeout or self.settings.idle_timeout
-        return timeout.total_seconds() if timeout is not None else None
 
     def _watch_idle(self) -> None:
         """Start looking for unused stdio upstreams, once any group may have to rest."""

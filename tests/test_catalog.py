@@ -55,7 +55,8 @@ async def pid(client: Client, group: str = "echo") -> int:
 async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
     write_config, connect, dynamic_mcp_home: Path
 ):
-    config = write_config({"echo": stdio_entry()})
+    # Not started meanwhile either (tests/test_start_on_expand.py: by default it would be).
+    config = write_config({"echo": stdio_entry(start_on_expand=False)})
     first = await connect(config)
     listed = await expand(first)
     await first.close()
@@ -263,7 +264,12 @@ async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_confi
     await expand(warm)
     await warm.close()
 
-    edited = stdio_entry(tools={"exclude": ["pixel"]}, timeout={"tools": "45s"}, idle_timeout="1h")
+    edited = stdio_entry(
+        tools={"exclude": ["pixel"]},
+        timeout={"tools": "45s"},
+        idle_timeout="1h",
+        start_on_expand=False,  # nothing starts meanwhile, so the expansion alone shows
+    )
     config.write_text(json.dumps({"mcpServers": {"echo": edited}}))
     again = await connect(config)
     listed = await expand(again)

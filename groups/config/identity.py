@@ -14,8 +14,8 @@ Guarantees:
   so `python server.py` in two projects is two identities, while an `npx`/`uvx` package
   is one identity wherever dynamic-mcp is started;
 - what a reload applies in place (`IN_PLACE`: the description, the tool filter, timeouts,
-  `idle_timeout`, feature switches, `access`) is not part of it: editing those neither restarts the
-  upstream nor loses its catalog entry.
+  `idle_timeout`, `start_on_expand`, feature switches, `access`) is not part of it:
+  editing those neither restarts the upstream nor loses its catalog entry.
 """
 
 from __future__ import annotations
@@ -32,7 +32,16 @@ __all__ = ["IN_PLACE", "launch_identity"]
 
 # The settings of an entry that shape how dynamic-mcp serves an upstream, not which one.
 IN_PLACE = frozenset(
-    {"description", "enabled", "features", "timeout", "tools", "idle_timeout", "access"}
+    {
+        "description",
+        "enabled",
+        "features",
+        "timeout",
+        "tools",
+        "idle_timeout",
+        "start_on_expand",
+        "access",
+    }
 )
 
 _DOT_PREFIXES = ("./", "../", ".\\", "..\\")

@@ -151,6 +151,9 @@ class _Server(_Strict):
     features: Features = Features()
     timeout: Timeouts = Timeouts()
     tools: ToolFilter = ToolFilter()
+    # Start the upstream in the background when an expansion is answered from the catalog,
+    # since a call is coming. None: as `settings.start_on_expand` says.
+    start_on_expand: bool | None = None
 
 
 class StdioServer(_Server):
@@ -294,6 +297,19 @@ class Settings(_Strict):
     # tokens; `${VAR}`/`${file:PATH}` work, and $DYNAMIC_MCP_STORE(_KEY) win over both.
     store: str | None = None
     store_key: str | None = None
+    start_on_expand: bool = True  # for groups that set none of their own
+
+    def idle_seconds(self, server: ServerConfig) -> float | None:
+        """Seconds a stdio upstream may sit unused: its own setting, else the default."""
+        if not isinstance(server, StdioServer):
+            return None  # remote groups hold no process
+        timeout = server.idle_timeout or self.idle_timeout
+        return timeout.total_seconds() if timeout is not None else None
+
+    def starts_on_expand(self, server: ServerConfig) -> bool:
+        """Whether an expansion answered from the catalog starts the upstream meanwhile."""
+        own = server.start_on_expand
+        return own if own is not None else self.start_on_expand
 
 
 class Config(_Strict):

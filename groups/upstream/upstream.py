@@ -3,17 +3,20 @@
     upstream = Upstream("time", server_config, read_variables, redactor)
     tools = await upstream.list_tools()                           # first use: spawn + initialize
     result = await upstream.call_tool("get_current_time", {"timezone": "UTC"}, caller)
+    upstream.start_early(caller)      # the registry, after an expansion from the catalog
     await upstream.aclose()                                       # every child process is gone
 
 `Upstream` is the one object the registry talks to; it composes the parts, each with its
 own guarantees: `sessions` (the session table and the limit on each request), `connect`
-(one attempt: transport, OAuth, client), `health` (FAILED and the retries), `inventory`
-(the tools, the catalog, the filters), `calls` (requests in flight, tool calls) and
-`sign_in` (when a person must sign in).
+(one attempt: transport, OAuth, client), `health` (FAILED and when to retry),
+`background` (the retries, and starts ahead of a call), `inventory` (the tools, the
+catalog, the filters), `calls` (requests in flight, tool calls) and `sign_in` (when a
+person must sign in).
 
 Guarantees:
-- nothing is started before the first request; later requests reuse its session (one
-  process per stdio group; one session per client over HTTP, see `sessions`);
+- nothing is started before the first request (or `start_early`, which a request's
+  expansion asks for); later requests reuse its session (one process per stdio group;
+  one session per client over HTTP, see `sessions`);
 - a retry keeps its session only for requests that share one (stdio), else closes it at once;
 - closing (`rest`, `retire`, `aclose`) waits for the requests in flight, bounded, and a
   request that is cut short says why; an idle stop (`rest`) never ends a session a client
@@ -42,6 +45,7 @@ import mcp_types
 from groups.config import ServerConfig
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor
+from groups.upstream.background import Background, unattended
 from groups.upstream.callers import Caller
 from groups.upstream.calls import IN_FLIGHT_GRACE, InFlight, send_tool_call
 from groups.upstream.connect import CLOSE_TIMEOUT, STARTS_AT_ONCE, Connector
@@ -102,6 +106,8 @@ class Upstream:
         self._tools = Tools(
             name, identity, lambda: self.catalog, config_now, self._notify, self._lists_changed
         )
+        pending = lambda: self._sign_in.pending  # noqa: E731
+        self._background = Background(name, self._health, self._sessions, self._in_flight, pending)
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r}, state={self.state.value}, sessions={len(self._sessions)})"
@@ -136,28 +142,14 @@ class Upstream:
         return await self._sessions.session(caller)
 
     async def keep_retrying(self) -> None:
-        """Retry a failed group in the background until it connects or is closed.
+        """Retry a failed group in the background until it connects or is closed."""
+        await self._background.keep_retrying()
 
-        The session a retry connects is the shared one (key None), kept for the requests
-        that share it (stdio). Where none does (HTTP clients each have their own), the
-        retry only finds the upstream back and closes its session: no process runs for
-        a caller that does not exist.
-        """
-        while (delay := self._health.retry_delay()) is not None:
-            await anyio.sleep(delay)
-            async with self._sessions.lock:
-                if self.state is not State.FAILED:
-                    return
-                attempt = self._health.failures + 1
-                logger.info("group %s: retrying (attempt %d)", self.name, attempt)
-                try:
-                    await self._sessions.reconnect(None)
-                except GroupUnavailableError:
-                    continue
-                unused = None if self._sessions.shared_used else self._sessions.pop(None)
-            if unused is not None:
-                await unused.close()
-            return
+    def start_early(self, caller: Caller | None = None) -> None:
+        """Start the session that will serve `caller`, in the background: an expansion was
+        answered from the catalog, so a call is coming. Nothing if a session serves it, or
+        the group is failed, closed or waiting for a sign-in (`groups.upstream.background`)."""
+        self._background.start_early(caller)
 
     async def release(self, key: SessionKey) -> None:
         """Close the session that served one client, which has gone away."""
@@ -170,6 +162,7 @@ class Upstream:
         limit); the registry sends new ones to the group's new upstream, if it has one.
         """
         self._health.closing_reason = "a config reload changed or removed this group"
+        self._background.cancel()  # its requests finish; nothing starts for its successor
         timeouts = self.config.timeout
         limits = (timeouts.tools, timeouts.resources, timeouts.prompts)
         grace = max(limit.total_seconds() for limit in limits)
@@ -182,6 +175,7 @@ class Upstream:
         No new connection is made from here on; requests in flight get up to
         `IN_FLIGHT_GRACE` to finish before their sessions close.
         """
+        self._background.cancel()
         async with self._sessions.lock:
             self._health.close()
             self._sessions.closing(self._health.closing_reason)
@@ -294,7 +288,7 @@ class Upstream:
         """Refuse a connection attempt that must not be made now (under the sessions' lock)."""
         self._health.check()
         if self._sign_in.pending:
-            raise await self._sign_in.needed()  # no second sign-in
+            raise await self._sign_in_needed()  # no second sign-in
 
     async def _connect(self) -> Session:
         """One connection attempt; on failure the group becomes FAILED (and raises)."""
@@ -302,12 +296,17 @@ class Upstream:
         try:
             session = await self._connector.connect(self.config, self._tools.heard, attempt=attempt)
         except AuthorizationRequired:
-            raise await self._sign_in.needed() from None
+            raise await self._sign_in_needed() from None
         except GroupUnavailableError as error:
             self._health.failed(error)
             raise
         self._health.connected()
         return session
+
+    async def _sign_in_needed(self) -> Exception:
+        """What a request is told: a sign-in is started (`SignInNeededError`, with its link).
+        An attempt nobody waits for starts none, and is told `AuthorizationRequired`."""
+        return AuthorizationRequired(self.name) if unattended() else await self._sign_in.needed()
 
     def _notify(self) -> None:
         if self._on_state_change is not None:
