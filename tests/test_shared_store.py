@@ -147,6 +147,7 @@ async def test_a_catalog_entry_one_process_wrote_expands_in_another_with_nothing
     key_file.write_text(KEY + "\n")
     key_file.chmod(0o600)
     settings = {"store": redis_server.url, "store_key": f"${{file:{key_file}}}"}
+    settings["start_on_expand"] = False  # the expansion alone: nothing may start
     configs = []
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
