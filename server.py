@@ -19,6 +19,7 @@ command's module only when that command runs.
 # they are declared, and their types are imported inside `build_server`.
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -30,6 +31,8 @@ from groups.errors import DynamicMcpError
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
+
+    from groups.serving.users import JwtSettings
 
 __all__ = ["app", "build_server", "main", "mcp"]  # noqa: F822 - `mcp` comes from __getattr__
 
@@ -119,6 +122,47 @@ def _gateway(name: str) -> Parameter:
     return Parameter(env_var=GATEWAY_ENV_VARS[name])
 
 
+@dataclass(frozen=True)
+class JwtOptions:
+    """A team gateway's JWTs from the organisation's identity provider (docs/gateway.md).
+
+    Parameters
+    ----------
+    jwks_url
+        Accept the organisation's JWTs instead, checked against its identity provider's
+        keys at this https URL (or --jwt-public-key).
+    jwt_public_key
+        A PEM file with the public key JWTs are signed with, instead of --jwks-url.
+    jwt_issuer
+        The issuer ("iss") JWTs must carry.
+    jwt_audience
+        The audience ("aud") JWTs must be issued for: this gateway.
+    user_claim
+        The JWT claim that names the user.
+    groups_claim
+        The JWT claim listing the user's groups, which a group's "access" may name.
+    """
+
+    jwks_url: Annotated[str | None, _gateway("jwks_url")] = None
+    jwt_public_key: Annotated[Path | None, _gateway("jwt_public_key")] = None
+    jwt_issuer: Annotated[str | None, _gateway("jwt_issuer")] = None
+    jwt_audience: Annotated[str | None, _gateway("jwt_audience")] = None
+    user_claim: Annotated[str, _gateway("user_claim")] = "sub"
+    groups_claim: Annotated[str | None, _gateway("groups_claim")] = None
+
+    def settings(self) -> "JwtSettings":
+        from groups.serving.users import JwtSettings
+
+        return JwtSettings(
+            self.jwks_url,
+            self.jwt_public_key,
+            self.jwt_issuer,
+            self.jwt_audience,
+            self.user_claim,
+            self.groups_claim,
+        )
+
+
 @app.default
 def serve(
     config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
@@ -129,12 +173,7 @@ def serve(
     port: int = 8931,
     token_file: Path | None = None,
     users: Annotated[Path | None, _gateway("users")] = None,
-    jwks_url: Annotated[str | None, _gateway("jwks_url")] = None,
-    jwt_public_key: Annotated[Path | None, _gateway("jwt_public_key")] = None,
-    jwt_issuer: Annotated[str | None, _gateway("jwt_issuer")] = None,
-    jwt_audience: Annotated[str | None, _gateway("jwt_audience")] = None,
-    user_claim: Annotated[str, _gateway("user_claim")] = "sub",
-    groups_claim: Annotated[str | None, _gateway("groups_claim")] = None,
+    jwt: Annotated["JwtOptions | None", Parameter(name="*")] = None,
     no_catalog: bool = False,
     log_level: Annotated[LogLevel, Parameter(env_var="DYNAMIC_MCP_LOG_LEVEL")] = "warning",
 ) -> None:
@@ -155,22 +194,8 @@ def serve(
         File holding the bearer token HTTP clients must send (mode 600). Default:
         $DYNAMIC_MCP_HTTP_TOKEN; none is needed on loopback.
     users
-        A team gateway's users file: a JSON object of user name to token (or
-        "sha256:HEX"), mode 600. Each user sends their own token; a group's "access"
-        says who may use it. See docs/gateway.md.
-    jwks_url
-        Accept the organisation's JWTs instead, checked against its identity provider's
-        keys at this https URL (or --jwt-public-key).
-    jwt_public_key
-        A PEM file with the public key JWTs are signed with, instead of --jwks-url.
-    jwt_issuer
-        The issuer ("iss") JWTs must carry.
-    jwt_audience
-        The audience ("aud") JWTs must be issued for: this gateway.
-    user_claim
-        The JWT claim that names the user.
-    groups_claim
-        The JWT claim listing the user's groups, which a group's "access" may name.
+        A team gateway's users file (mode 600): a JSON object of user name to token or
+        "sha256:HEX"; a group's "access" names who may use it. See docs/gateway.md.
     no_catalog
         Ask each upstream for its tools on first expansion, never ~/.dynamic-mcp/catalog.
     log_level
@@ -184,17 +209,15 @@ def serve(
     from groups.config import load_config, resolve_config_path, use_configured_store
     from groups.registry import Registry
     from groups.serving import configure_logging, http_auth, quiet_fastmcp
-    from groups.serving.users import JwtSettings
 
     registry = Registry(catalog=None if no_catalog else Catalog())
     configure_logging(log_level, registry.redactor)
     path = resolve_config_path(config)
     loaded = load_config(path)
     use_configured_store(loaded, path, registry.redactor)  # before anything can use it
-    jwt = JwtSettings(jwks_url, jwt_public_key, jwt_issuer, jwt_audience, user_claim, groups_claim)
-    auth = None
-    if transport == "http":
-        auth = http_auth(host, token_file=token_file, users=users, jwt=jwt)
+    jwt_settings = (jwt or JwtOptions()).settings()
+    http = transport == "http"
+    auth = http_auth(host, token_file=token_file, users=users, jwt=jwt_settings) if http else None
     quiet_fastmcp()
     server = build_server(path, config=loaded, registry=registry, auth=auth)
     if transport == "stdio":

@@ -154,9 +154,9 @@ class MetaTools:
 
     async def _listed(self, name: str, user: User | None) -> mcp_types.Tool:
         if name not in self._declared:
-            assert self._server is not None, "serve() comes first"
-            declared = await self._server.get_tool(name)
-            assert declared is not None, f"{name} is declared with @server.tool"
+            declared = await self._server.get_tool(name) if self._server is not None else None
+            if declared is None:  # a programming error: server.py declares all three
+                raise RuntimeError(f"{name} must be declared with @server.tool before serve()")
             self._declared[name] = declared.parameters
         schema = self._declared[name]
         properties = dict(schema["properties"])
