@@ -32,6 +32,13 @@ PORT_WAIT = 20.0  # seconds for an HTTP upstream to start listening (a cold Pyth
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: half again as many workers as cores. Most tests spend their time waiting
+    on processes they started, so a third worker on two cores keeps both busy (3m40s
+    against 4m14s for the whole suite on two cores, one run each)."""
+    return max(2, (os.cpu_count() or 2) * 3 // 2)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Compile the project's modules once: the tests start it in many processes, and where
     PYTHONDONTWRITEBYTECODE is set each would compile them again (uv compiles the rest)."""
