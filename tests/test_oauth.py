@@ -9,6 +9,7 @@ would be: it follows the sign-in link at once. Tokens go to a HOME of the test's
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import stat
@@ -30,9 +31,12 @@ SHORT_TOKEN = 5  # seconds an access token lives where refresh is the point
 
 
 def serve_oauth(
-    token_seconds: int = 3600, callback_port: int | None = None, transport: str = "http"
+    token_seconds: int = 3600,
+    callback_port: int | None = None,
+    transport: str = "http",
+    port: int | None = None,
 ) -> Any:
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, str(UPSTREAMS / "oauth_server.py"), str(port), str(token_seconds)]
     if callback_port is not None:
         command.append(str(callback_port))
@@ -583,3 +587,49 @@ async def test_two_servers_refreshing_one_rotating_token_at_once_both_stay_signe
 
     errors = [a.content[0].text for a in answers if a.is_error]
     assert errors == []
+
+
+async def test_a_failed_group_that_comes_back_wanting_a_sign_in_waits_for_a_request(
+    write_config, home, tmp_path, monkeypatch, caplog
+):
+    """The background retry finds the server back behind OAuth: it starts no sign-in and
+    opens no browser; the group leaves FAILED, and the next call is given the link."""
+    opened = tmp_path / "browser-opened"
+    record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
+    monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
+    monkeypatch.setattr("groups.upstream.health.QUICK_RETRY_DELAYS", (0.2, 0.2, 0.2))
+    monkeypatch.setattr("groups.upstream.health.BACKGROUND_RETRY_INTERVAL", 0.5)
+    caplog.set_level(logging.INFO)
+    port = free_port()  # nothing listens there yet
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    def quiet_end() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "wants a sign-in" in r.getMessage()]
+
+    def sign_in_started() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name.startswith("groups.auth")]
+
+    async with Client(build_server(config_for(write_config, url))) as client:
+        down = await whoami(client)
+        process, _ = serve_oauth(port=port)  # back, and it wants a sign-in now
+        try:
+            with anyio.fail_after(SIGN_IN_WAIT):  # the retry ends, one way or the other
+                while not (quiet_end() or sign_in_started() or opened.exists()):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            started = sign_in_started()
+            browser_before_the_call = opened.exists()
+            called = await whoami(client)
+        finally:
+            process.terminate()
+            process.wait(10)
+
+    assert down.is_error and "cannot connect" in down.content[0].text
+    assert not browser_before_the_call
+    assert started == []  # no sign-in, so no link written
+    assert [r.getMessage() for r in quiet_end()] == [
+        "group guarded: not reconnected in the background: it wants a sign-in; "
+        "the next request gets the link"
+    ]
+    assert "Task exception was never retrieved" not in caplog.text
+    assert called.is_error, called.content[0].text
+    assert called.content[0].text.startswith("Group 'guarded' needs you to sign in: open this link")

@@ -273,7 +273,7 @@ async def test_a_group_that_wants_a_sign_in_is_not_signed_in_from_the_background
         )
 
     assert [r.getMessage() for r in tried] == [
-        "group guarded: not started early: it wants a sign-in"
+        "group guarded: not started early: it wants a sign-in; the next request gets the link"
     ]
     assert links == []  # no sign-in was started, so no link was written
     assert not browser_before_the_call

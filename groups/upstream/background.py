@@ -14,9 +14,12 @@ Guarantees:
   shared one over stdio, the caller's own over HTTP) through the same path and lock, so a
   request that arrives meanwhile shares its one attempt; it counts as a use (the idle time
   counts from it), and a failed one fails the group as a request's attempt would;
+- neither a retry nor an early start ever asks a person to sign in (`unattended()`): the
+  link is only given in answer to a request. One that finds a sign-in needed ends
+  quietly (one info line, no sign-in, no browser), and a failed group is IDLE again
+  (`Health.wants_sign_in`): the next request connects itself and is given the link;
 - an early start is not made for a failed or closed group, nor while a sign-in waits for
-  a person, and it never asks a person to sign in itself (`unattended()`): the link is
-  only given in answer to a request;
+  a person;
 - an early start is a task of this object's, ended by `cancel()` (the group closes) or by
   its client leaving (over HTTP): a cancelled attempt leaves no process, and a session it
   made for a client that has left is closed; it never ends in an unhandled exception.
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
 import anyio
@@ -36,7 +39,7 @@ from groups.upstream.callers import Caller
 from groups.upstream.calls import InFlight
 from groups.upstream.failures import AuthorizationRequired
 from groups.upstream.health import Health, State
-from groups.upstream.sessions import Sessions
+from groups.upstream.sessions import Session, Sessions
 
 __all__ = ["Background", "unattended"]
 
@@ -81,10 +84,9 @@ class Background:
                     return
                 attempt = self._health.failures + 1
                 logger.info("group %s: retrying (attempt %d)", self.group, attempt)
-                try:
-                    await self._sessions.reconnect(None)
-                except GroupUnavailableError:
-                    continue
+                connect = lambda: self._sessions.reconnect(None)  # noqa: E731
+                if await self._attempt(connect, "not reconnected in the background") is None:
+                    continue  # still FAILED (its next attempt is due later), or not any more
                 unused = None if self._sessions.shared_used else self._sessions.pop(None)
             if unused is not None:
                 await unused.close()
@@ -132,20 +134,37 @@ class Background:
             scope.cancel()
             await finished.wait()  # bounded by the SDK's limit on a connection's teardown
 
-        token = _unattended.set(True)
         try:
             with anyio.CancelScope() as scope, self._in_flight.counted():
                 if caller is not None and key is not None:
                     # Pushed before the attempt: its own session's `release` is only
                     # registered once it is made, which may be after the client left.
                     caller.connection.exit_stack.push_async_callback(client_left)
-                await self._sessions.session(caller)  # counted: the idle time counts from here
+                # Counted: the idle time counts from here.
+                await self._attempt(lambda: self._sessions.session(caller), "not started early")
             if left:
                 await self._sessions.release(key)
+        finally:
+            finished.set()
+
+    async def _attempt(
+        self, connect: Callable[[], Awaitable[Session]], not_done: str
+    ) -> Session | None:
+        """One attempt no request waits for, the rule both kinds share: it asks no person
+        to sign in. The session, or None: the group FAILED (and says why), or the server
+        wants a sign-in, which is left to the next request (`Health.wants_sign_in`)."""
+        token = _unattended.set(True)
+        try:
+            return await connect()
         except AuthorizationRequired:
-            logger.info("group %s: not started early: it wants a sign-in", self.group)
+            self._health.wants_sign_in()
+            logger.info(
+                "group %s: %s: it wants a sign-in; the next request gets the link",
+                self.group,
+                not_done,
+            )
         except GroupUnavailableError as error:  # the group is FAILED now, and says why
-            logger.debug("group %s: not started early: %s", self.group, error.cause)
+            logger.debug("group %s: %s: %s", self.group, not_done, error.cause)
         finally:
             _unattended.reset(token)
-            finished.set()
+        return None

@@ -12,6 +12,9 @@ Guarantees:
   goes straight to every 30 s);
 - a failure that is cheap to check (an unset variable, `on_next_request`) is not answered
   from here: the next request tries again itself;
+- a failed group found back but wanting a person to sign in (`wants_sign_in`) is IDLE
+  again, as before its first request: no retry can sign in, the next request can (it
+  tries itself and is given the link);
 - only a change is announced (`on_change`): the first failure of a run, and a recovery;
 - once CLOSED, every request is refused with why it closed (shutdown, or a reload).
 """
@@ -97,6 +100,15 @@ class Health:
         logger.info("group %s connected%s", self.group, " again" if recovered else "")
         if recovered:
             self._announce()
+
+    def wants_sign_in(self) -> None:
+        """A background attempt found the server back, wanting a person to sign in: a
+        failed group is IDLE again (the failures forgotten), so the next request connects
+        itself and is given the link; leaving FAILED is announced. Else nothing changes."""
+        if self.state is not State.FAILED:
+            return
+        self.state, self.error, self.retry_at, self.failures = State.IDLE, None, None, 0
+        self._announce()
 
     def close(self) -> None:
         """No new connections from now on."""
