@@ -16,6 +16,7 @@
     ├── AuthCommandError            `dynamic-mcp auth` was asked for what it cannot do
     ├── CommandArgumentError        a terminal command's argument is malformed (`call --args`)
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
+    ├── UpstreamRefusedError        a remote upstream refused one request with an HTTP error
     ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
     └── ImportFailedError           `dynamic-mcp import` stopped; it wrote nothing
         ├── UnknownImporterError        no importer has that tool name
@@ -62,6 +63,7 @@ __all__ = [
     "UnknownToolError",
     "UnsafeServingError",
     "UnsafeTokenFileError",
+    "UpstreamRefusedError",
     "UpstreamTimeoutError",
 ]
 
@@ -282,6 +284,37 @@ class UpstreamTimeoutError(DynamicMcpError):
             f"{operation} in group {group!r} timed out after {timeout:g}s. "
             f"Retry, or raise timeout in this server's config entry."
         )
+
+
+class UpstreamRefusedError(DynamicMcpError):
+    """A remote upstream refused one request with an HTTP error, its session still good:
+    a 403 `insufficient_scope` for a scope the token already holds (no sign-in can help),
+    or any other error status the server gave instead of an answer.
+
+    `error` and `scope` are the server's `WWW-Authenticate` challenge, when it sent one.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        operation: str,
+        status: int,
+        error: str | None = None,
+        scope: str | None = None,
+    ) -> None:
+        self.group = group
+        self.operation = operation
+        self.status = status
+        self.error = error
+        self.scope = scope
+        refusal = f"HTTP {status}" + (f" {error}" if error else "")
+        if scope:
+            refusal += f" (scope {scope!r})"
+        if status in (401, 403):
+            hint = "check the group's oauth_scopes or your permissions"
+        else:
+            hint = "retry later, or check the server"
+        super().__init__(f"{operation} in group {group!r}: the server refused: {refusal}; {hint}.")
 
 
 class UnsafeServingError(DynamicMcpError):

@@ -231,6 +231,44 @@ def test_from_a_terminal_auth_asks_for_the_scope_a_refused_call_wanted(
     assert (written.returncode, written.stdout.strip()) == (0, "written"), written.stderr
 
 
+async def test_a_refusal_for_a_scope_already_held_is_an_error_naming_the_group_not_a_sign_in(
+    write_config,
+    variants,
+    monkeypatch,
+    home,  # noqa: F811
+):
+    monkeypatch.setenv("SERVICE_SECRET", "service-secret")
+    config = config_for(
+        write_config,
+        variants(),
+        oauth_grant="client_credentials",
+        oauth_client_id="service",
+        oauth_client_secret="${SERVICE_SECRET}",
+    )
+    async with Client(build_server(config)) as client:
+        refused = await call(client, "admin")
+        after = await whoami(client)  # the session is still good
+    with anyio.fail_after(60):
+        called = await anyio.run_process(
+            [sys.executable, "-m", "server", "call", "guarded", "admin", "--config", str(config)],
+            env={**os.environ, "HOME": str(home)},
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    stderr = called.stderr.decode()
+
+    text = refused.content[0].text
+    assert refused.is_error
+    assert "'guarded'" in text
+    assert "HTTP 403 insufficient_scope" in text
+    assert "oauth_scopes" in text
+    assert "sign in" not in text
+    assert (after.is_error, after.content[0].text) == (False, "service read")
+    assert called.returncode in (1, 2)
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines() == [text], stderr
+
+
 def link_scope(text: str) -> str:
     """The scope the sign-in link in `text` asks for."""
     link = next(word for word in text.split() if "/authorize?" in word)

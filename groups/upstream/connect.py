@@ -205,7 +205,8 @@ class Connector:
             if any(auth.needs_sign_in for auth in auths):
                 raise AuthorizationRequired(self.group) from exc
             raise self._unavailable(exc, config, http_errors, attempt) from exc
-        made.append(Session(self.group, held, route, auth=auths[-1] if auths else None))
+        auth = auths[-1] if auths else None
+        made.append(Session(self.group, held, route, auth=auth, http_errors=http_errors))
         return made[0]
 
     def _unavailable(

@@ -14,11 +14,18 @@ from dataclasses import dataclass
 import anyio
 import httpx2
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED
+from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
 from groups.errors import StoreUnavailableError
 
-__all__ = ["AuthorizationRequired", "Failure", "caused_by", "classify", "is_connection_lost"]
+__all__ = [
+    "AuthorizationRequired",
+    "Failure",
+    "answered_with_http_error",
+    "caused_by",
+    "classify",
+    "is_connection_lost",
+]
 
 # HTTP answers that no retry will change: fix the URL or the credentials.
 PERMANENT_HTTP_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 410, 415})
@@ -95,6 +102,14 @@ def is_connection_lost(exc: BaseException) -> bool:
         if isinstance(cause, anyio.ClosedResourceError | anyio.BrokenResourceError):
             return True
     return False
+
+
+def answered_with_http_error(exc: BaseException) -> bool:
+    """Whether a request failed with the MCP SDK's stand-in for an HTTP error status
+    ("Server returned an error response"): what the status was is in `HttpErrorLog`."""
+    return any(
+        isinstance(cause, MCPError) and cause.code == INTERNAL_ERROR for cause in _chain(exc)
+    )
 
 
 def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

@@ -21,6 +21,9 @@ Guarantees:
   `notifications/cancelled`) and the model gets an `UpstreamTimeoutError`;
 - a session whose OAuth tokens were refused mid-session is marked lost, so the next one
   signs in anew (`RefusedMidSession`, turned into a sign-in by `Upstream`);
+- a request a remote upstream refuses with an HTTP error (a 403 `insufficient_scope` for
+  a scope already held, a 500…) is an `UpstreamRefusedError` with the status and the
+  challenge, the session kept: never the SDK's bare "Server returned an error response";
 - each session keeps the clients subscribed to its resources (`Session.subscribers`);
   while a live one has any, the sessions are not idle (`can_rest` is False).
 """
@@ -36,9 +39,9 @@ from typing import TYPE_CHECKING
 import anyio
 import mcp_types
 
-from groups.errors import GroupUnavailableError, UpstreamTimeoutError
+from groups.errors import GroupUnavailableError, UpstreamRefusedError, UpstreamTimeoutError
 from groups.upstream.callers import CallbackRoute, Caller
-from groups.upstream.failures import is_connection_lost
+from groups.upstream.failures import answered_with_http_error, is_connection_lost
 from groups.upstream.subscribers import Subscribers
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 
     from groups.auth.oauth import GroupOAuth
     from groups.upstream.connect import HeldClient
+    from groups.upstream.transport import HttpErrorLog
 
 __all__ = ["RefusedMidSession", "Session", "SessionKey", "Sessions", "close_all"]
 
@@ -63,6 +67,7 @@ class Session:
     route: CallbackRoute
     lost: bool = False  # a request saw it end; the next request replaces it
     auth: GroupOAuth | None = None  # a remote session's OAuth: it knows when a person is needed
+    http_errors: HttpErrorLog | None = None  # a remote session's: the statuses behind errors
     tools: list[mcp_types.Tool] | None = None  # as listed on this session, once
     tool_names: frozenset[str] = frozenset()
     # Set once the group is closing: a request cut short then says why, not "went away".
@@ -85,7 +90,9 @@ class Session:
             UpstreamTimeoutError: no answer within `timeout` seconds.
             GroupUnavailableError: the session ended under the request.
             RefusedMidSession: its OAuth tokens were refused, and a person is needed.
+            UpstreamRefusedError: the server answered the request with an HTTP error.
         """
+        errors_before = self.http_errors.count if self.http_errors is not None else 0
         try:
             with anyio.fail_after(timeout):
                 yield
@@ -95,6 +102,9 @@ class Session:
             if self.auth is not None and self.auth.needs_sign_in:
                 self.lost = True  # its tokens were refused: a new session signs in anew
                 raise RefusedMidSession(self.auth) from exc
+            refusal = self._refusal(operation, errors_before, exc)
+            if refusal is not None:
+                raise refusal from exc
             if not is_connection_lost(exc):
                 raise
             self.lost = True
@@ -103,6 +113,22 @@ class Session:
             if self.closed_because is not None:
                 cause = f"{self.closed_because} during {what}; call again"
             raise GroupUnavailableError(self.group, cause) from exc
+
+    def _refusal(
+        self, operation: str, errors_before: int, exc: Exception
+    ) -> UpstreamRefusedError | None:
+        """The HTTP error the server answered a request with, if `exc` is the SDK's word for
+        one and the endpoint answered one since the request began (`errors_before`). A
+        404 is left alone: the SDK reads it as the session's end."""
+        log = self.http_errors
+        if log is None or log.count == errors_before or not answered_with_http_error(exc):
+            return None
+        refusal = log.refusal
+        if refusal is None or refusal.status == 404:
+            return None
+        return UpstreamRefusedError(
+            self.group, operation, refusal.status, refusal.error, refusal.scope
+        )
 
     async def close(self) -> None:
         """End the session and its process, bounded, even while being cancelled."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Unpack
 
 import httpx2
@@ -28,6 +29,7 @@ from fastmcp.client.transports import (
 )
 from fastmcp.client.transports.base import SessionKwargs, TransportOptions
 from mcp import ClientSession
+from mcp.client.auth.utils import extract_field_from_www_auth, extract_scope_from_www_auth
 
 from groups.config import (
     HttpServer,
@@ -43,6 +45,7 @@ from groups.upstream.stderr import UpstreamStderr
 
 __all__ = [
     "HttpErrorLog",
+    "HttpRefusal",
     "OAuthFactory",
     "build_transport",
     "endpoint",
@@ -54,17 +57,30 @@ __all__ = [
 OAuthFactory = Callable[[str], httpx2.Auth]  # the resolved URL -> the auth for a session
 
 
+@dataclass(frozen=True)
+class HttpRefusal:
+    """An HTTP error the endpoint answered a request with, as its challenge names it."""
+
+    status: int
+    error: str | None  # `WWW-Authenticate`'s error, e.g. insufficient_scope
+    scope: str | None  # the scope the challenge asks for
+
+
 class HttpErrorLog:
     """The last HTTP error status an upstream answered with, and its URL as written.
 
-    The MCP SDK reports a 401 or a 503 alike as "Server returned an error response"; the
-    status decides whether retrying can help, so it is recorded on the way past. The URL
-    is the config's (`${VAR}` unresolved, literal query values hidden), never the one sent.
+    The MCP SDK reports a 401, a 403 or a 503 alike as "Server returned an error
+    response"; the status decides whether retrying can help, and what the model is told,
+    so it is recorded on the way past, at connect time and mid-session (`refusal`, with
+    `count` to tell one request's from an earlier one's). The URL is the config's
+    (`${VAR}` unresolved, literal query values hidden), never the one sent.
     """
 
     def __init__(self, url_as_written: str) -> None:
         self.url = shown_url(url_as_written)
         self.last: tuple[int, str] | None = None
+        self.refusal: HttpRefusal | None = None  # the last error, with its challenge
+        self.count = 0  # errors recorded so far
         self.resolved: str | None = None  # set by build_transport; only compared, never shown
 
     def client_factory(
@@ -88,6 +104,10 @@ class HttpErrorLog:
         answered = endpoint(response.request.url)
         if response.is_error and (self.resolved is None or answered == self.resolved):
             self.last = (response.status_code, self.url)
+            error = extract_field_from_www_auth(response, "error")
+            scope = extract_scope_from_www_auth(response)
+            self.refusal = HttpRefusal(response.status_code, error, scope)
+            self.count += 1
 
 
 def endpoint(url: httpx2.URL | str) -> str:

@@ -4,7 +4,8 @@
     python oauth_variants.py PORT LAYOUT [TOKEN_SECONDS [PUBLIC_KEY_PEM_FILE]]
 
 One process on 127.0.0.1:PORT: the MCP endpoint `/mcp` (tools `whoami`, the caller's
-client id and granted scopes, and `write`, which needs the scope `write`), and an
+client id and granted scopes, `write`, which needs the scope `write`, and `admin`, which
+no token may call), and an
 authorization server whose issuer has a path, `http://127.0.0.1:PORT/tenant1` (its
 metadata names it exactly, RFC 8414 §3.3). LAYOUT says where the metadata is:
 
@@ -23,7 +24,9 @@ metadata document URL, which it takes without fetching), and client_credentials 
 `service` with the secret `service-secret` (Basic) or, given PUBLIC_KEY_PEM_FILE, a
 private_key_jwt assertion (RFC 7523) signed by its private key, with the issuer as
 audience. Access tokens live TOKEN_SECONDS (default 3600). A call of `write` with a
-token lacking `write` is refused 403 insufficient_scope, asking for `read write`.
+token lacking `write` is refused 403 insufficient_scope, asking for `read write`; a call of
+`admin` is refused 403 insufficient_scope to every token, asking for `read`, a scope every
+token holds (the account lacks a permission no sign-in can give).
 """
 
 from __future__ import annotations
@@ -86,6 +89,12 @@ def write() -> str:
     return "written"
 
 
+@mcp.tool
+def admin() -> str:
+    """Something no token may do: refused for a scope it already holds."""
+    return "administered"
+
+
 def _challenge(status: int, error: str, scope: str | None = None) -> Response:
     parts = [f'error="{error}"']
     if scope is not None:
@@ -111,6 +120,8 @@ class Guard(BaseHTTPMiddleware):
             params = (body.get("params") or {}) if isinstance(body, dict) else {}
             if params.get("name") == "write" and "write" not in token["scopes"]:
                 return _challenge(403, "insufficient_scope", "read write")
+            if params.get("name") == "admin":
+                return _challenge(403, "insufficient_scope", "read")
         caller.update(client_id=token["client_id"], scopes=token["scopes"])
         return await call_next(request)
 
