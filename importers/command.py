@@ -22,7 +22,9 @@ from typing import Annotated, Any, Literal
 from cyclopts import Parameter
 
 from groups.config import GROUP_NAME_RULE, plain_group_name
-from groups.errors import (
+from importers import IMPORTERS, find
+from importers.entries import Found, Parsed, Unusable
+from importers.errors import (
     ImportCancelledError,
     ImportSourceInvalidError,
     ImportSourceMissingError,
@@ -31,8 +33,6 @@ from groups.errors import (
     OutputExistsError,
     UnknownImporterError,
 )
-from importers import IMPORTERS, find
-from importers.entries import Found, Parsed, Unusable
 from importers.formats import SourceSyntaxError
 from importers.importer import Importer
 from importers.output import check_entry, compose, load_existing, write_output

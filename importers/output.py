@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from groups.config import load_config, parse_config
-from groups.errors import ConfigError, OutputWriteError
+from groups.errors import ConfigError
 from groups.storage import write_atomically
+from importers.errors import OutputWriteError
 
 __all__ = ["check_entry", "compose", "holds_secrets", "load_existing", "write_output"]
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from groups.errors import ImportCancelledError
+from importers.errors import ImportCancelledError
 
 __all__ = ["Console"]
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from groups.errors import (
-    ConfigError,
+from groups.errors import ConfigError
+from importers.command import Request, run
+from importers.errors import (
     ImportCancelledError,
     ImportSourceInvalidError,
     ImportSourceMissingError,
@@ -26,7 +27,6 @@ from groups.errors import (
     OutputWriteError,
     UnknownImporterError,
 )
-from importers.command import Request, run
 from importers.paths import UserDirs
 from importers.prompts import Console
 from importers.report import Outcome
