@@ -97,15 +97,20 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def serving_http(config: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`dynamic-mcp CONFIG --transport http` on a free 127.0.0.1 port: its URL and process."""
+def serving_http(
+    config: Path, *args: str, env: dict[str, str] | None = None, stderr: Any = subprocess.DEVNULL
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`dynamic-mcp CONFIG --transport http ARGS` on a free 127.0.0.1 port: its URL and
+    process. `env` replaces the inherited environment; `stderr` takes its log."""
     port = free_port()
+    command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", str(config), "--transport", "http", "--port", str(port)],
+        [*command, "--port", str(port), *args],
         cwd=REPO,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     try:
         wait_for_port(port, process)

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from typing import Any
 import httpx2
 import mcp_types
 import pytest
-from conftest import REPO, UPSTREAMS, free_port, stdio_entry, wait_for_port
+from conftest import UPSTREAMS, free_port, serving_http, stdio_entry
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from fastmcp.server.auth.providers.jwt import RSAKeyPair
@@ -75,24 +74,15 @@ def users_file(tmp_path_factory) -> Path:
 def gateway(config: Path, log: Path, *args: str) -> Iterator[str]:
     """`dynamic-mcp CONFIG --transport http ARGS` on a free loopback port, its stderr in
     `log`; yields its URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
     without_token = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_HTTP_TOKEN"}
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [*command, "--port", str(port), "--log-level", "debug", *args],
-            cwd=REPO,
-            env=without_token,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(15)
+    with (
+        log.open("w") as stderr,
+        serving_http(config, "--log-level", "debug", *args, env=without_token, stderr=stderr) as (
+            url,
+            _,
+        ),
+    ):
+        yield url
 
 
 @pytest.fixture(scope="module")
