@@ -1,0 +1,236 @@
+"""Real parts for a team gateway in the tests: redis-server, dynamic-mcp replicas, HAProxy.
+
+    with Cluster(directory, config, users_file, replicas=2) as cluster:
+        cluster.url                  # HAProxy on 127.0.0.1, round-robin, no stickiness
+        cluster.replicas[0].kill()   # SIGKILL, by PID
+        cluster.redis.client()       # redis-py, to look at what the replicas wrote
+
+Every process is started on a free 127.0.0.1 port and stopped by its PID; every wait is
+bounded. Nothing here is a system service: the Debian packages' binaries are run in the
+foreground by the test (`.ci/run` installs them when missing).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import psutil
+import redis
+from conftest import REPO, free_port, wait_for_port
+
+__all__ = ["Cluster", "HAProxy", "RedisProcess", "Replica", "missing_parts"]
+
+START_WAIT = 20.0  # seconds for a replica to listen: a cold Python import on a busy machine
+STOP_WAIT = 10.0  # seconds for a process to end after SIGTERM
+STORE_KEY = "replica-test-key-0f3a"  # the operator's key: every replica is given the same
+
+
+def missing_parts() -> str | None:
+    """Why these tests cannot run here, or None."""
+    for binary in ("redis-server", "haproxy"):
+        if shutil.which(binary) is None:
+            return f"{binary} is not installed (.ci/run installs it)"
+    return None
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_WAIT)
+
+
+class RedisProcess:
+    """A redis-server of the test's own, in memory only."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
+
+
+class Replica:
+    """One `dynamic-mcp --transport http` process behind the load balancer."""
+
+    def __init__(self, name: str, directory: Path, command: list[str], env: dict[str, str]):
+        self.name, self.directory = name, directory
+        self.port = free_port()
+        self.log = directory / f"{name}.log"
+        self._command = [*command, "--port", str(self.port)]
+        self._env = {**env, "DYNAMIC_MCP_HOME": str(directory / f"{name}-home")}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def start(self) -> None:
+        self.launch()
+        self.wait_listening()
+
+    def launch(self) -> None:
+        with self.log.open("a") as stderr:
+            self.process = subprocess.Popen(
+                self._command,
+                cwd=REPO,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+
+    def wait_listening(self) -> None:
+        assert self.process is not None
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def kill(self) -> list[psutil.Process]:
+        """SIGKILL this replica (no chance to close anything); its children, as they were."""
+        assert self.process is not None
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(STOP_WAIT)
+        return children
+
+    def upstream_pids(self) -> set[int]:
+        """The PIDs of the upstream processes this replica has started, alive now."""
+        if self.process is None or self.process.poll() is not None:
+            return set()
+        return {child.pid for child in psutil.Process(self.process.pid).children(recursive=True)}
+
+    def logged(self) -> str:
+        return self.log.read_text()
+
+
+HAPROXY_CONFIG = """\
+global
+    maxconn 256
+defaults
+    mode http
+    balance roundrobin
+    # A connection refused by a dead replica is tried again, on another: nothing was sent.
+    retries 3
+    option redispatch 1
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+backend replicas
+{servers}
+frontend gateway
+    bind 127.0.0.1:{port}
+    default_backend replicas
+"""
+
+
+class HAProxy:
+    """HAProxy in round-robin over the replicas, no stickiness, in the foreground."""
+
+    def __init__(self, directory: Path, replicas: list[Replica]) -> None:
+        self.port = free_port()
+        self.config = directory / "haproxy.cfg"
+        servers = "\n".join(
+            f"    server {r.name} 127.0.0.1:{r.port} check inter 500ms fall 1 rise 2"
+            for r in replicas
+        )
+        self.config.write_text(HAPROXY_CONFIG.format(servers=servers, port=self.port))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(self.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+class Cluster:
+    """redis-server, N replicas of one config with a users file, and HAProxy before them."""
+
+    def __init__(
+        self, directory: Path, config: Path, users_file: Path, *, replicas: int = 2
+    ) -> None:
+        self.redis = RedisProcess()
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DYNAMIC_MCP_HTTP_TOKEN", "DYNAMIC_MCP_HOME")
+        }
+        env |= {"DYNAMIC_MCP_STORE": self.redis.url, "DYNAMIC_MCP_STORE_KEY": STORE_KEY}
+        command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
+        command += ["--users", str(users_file), "--log-level", "info"]
+        self.replicas = [
+            Replica(f"replica-{n}", directory, command, env) for n in range(1, replicas + 1)
+        ]
+        self.balancer = HAProxy(directory, self.replicas)
+
+    @property
+    def url(self) -> str:
+        return self.balancer.url
+
+    def __enter__(self) -> Self:
+        try:
+            self.redis.start()
+            for replica in self.replicas:  # started side by side, waited for in turn
+                replica.launch()
+            for replica in self.replicas:
+                replica.wait_listening()
+            self.balancer.start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.balancer.stop()
+        for replica in self.replicas:
+            replica.stop()
+        self.redis.stop()
+
+    def replica_of(self, upstream_pid: int) -> Replica:
+        """The replica that started the upstream process `upstream_pid`."""
+        for replica in self.replicas:
+            if upstream_pid in replica.upstream_pids():
+                return replica
+        raise LookupError(f"no replica started process {upstream_pid}")
