@@ -9,6 +9,12 @@
     request = await refresh_request(oauth)              # an OAuth refresh, sent when we choose
     refreshed = await take_refresh_response(oauth, response)
     writer_protocol = pipe_write_protocol()             # asyncio's, for a write-only pipe
+    manager = http_session_manager(app)                 # the SDK's sessions of an HTTP app
+    held_session(manager(), session_id)                 # this replica's transport, or None
+    await adopt_session(manager(), session_id, owner, serve)  # a session opened elsewhere
+    await forget_session(manager(), session_id)         # ended on another replica
+    await deliver(transport, message)                   # a client's answer, from elsewhere
+    PrefixedIds(read, write, prefix="dmcp-ab12-")       # server request ids of our own
 
 Each function says why no public API does its job. `tests/test_internals.py` uses each one
 against the installed versions, so a release that renames what they reach for fails there,
@@ -21,20 +27,33 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import mcp_types
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.message import SessionMessage
 
 if TYPE_CHECKING:
     import httpx2
     from fastmcp import FastMCP
     from fastmcp.server.auth import AuthProvider
     from mcp.client.auth import OAuthClientProvider
+    from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from starlette.applications import Starlette
 
 __all__ = [
+    "PrefixedIds",
+    "adopt_session",
     "connection_of",
+    "deliver",
+    "forget_session",
     "guard_http_with",
+    "held_session",
+    "http_session_manager",
     "pipe_write_protocol",
     "refresh_request",
     "route_tool_requests",
@@ -56,6 +75,8 @@ SubscribeHandler = Callable[
     [ServerRequestContext[Any, Any], mcp_types.SubscribeRequestParams],
     Awaitable[mcp_types.EmptyResult],
 ]
+# Serves an adopted session over its transport's streams, with the manager's lifespan state.
+SessionServer = Callable[[Any, Any, Any], Awaitable[None]]
 UnsubscribeHandler = Callable[
     [ServerRequestContext[Any, Any], mcp_types.UnsubscribeRequestParams],
     Awaitable[mcp_types.EmptyResult],
@@ -177,3 +198,106 @@ def pipe_write_protocol() -> type[asyncio.Protocol]:
     smallest protocol `StreamWriter.drain` works with.
     """
     return asyncio.streams.FlowControlMixin
+
+
+# ---- legacy HTTP sessions shared by replicas (groups.serving.shared_sessions) -------------
+# The SDK's session manager keeps each `Mcp-Session-Id` in its own memory and answers 404
+# for any other; it has no hook to take up a session another process opened.
+
+
+def http_session_manager(app: Starlette) -> Callable[[], StreamableHTTPSessionManager | None]:
+    """How to reach the SDK session manager serving `app`'s MCP endpoint while it runs.
+
+    FastMCP makes a new manager each time the app's lifespan starts and keeps it on the
+    endpoint (`StreamableHTTPASGIApp.session_manager`), behind its auth wrapper when there
+    is auth; neither is reachable from the app's public surface.
+    """
+    from fastmcp.server.http import StreamableHTTPASGIApp
+
+    for route in app.routes:
+        endpoint = getattr(route, "endpoint", None)
+        inner = getattr(endpoint, "app", endpoint)  # RequireAuthMiddleware wraps it
+        if isinstance(inner, StreamableHTTPASGIApp):
+            return lambda: inner.session_manager  # type: ignore[union-attr]
+    raise LookupError("no streamable HTTP endpoint in this app")
+
+
+def held_session(
+    manager: StreamableHTTPSessionManager, session_id: str
+) -> StreamableHTTPServerTransport | None:
+    """The transport of `session_id` if this process holds the session."""
+    return manager._server_instances.get(session_id)
+
+
+async def adopt_session(
+    manager: StreamableHTTPSessionManager,
+    session_id: str,
+    owner: AuthorizationContext | None,
+    serve: SessionServer,
+) -> None:
+    """Hold `session_id` here, owned by `owner`, served by `serve(read, write, lifespan)`.
+
+    What the manager does for a session it opens itself (`_admit_session` and
+    `_serve_opening_request`), for a session whose `initialize` another replica answered:
+    the same transport, the same owner rule, the same idle timeout, discarded the same way.
+    """
+    async with manager._session_creation_lock:
+        if session_id in manager._server_instances:
+            return  # a request just before this one took it up
+        transport = StreamableHTTPServerTransport(
+            mcp_session_id=session_id,
+            is_json_response_enabled=manager.json_response,
+            event_store=manager.event_store,
+            security_settings=manager.security_settings,
+            retry_interval=manager.retry_interval,
+            idle_timeout=manager.session_idle_timeout,
+        )
+        if owner is not None:
+            manager._session_owners[session_id] = owner
+        manager._server_instances[session_id] = transport
+
+    async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with transport.connect() as (read_stream, write_stream):
+                task_status.started()
+                idle = transport.idle_scope or anyio.CancelScope()
+                with idle:
+                    await serve(read_stream, write_stream, manager._lifespan_state)
+        finally:
+            await manager._discard_session(session_id, transport)
+
+    assert manager._task_group is not None, "the session manager is not running"
+    await manager._task_group.start(run)
+
+
+async def forget_session(manager: StreamableHTTPSessionManager, session_id: str) -> None:
+    """End this process's hold of `session_id`: it answers 404 here from now on."""
+    transport = manager._server_instances.get(session_id)
+    if transport is not None:
+        await manager._discard_session(session_id, transport)
+
+
+async def deliver(transport: StreamableHTTPServerTransport, message: Any) -> None:
+    """Hand `message` (a client's answer another replica received) to `transport`'s server,
+    as if it had been POSTed here. The transport keeps its read stream private."""
+    writer = transport._read_stream_writer
+    if writer is None:
+        raise anyio.ClosedResourceError
+    await writer.send(SessionMessage(message))
+
+
+class PrefixedIds(JSONRPCDispatcher):  # type: ignore[type-arg]
+    """A dispatcher whose own request ids start with `prefix`: unique across replicas.
+
+    Two replicas serving one session each number their requests to the client from 1;
+    the client's answer must name the replica waiting for it. `CallOptions.request_id`
+    picks an id per request, but the SDK's `ServerSession.send_request` does not pass it
+    on; the dispatcher's numbering (`_allocate_id`) is private.
+    """
+
+    def __init__(self, *args: Any, prefix: str, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self._prefix = prefix
+
+    def _allocate_id(self) -> str:  # type: ignore[override]
+        return f"{self._prefix}{super()._allocate_id()}"

@@ -27,7 +27,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -53,6 +53,9 @@ from groups.serving.notifier import Notifier
 
 if TYPE_CHECKING:
     from fastmcp.server.auth import AuthProvider
+    from starlette.applications import Starlette
+
+    from groups.serving.shared_sessions import SharedSessions
 
 __all__ = ["RootServer", "for_fastmcp_run"]
 
@@ -89,6 +92,7 @@ class RootServer(FastMCP):
         self.notifier.on_leave = self.registry.release
         self.meta_tools = MetaTools(self.registry, self.notifier)
         self.registry.on_change = self._changed
+        self.shared_sessions: SharedSessions | None = None  # made with the HTTP app
         super().__init__("dynamic-mcp", version=version(), lifespan=self._serving, auth=auth)
         self.add_middleware(HoldWhileInFlight())  # outermost: holds across the time limits
         self.add_middleware(GroupTimeLimits(self.registry))
@@ -117,13 +121,15 @@ class RootServer(FastMCP):
         if self._config is None:
             path = resolve_config_path(path)
         config = self._config or load_config(path)
-        use_configured_store(config, path, registry.redactor)  # chosen before anything uses it
+        store = use_configured_store(config, path, registry.redactor)  # before any use
         registry.configure(config, config_path=path)
         self.meta_tools.changed()
         reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
         watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
+        sharing = self.shared_sessions.serving(store) if self.shared_sessions else nullcontext()
         try:
-            yield {"registry": registry, "reloader": reloader}
+            async with sharing:
+                yield {"registry": registry, "reloader": reloader}
         finally:
             if reloader is not None and watching is not None:
                 reloader.stop()
@@ -191,6 +197,29 @@ class RootServer(FastMCP):
                 **options,
             )
         )
+
+    def http_app(  # type: ignore[override]
+        self,
+        path: str | None = None,
+        middleware: list[Any] | None = None,
+        *args: Any,
+        transport: str = "http",
+        **options: Any,
+    ) -> Starlette:
+        """FastMCP's HTTP app, its legacy sessions served by any replica sharing a Redis
+        store (`groups.serving.shared_sessions`; nothing changes with the local store)."""
+        import fastmcp
+
+        if transport not in ("http", "streamable-http"):
+            return super().http_app(path, middleware, *args, transport=transport, **options)  # type: ignore[arg-type]
+        from groups.serving.shared_sessions import SharedSessions
+
+        sessions = SharedSessions(path or fastmcp.settings.streamable_http_path)
+        middleware = [sessions.middleware(), *(middleware or [])]
+        app = super().http_app(path, middleware, *args, transport=transport, **options)  # type: ignore[arg-type]
+        sessions.attach(app)
+        self.shared_sessions = sessions
+        return app
 
     def _own_log_level(self, log_level: str | None) -> None:
         """A level given to FastMCP sets our redacting handler's: FastMCP's own handler on

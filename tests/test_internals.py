@@ -255,3 +255,50 @@ async def test_pipe_write_protocol_lets_a_stream_writer_drain_a_pipe():
         await writer.drain()
         assert reading.read(5) == b"line\n", UPDATE
         transport.close()
+
+
+async def test_a_session_taken_up_is_held_served_answered_and_forgotten_by_the_sdk_manager():
+    from mcp.server.runner import serve_connection
+
+    server = FastMCP("probe")
+    app = server.http_app(transport="http")
+    manager_of = internals.http_session_manager(app)
+    asked: list[dict] = []
+    connections: list[Connection] = []
+
+    async def serve(read_stream, write_stream, lifespan_state) -> None:
+        dispatcher = internals.PrefixedIds(read_stream, write_stream, prefix="probe-")
+        connection = Connection.for_loop(dispatcher, session_id="taken-up")
+        connection.initialized.set()
+        connections.append(connection)
+        await serve_connection(
+            server._mcp_server, dispatcher, connection=connection, lifespan_state=lifespan_state
+        )
+
+    async with app.router.lifespan_context(app):
+        manager = manager_of()
+        await internals.adopt_session(manager, "taken-up", None, serve)
+        transport = internals.held_session(manager, "taken-up")
+        async with anyio.create_task_group() as tasks:
+
+            async def ask() -> None:
+                asked.append(await connections[0].send_raw_request("ping", None))
+
+            tasks.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()  # the ping is out, waiting for its answer
+            answer = mcp_types.JSONRPCResponse(jsonrpc="2.0", id="probe-1", result={})
+            with anyio.fail_after(5):
+                await internals.deliver(transport, answer)
+        await internals.forget_session(manager, "taken-up")
+        forgotten = internals.held_session(manager, "taken-up")
+
+    assert transport is not None, UPDATE
+    assert asked == [{}], f"the answer to request 'probe-1' reached it: {UPDATE}"
+    assert forgotten is None, UPDATE
+
+
+def test_http_session_manager_finds_the_endpoint_behind_fastmcps_auth_wrapper():
+    from groups.serving import BearerToken
+
+    app = FastMCP("probe", auth=BearerToken("t")).http_app(transport="http")
+    assert internals.http_session_manager(app)() is None, UPDATE  # made when it starts

@@ -12,12 +12,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import mcp_types
 import pytest
-from conftest import stdio_entry
+from conftest import stdio_entry, wait_gone
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from replica_parts import Cluster, missing_parts
+from test_http_serving import ACCEPT, INITIALIZE
 
 pytestmark = [
     pytest.mark.skipif(missing_parts() is not None, reason=str(missing_parts())),
@@ -27,6 +29,8 @@ pytestmark = [
 
 ALICE, BOB = "alice-token-7f1c20", "bob-token-93ae5b"
 WAIT = 30  # a first expansion starts a Python upstream on a busy machine
+RECORDS = "dynamic-mcp__http-sessions/legacy/records::*"  # session records, in Redis
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +97,59 @@ async def test_modern_clients_of_two_users_are_served_by_every_replica_in_turn(c
     assert serving == {replica.name for replica in cluster.replicas}
     assert hidden.is_error
     assert "private" in text(hidden)
+
+
+async def post(url: str, token: str, message: dict[str, Any], session: str | None = None):
+    headers = {**ACCEPT, "Authorization": f"Bearer {token}"}
+    if session is not None:
+        headers["Mcp-Session-Id"] = session
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        return await http.post(url, json=message, headers=headers)
+
+
+async def test_a_legacy_session_is_served_by_every_replica_and_ended_on_all(cluster):
+    async with as_user(cluster.url, ALICE, mode="legacy") as alice:
+        pids = [await upstream_pid(alice) for _ in range(6)]
+        session = alice.transport.get_session_id()
+        records = cluster.redis.client().keys(RECORDS)
+    ended = [await post(r.url, ALICE, TOOLS_LIST, session) for r in cluster.replicas]
+    serving = {cluster.replica_of(pid).name for pid in pids}
+
+    assert serving == {replica.name for replica in cluster.replicas}
+    assert any("took up session" in replica.logged() for replica in cluster.replicas)
+    assert records == [RECORDS.replace("*", session)]
+    assert cluster.redis.client().keys(RECORDS) == []  # the client's DELETE ended it
+    assert [response.status_code for response in ended] == [404] * len(cluster.replicas)
+
+
+async def test_a_session_is_taken_up_ready_by_its_own_user_only(cluster):
+    opener, other = cluster.replicas[0], cluster.replicas[1]
+    opened = await post(opener.url, ALICE, INITIALIZE)
+    session = opened.headers["mcp-session-id"]
+    by_bob = [await post(r.url, BOB, TOOLS_LIST, session) for r in (opener, other)]
+    by_alice = await post(other.url, ALICE, TOOLS_LIST, session)  # no initialize there
+
+    assert opened.status_code == 200
+    assert [response.status_code for response in by_bob] == [404, 404]
+    assert by_alice.status_code == 200
+    assert "get_dynamic_tools" in by_alice.text
+
+
+# Last: it kills a replica, then starts it again for whatever runs after.
+async def test_after_a_replica_is_killed_every_users_next_calls_succeed_on_the_others(cluster):
+    victim = cluster.replicas[0]
+    async with (
+        as_user(cluster.url, ALICE, mode="legacy") as alice,
+        as_user(cluster.url, BOB) as bob,
+    ):
+        before = [await upstream_pid(client) for _ in range(2) for client in (alice, bob)]
+        assert victim.name in {cluster.replica_of(pid).name for pid in before}
+        orphans = victim.kill()
+        after = [await upstream_pid(client) for _ in range(3) for client in (alice, bob)]
+        serving = {cluster.replica_of(pid).name for pid in after}
+    left_running = wait_gone(orphans)
+    victim.start()
+
+    assert serving == {r.name for r in cluster.replicas if r is not victim}
+    assert orphans  # it had started upstreams: with its stdin closed, each one ends
+    assert left_running == []

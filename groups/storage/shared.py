@@ -17,6 +17,8 @@ Guarantees:
   from the operator's `store_key`; the catalog holds tool schemas only and is plain JSON, so
   an operator can read it;
 - each value is one Redis `SET`: a failure writes all of it or nothing;
+- messages between replicas (`publish`, `listening`) are Redis pub/sub on channels under
+  the same namespace: delivered to whoever listens at that moment, kept for nobody;
 - a Redis that is down or slow fails the operation, within `STORE_TIMEOUT` per try and
   `STORE_RETRIES` tries, as `StoreUnavailableError`, naming the store by its URL without
   password (a value written with another key is a `StoreSettingError`); the client's pool
@@ -41,6 +43,7 @@ from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 from key_value.aio.wrappers.prefix_collections import PrefixCollectionsWrapper
 from key_value.aio.wrappers.routing import RoutingWrapper
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
@@ -49,7 +52,14 @@ from groups.errors import StoreSettingError, StoreUnavailableError
 from groups.secrets import shown_url
 from groups.storage.store import OnValue, Scope
 
-__all__ = ["LOCK_TIMEOUT", "SECRET_AREAS", "STORE_RETRIES", "STORE_TIMEOUT", "SharedStore"]
+__all__ = [
+    "LOCK_TIMEOUT",
+    "SECRET_AREAS",
+    "STORE_RETRIES",
+    "STORE_TIMEOUT",
+    "Listener",
+    "SharedStore",
+]
 
 SECRET_AREAS = frozenset({"oauth-servers"})  # what is encrypted: tokens and registrations
 NAMESPACE = "dynamic-mcp"  # in front of every key, so a database can be shared
@@ -132,6 +142,21 @@ class SharedStore:
         async with self.locked(prefix):
             return await self._answer(remove_all)
 
+    async def publish(self, channel: str, message: str) -> int:
+        """Send `message` to whoever listens on `channel` now (Redis pub/sub: nothing is
+        kept for a replica that is not listening); how many received it."""
+        return await self._answer(lambda: self._redis.publish(_channel(channel), message))
+
+    @asynccontextmanager
+    async def listening(self, *channels: str) -> AsyncIterator[Listener]:
+        """A connection of its own subscribed to `channels`, for `next_message`."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await self._answer(lambda: pubsub.subscribe(*map(_channel, channels)))
+            yield Listener(self, pubsub)
+        finally:
+            await pubsub.aclose()
+
     async def foreign(self, prefix: str, *, take: bool = False) -> dict[str, Any]:
         """Nothing: the files of older versions are local; Redis never held them."""
         return {}
@@ -208,6 +233,28 @@ class SharedStore:
                 f"the store {self.shown} holds values that do not decrypt with this store_key: "
                 "every replica needs the key the values were written with"
             ) from None
+
+
+class Listener:
+    """Messages published on the channels a `SharedStore.listening` subscribed to."""
+
+    def __init__(self, store: SharedStore, pubsub: PubSub) -> None:
+        self._store, self._pubsub = store, pubsub
+
+    async def next_message(self, *, within: float) -> tuple[str, str] | None:
+        """The next (channel, message), or None when none came `within` seconds.
+
+        Raises:
+            StoreUnavailableError: the connection to Redis is lost (listen again).
+        """
+        got = await self._store._answer(lambda: self._pubsub.get_message(timeout=within))
+        if got is None or got.get("type") != "message":
+            return None
+        return got["channel"].removeprefix(f"{NAMESPACE}__"), got["data"]
+
+
+def _channel(name: str) -> str:
+    return f"{NAMESPACE}__{name}"
 
 
 def _area(collection: str | None) -> str:

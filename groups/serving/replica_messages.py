@@ -1,0 +1,301 @@
+"""What replicas tell each other about legacy HTTP sessions, through the shared store.
+
+    messages = ReplicaMessages(store, replica, holds, forget)
+    async with messages.listening():              # answers for us; sessions ended elsewhere
+        await messages.record(session_id, SessionRecord(version, params, owner, replica))
+        record = await messages.find(session_id)  # None: unknown, ended or expired
+        await messages.forward(session_id, owner, answers, is_home)  # to the asking replica
+        await messages.end(session_id)            # record gone, every replica told
+
+Records are values in the store (`RECORDS`, expiring after `RECORD_TTL` unless written
+again); messages are Redis pub/sub: `ENDED` to every replica, and the channel of one
+replica for the answers to its own questions.
+
+Guarantees: a record is one value, written whole or not at all; a message arriving while
+a replica is not listening is lost (the call waiting for it times out as it would had the
+client not answered), nothing else is; listening survives Redis going away and coming
+back, with a warning each time it stops and an info line when it resumes; a message that
+is not what a replica sends is dropped with a debug line, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from mcp_types import INTERNAL_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+from pydantic import ValidationError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from groups.errors import StoreUnavailableError
+from groups.internals import deliver
+
+if TYPE_CHECKING:
+    from groups.storage.shared import SharedStore
+
+__all__ = [
+    "ENDED",
+    "RECORDS",
+    "RECORD_TTL",
+    "ReplicaMessages",
+    "SessionRecord",
+    "answers_in",
+    "buffered",
+    "initialize_params",
+    "json_error",
+    "negotiated",
+    "reporting_status",
+]
+
+logger = logging.getLogger(__name__)
+
+RECORDS = "http-sessions/legacy/records"  # the store's collection of session records
+RECORD_TTL = 24 * 3600.0  # seconds a record lives unwritten: past any replica's idle timeout
+ENDED = "http-sessions/ended"  # channel: a session a client ended, for every replica
+ANSWERS = "http-sessions/answers/"  # + a replica: the channel of answers to its questions
+LISTEN_POLL = 1.0  # seconds a listener waits for a message before it looks again
+LISTEN_AGAIN_AFTER = 1.0  # seconds between tries to listen while Redis is away
+_REPLICA_ID = re.compile(r"^dmcp-([0-9a-f]{12})-\d+$")  # `PrefixedIds` of a replica
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """What a session's `initialize` left, for a replica to take the session up ready."""
+
+    protocol_version: str  # as negotiated
+    client: dict[str, Any]  # the client's initialize params, as it sent them
+    owner: dict[str, Any] | None  # the credential that opened it (the SDK's comparison)
+    home: str  # the replica that opened it: its requests to the client carry plain ids
+
+
+class ReplicaMessages:
+    """Session records and messages between the replicas of one gateway."""
+
+    def __init__(
+        self,
+        store: SharedStore,
+        replica: str,
+        holds: Callable[[str], Any],
+        forget: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """Args:
+        store: the gateway's shared store.
+        replica: this replica's id (`PrefixedIds` carry it).
+        holds: the transport of a session this replica holds, else None.
+        forget: let go of a session another replica ended.
+        """
+        self._store, self.replica = store, replica
+        self._holds, self._forget = holds, forget
+        self._tasks: anyio.abc.TaskGroup | None = None
+
+    def __repr__(self) -> str:
+        return f"ReplicaMessages({self._store.shown!r}, replica {self.replica})"
+
+    @asynccontextmanager
+    async def listening(self) -> AsyncIterator[None]:
+        """Hear other replicas (and refresh records in the background) while this runs."""
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            tasks.start_soon(self._listen)
+            try:
+                yield
+            finally:
+                self._tasks = None
+                tasks.cancel_scope.cancel()
+
+    async def record(self, session_id: str, record: SessionRecord) -> None:
+        await self._store.put(session_id, asdict(record), collection=RECORDS, ttl=RECORD_TTL)
+
+    async def find(self, session_id: str) -> SessionRecord | None:
+        value = await self._store.get(session_id, collection=RECORDS)
+        try:
+            return SessionRecord(**value) if value is not None else None
+        except TypeError:
+            logger.debug("session %s…: its record is not one this version writes", session_id[:8])
+            return None
+
+    async def end(self, session_id: str) -> None:
+        """Delete the record and tell every replica to let the session go."""
+        await self._store.delete(session_id, collection=RECORDS)
+        await self._store.publish(ENDED, session_id)
+
+    def refresh_soon(self, session_id: str) -> None:
+        """Write the record again in the background, so it outlives `RECORD_TTL` in use."""
+        if self._tasks is not None:
+            self._tasks.start_soon(self._refresh, session_id)
+
+    async def forward(
+        self,
+        session_id: str,
+        owner: dict[str, Any] | None,
+        answers: list[dict[str, Any]],
+        is_home: Callable[[str], bool],
+    ) -> bool:
+        """Send the client's answers to the replicas that asked; False when they are all
+        this replica's to take (or the session is not `owner`'s: the SDK answers then)."""
+        askers = [_asker(answer.get("id")) for answer in answers]
+        if all(asker == self.replica for asker in askers):
+            return False
+        if all(asker in (None, self.replica) for asker in askers) and is_home(session_id):
+            return False
+        record = await self.find(session_id)
+        if record is None or record.owner != owner:
+            return False
+        for answer, asker in zip(answers, askers, strict=True):
+            target = asker or record.home
+            if target == self.replica:
+                await self._deliver(session_id, answer)
+                continue
+            payload = json.dumps({"session": session_id, "message": answer})
+            if not await self._store.publish(ANSWERS + target, payload):
+                logger.info("replica %s, which asked the client, is gone: answer dropped", target)
+        return True
+
+    async def _refresh(self, session_id: str) -> None:
+        try:
+            record = await self.find(session_id)
+            if record is not None:
+                await self.record(session_id, record)
+        except StoreUnavailableError as exc:
+            logger.debug("session %s…: record not refreshed: %s", session_id[:8], exc)
+
+    async def _listen(self) -> None:
+        stopped = False
+        while True:
+            try:
+                async with self._store.listening(ENDED, ANSWERS + self.replica) as listener:
+                    if stopped:
+                        logger.info("hearing the other replicas again through the store")
+                        stopped = False
+                    while True:
+                        got = await listener.next_message(within=LISTEN_POLL)
+                        if got is not None:
+                            await self._heard(*got)
+            except StoreUnavailableError as exc:
+                if not stopped:
+                    logger.warning("not hearing the other replicas: %s", exc)
+                    stopped = True
+                await anyio.sleep(LISTEN_AGAIN_AFTER)
+
+    async def _heard(self, channel: str, data: str) -> None:
+        if channel == ENDED:
+            await self._forget(data)
+            return
+        try:
+            payload = json.loads(data)
+            await self._deliver(payload["session"], payload["message"])
+        except (ValueError, KeyError, TypeError):
+            logger.debug("dropped a message that no replica sends on %s", channel)
+
+    async def _deliver(self, session_id: str, answer: dict[str, Any]) -> None:
+        """Hand a client's answer to the call waiting for it in this replica."""
+        transport = self._holds(session_id)
+        if transport is None:
+            logger.debug("session %s… is not held here: its answer is late", session_id[:8])
+            return
+        try:
+            await deliver(transport, jsonrpc_message_adapter.validate_python(answer))
+        except ValidationError:
+            logger.debug("dropped an answer that is not JSON-RPC")
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            logger.debug("session %s… ended before its answer arrived", session_id[:8])
+
+
+def _asker(request_id: Any) -> str | None:
+    """The replica whose request `request_id` is; None: the session's home's (plain ids)."""
+    found = _REPLICA_ID.match(request_id) if isinstance(request_id, str) else None
+    return found.group(1) if found else None
+
+
+# ---- the HTTP side: bodies, statuses, errors ----------------------------------------------
+
+
+async def buffered(receive: Receive) -> tuple[bytes | None, Receive]:
+    """The request's body (None past the SDK's size limit) and a `receive` that gives it
+    again, so what is served after reads the request unchanged."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body") or size > DEFAULT_MAX_REQUEST_BODY_SIZE:
+            break
+    complete = messages[-1].get("type") == "http.request" and not messages[-1].get("more_body")
+    body = b"".join(m.get("body", b"") for m in messages) if complete else None
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return body, replay
+
+
+def _messages_in(body: bytes | None) -> list[Any]:
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        return []
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+def answers_in(body: bytes | None) -> list[dict[str, Any]]:
+    """The client's answers to server requests, when that is all `body` holds."""
+    found = _messages_in(body)
+    is_answer = [
+        isinstance(m, dict) and "id" in m and "method" not in m and ("result" in m or "error" in m)
+        for m in found
+    ]
+    return found if found and all(is_answer) else []
+
+
+def initialize_params(body: bytes | None) -> dict[str, Any] | None:
+    """The params of an `initialize` request, if `body` is one."""
+    found = _messages_in(body)
+    if len(found) == 1 and isinstance(found[0], dict) and found[0].get("method") == "initialize":
+        params = found[0].get("params")
+        return params if isinstance(params, dict) else None
+    return None
+
+
+def negotiated(params: dict[str, Any]) -> str:
+    """The protocol version the SDK answers an `initialize` with (`ServerRunner`'s rule)."""
+    requested = params.get("protocolVersion")
+    return requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+
+
+def json_error(status: int, message: str | None) -> Response:
+    """An HTTP answer: a JSON-RPC error body (no request id) when there is a message."""
+    if message is None:
+        return Response(status_code=status)
+    error = ErrorData(code=INTERNAL_ERROR, message=message)
+    body = JSONRPCError(jsonrpc="2.0", id=None, error=error)
+    return Response(
+        body.model_dump_json(by_alias=True, exclude_unset=True),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+async def reporting_status(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> int | None:
+    """Serve the request with `app`; the HTTP status it answered (None if none)."""
+    status: int | None = None
+
+    async def watching(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    await app(scope, receive, watching)
+    return status
