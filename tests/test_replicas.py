@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types
 import pytest
@@ -133,6 +134,55 @@ async def test_a_session_is_taken_up_ready_by_its_own_user_only(cluster):
     assert [response.status_code for response in by_bob] == [404, 404]
     assert by_alice.status_code == 200
     assert "get_dynamic_tools" in by_alice.text
+
+
+async def test_an_elicitation_answered_through_another_replica_reaches_the_waiting_call(
+    cluster,
+):
+    async def elicit(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        return mcp_types.ElicitResult(action="accept", content={"value": f"yes to {message}"})
+
+    def forwarded() -> int:
+        return sum(r.logged().count("answer went on to replica") for r in cluster.replicas)
+
+    before = forwarded()
+    async with as_user(cluster.url, ALICE, mode="legacy", elicitation_handler=elicit) as alice:
+        results = [
+            await alice.call_tool_mcp(
+                "call_dynamic_tool",
+                {"group": "echo", "name": "ask", "args": {"question": f"q{n}"}},
+            )
+            for n in range(4)
+        ]
+
+    assert [text(result) for result in results] == [f"q{n} -> yes to q{n}" for n in range(4)]
+    assert forwarded() > before  # at least one answer landed on the replica not asking
+
+
+async def test_two_calls_asking_at_once_on_one_session_each_get_their_own_answer(cluster):
+    # Sent together through round-robin, the two calls run on two replicas, each asking
+    # the client on the same session id: their requests' ids must not collide.
+    asked = {f"q{n}": anyio.Event() for n in range(2)}
+
+    async def elicit(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        asked[message].set()
+        with anyio.fail_after(WAIT):  # both questions are out before either is answered
+            for event in asked.values():
+                await event.wait()
+        return mcp_types.ElicitResult(action="accept", content={"value": f"yes to {message}"})
+
+    results: dict[str, str] = {}
+    async with as_user(cluster.url, ALICE, mode="legacy", elicitation_handler=elicit) as alice:
+
+        async def ask(question: str) -> None:
+            arguments = {"group": "echo", "name": "ask", "args": {"question": question}}
+            results[question] = text(await alice.call_tool_mcp("call_dynamic_tool", arguments))
+
+        async with anyio.create_task_group() as calls:
+            for question in asked:
+                calls.start_soon(ask, question)
+
+    assert results == {question: f"{question} -> yes to {question}" for question in asked}
 
 
 # Last: it kills a replica, then starts it again for whatever runs after.

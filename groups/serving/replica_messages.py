@@ -156,7 +156,9 @@ class ReplicaMessages:
                 await self._deliver(session_id, answer)
                 continue
             payload = json.dumps({"session": session_id, "message": answer})
-            if not await self._store.publish(ANSWERS + target, payload):
+            if await self._store.publish(ANSWERS + target, payload):
+                logger.info("the client's answer went on to replica %s, which asked", target)
+            else:
                 logger.info("replica %s, which asked the client, is gone: answer dropped", target)
         return True
 
