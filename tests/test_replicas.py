@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from conftest import stdio_entry, wait_gone
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
-from replica_parts import Cluster, missing_parts
+from replica_parts import Cluster, Replica, missing_parts
 from test_http_serving import ACCEPT, INITIALIZE
 
 pytestmark = [
@@ -55,6 +56,14 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
 
 def as_user(url: str, token: str, **options: Any) -> Client:
     return Client(url, auth=BearerAuth(token), init_timeout=WAIT, timeout=WAIT, **options)
+
+
+def wait_for_line(replica: Replica, line: str, timeout: float = WAIT) -> None:
+    """Bounded wait for `line` in the replica's log."""
+    deadline = time.monotonic() + timeout
+    while line not in replica.logged():
+        assert time.monotonic() < deadline, f"{replica.name} never logged {line!r}"
+        time.sleep(0.05)
 
 
 def text(result: mcp_types.CallToolResult) -> str:
@@ -183,6 +192,32 @@ async def test_two_calls_asking_at_once_on_one_session_each_get_their_own_answer
                 calls.start_soon(ask, question)
 
     assert results == {question: f"{question} -> yes to {question}" for question in asked}
+
+
+async def test_with_redis_down_sessions_fail_naming_it_and_resume_by_themselves(cluster):
+    opener, other = cluster.replicas[0], cluster.replicas[1]
+    session = (await post(opener.url, ALICE, INITIALIZE)).headers["mcp-session-id"]
+    cluster.redis.stop()
+    try:
+        refused_open = await post(opener.url, ALICE, INITIALIZE)
+        refused_take_up = await post(other.url, ALICE, TOOLS_LIST, session)
+        held = await post(opener.url, ALICE, TOOLS_LIST, session)  # needs nothing of Redis
+    finally:
+        cluster.redis.start()  # empty: what the replicas had written is gone
+    half_made = opener.logged().rsplit("Created new transport with session ID: ", 1)[1][:32]
+    refused_half_made = await post(opener.url, ALICE, TOOLS_LIST, half_made)
+    for replica in cluster.replicas:
+        wait_for_line(replica, "hearing the other replicas again")
+    async with as_user(cluster.url, ALICE, mode="legacy") as alice:
+        pids = [await upstream_pid(alice) for _ in range(4)]
+
+    for refused in (refused_open, refused_take_up):
+        assert refused.status_code == 503
+        message = refused.json()["error"]["message"]
+        assert message.startswith(f"the store {cluster.redis.url} is unavailable")
+    assert held.status_code == 200
+    assert refused_half_made.status_code == 404  # the session it could not record: dropped
+    assert {cluster.replica_of(pid).name for pid in pids} == {opener.name, other.name}
 
 
 # Last: it kills a replica, then starts it again for whatever runs after.

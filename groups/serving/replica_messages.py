@@ -11,9 +11,11 @@ Records are values in the store (`RECORDS`, expiring after `RECORD_TTL` unless w
 again); messages are Redis pub/sub: `ENDED` to every replica, and the channel of one
 replica for the answers to its own questions.
 
-Guarantees: a record is one value, written whole or not at all; a message arriving while
-a replica is not listening is lost (the call waiting for it times out as it would had the
-client not answered), nothing else is; listening survives Redis going away and coming
+Guarantees: a record is one value, written whole or not at all; an answer the asking
+replica did not hear is sent again for a few seconds (it may be listening anew after
+Redis came back), then dropped: the call waiting for it times out as it would had the
+client not answered; a session ended while a replica was not listening stays held there
+until its idle timeout; listening survives Redis going away and coming
 back, with a warning each time it stops and an info line when it resumes; a message that
 is not what a replica sends is dropped with a debug line, never raised.
 """
@@ -64,6 +66,7 @@ ENDED = "http-sessions/ended"  # channel: a session a client ended, for every re
 ANSWERS = "http-sessions/answers/"  # + a replica: the channel of answers to its questions
 LISTEN_POLL = 1.0  # seconds a listener waits for a message before it looks again
 LISTEN_AGAIN_AFTER = 1.0  # seconds between tries to listen while Redis is away
+PUBLISH_TRIES = 3  # an answer no replica heard is sent again, LISTEN_AGAIN_AFTER apart
 _REPLICA_ID = re.compile(r"^dmcp-([0-9a-f]{12})-\d+$")  # `PrefixedIds` of a replica
 
 
@@ -158,9 +161,22 @@ class ReplicaMessages:
             payload = json.dumps({"session": session_id, "message": answer})
             if await self._store.publish(ANSWERS + target, payload):
                 logger.info("the client's answer went on to replica %s, which asked", target)
-            else:
-                logger.info("replica %s, which asked the client, is gone: answer dropped", target)
+            elif self._tasks is not None:
+                self._tasks.start_soon(self._publish_again, target, payload)
         return True
+
+    async def _publish_again(self, target: str, payload: str) -> None:
+        """Try again while a replica may be listening anew (Redis came back a moment ago);
+        a replica that stays silent is gone, and the call that asked went with it."""
+        for _ in range(PUBLISH_TRIES):
+            await anyio.sleep(LISTEN_AGAIN_AFTER)
+            try:
+                if await self._store.publish(ANSWERS + target, payload):
+                    logger.info("the client's answer went on to replica %s, which asked", target)
+                    return
+            except StoreUnavailableError:
+                pass
+        logger.info("replica %s, which asked the client, is gone: its answer is dropped", target)
 
     async def _refresh(self, session_id: str) -> None:
         try:
@@ -176,7 +192,7 @@ class ReplicaMessages:
             try:
                 async with self._store.listening(ENDED, ANSWERS + self.replica) as listener:
                     if stopped:
-                        logger.info("hearing the other replicas again through the store")
+                        logger.warning("hearing the other replicas again through the store")
                         stopped = False
                     while True:
                         got = await listener.next_message(within=LISTEN_POLL)
