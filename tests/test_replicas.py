@@ -132,6 +132,25 @@ async def test_a_legacy_session_is_served_by_every_replica_and_ended_on_all(clus
     assert [response.status_code for response in ended] == [404] * len(cluster.replicas)
 
 
+def redis_commands(redis_client: Any) -> int:
+    """How many commands Redis has served, not counting the INFO that asks."""
+    stats = redis_client.info("commandstats")
+    return sum(stat["calls"] for name, stat in stats.items() if name != "cmdstat_info")
+
+
+async def test_warm_calls_on_a_held_legacy_session_make_no_redis_round_trip(cluster):
+    async with as_user(cluster.url, ALICE, mode="legacy") as alice:
+        warm_up = [await upstream_pid(alice) for _ in range(4)]  # every replica holds it
+        with cluster.redis.client() as redis_client:  # one connection: one HELLO, before
+            before = redis_commands(redis_client)
+            warm = [await upstream_pid(alice) for _ in range(4)]
+            after = redis_commands(redis_client)
+
+    assert {cluster.replica_of(pid).name for pid in warm} == {r.name for r in cluster.replicas}
+    assert set(warm) == set(warm_up)
+    assert after == before
+
+
 async def test_a_session_is_taken_up_ready_by_its_own_user_only(cluster):
     opener, other = cluster.replicas[0], cluster.replicas[1]
     opened = await post(opener.url, ALICE, INITIALIZE)

@@ -82,6 +82,7 @@ __all__ = ["RECORD_REFRESH", "SharedSessions"]
 logger = logging.getLogger(__name__)
 
 RECORD_REFRESH = 600.0  # seconds: a held session's record is written again at most this often
+FORGET_REFRESHES_FROM = 1024  # entries in `_refreshed` past which old ones are let go
 
 
 class SharedSessions:
@@ -282,6 +283,12 @@ class SharedSessions:
         now = time.monotonic()
         if now - self._refreshed.get(session_id, 0.0) < RECORD_REFRESH:
             return
+        if len(self._refreshed) >= FORGET_REFRESHES_FROM:
+            # Sessions end without telling us (idle timeout, the client gone); one not
+            # refreshed for a whole period is refreshed at its next request, if any.
+            self._refreshed = {
+                held: at for held, at in self._refreshed.items() if now - at < RECORD_REFRESH
+            }
         self._refreshed[session_id] = now
         messages.refresh_soon(session_id)
 
