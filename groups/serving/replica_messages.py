@@ -269,6 +269,8 @@ def _messages_in(body: bytes | None) -> list[Any]:
 
 def answers_in(body: bytes | None) -> list[dict[str, Any]]:
     """The client's answers to server requests, when that is all `body` holds."""
+    if not body or (b'"result"' not in body and b'"error"' not in body):
+        return []  # no answer can be in it (most POSTs): not parsed twice
     found = _messages_in(body)
     is_answer = [
         isinstance(m, dict) and "id" in m and "method" not in m and ("result" in m or "error" in m)
