@@ -141,7 +141,6 @@ defaults
     timeout connect 1s
     timeout client 60s
     timeout server 60s
-    timeout tunnel 1h
 backend replicas
 {servers}
 frontend gateway
