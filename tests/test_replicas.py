@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
 import httpx2
 import mcp_types
 import pytest
-from conftest import stdio_entry, wait_gone
+from conftest import UPSTREAMS, stdio_entry, wait_gone
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
-from replica_parts import Cluster, Replica, missing_parts
+from mcp.shared.exceptions import MCPError
+from replica_parts import Cluster, missing_parts
 from test_http_serving import ACCEPT, INITIALIZE
 
 pytestmark = [
@@ -33,6 +33,9 @@ ALICE, BOB = "alice-token-7f1c20", "bob-token-93ae5b"
 WAIT = 30  # a first expansion starts a Python upstream on a busy machine
 RECORDS = "dynamic-mcp__http-sessions/legacy/records::*"  # session records, in Redis
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+WAITING = UPSTREAMS / "waiting.py"
+GIVE_UP_AFTER = 2.0  # seconds a client waits for a call before it cancels it
+CANCELLED_WITHIN = 10.0  # seconds from a cancellation to the upstream's tool ending
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,8 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     servers = {
         "echo": stdio_entry(),
         "private": stdio_entry(description="Alice only", access=["alice"]),
+        # Its calls end only when cancelled, not at the 30 s time limit, within any test.
+        "waiting": stdio_entry(WAITING, "Waits until cancelled", timeout={"tools": "1h"}),
     }
     # The expansion alone starts nothing where the catalog has the group's tools.
     settings = {"start_on_expand": False}
@@ -58,12 +63,11 @@ def as_user(url: str, token: str, **options: Any) -> Client:
     return Client(url, auth=BearerAuth(token), init_timeout=WAIT, timeout=WAIT, **options)
 
 
-def wait_for_line(replica: Replica, line: str, timeout: float = WAIT) -> None:
-    """Bounded wait for `line` in the replica's log."""
-    deadline = time.monotonic() + timeout
-    while line not in replica.logged():
-        assert time.monotonic() < deadline, f"{replica.name} never logged {line!r}"
-        time.sleep(0.05)
+async def until(condition: Callable[[], bool]) -> None:
+    """Until `condition()` holds, the event loop running meanwhile (the client may still
+    have something to send); callers bound the wait with `anyio.fail_after`."""
+    while not condition():  # noqa: ASYNC110 - another process's file: no event to wait on
+        await anyio.sleep(0.05)
 
 
 def text(result: mcp_types.CallToolResult) -> str:
@@ -225,8 +229,9 @@ async def test_with_redis_down_sessions_fail_naming_it_and_resume_by_themselves(
         cluster.redis.start()  # empty: what the replicas had written is gone
     half_made = opener.logged().rsplit("Created new transport with session ID: ", 1)[1][:32]
     refused_half_made = await post(opener.url, ALICE, TOOLS_LIST, half_made)
-    for replica in cluster.replicas:
-        wait_for_line(replica, "hearing the other replicas again")
+    with anyio.fail_after(WAIT):
+        for replica in cluster.replicas:
+            await until(lambda r=replica: "hearing the other replicas again" in r.logged())
     async with as_user(cluster.url, ALICE, mode="legacy") as alice:
         pids = [await upstream_pid(alice) for _ in range(4)]
 
@@ -237,6 +242,24 @@ async def test_with_redis_down_sessions_fail_naming_it_and_resume_by_themselves(
     assert held.status_code == 200
     assert refused_half_made.status_code == 404  # the session it could not record: dropped
     assert {cluster.replica_of(pid).name for pid in pids} == {opener.name, other.name}
+
+
+async def test_a_call_the_client_cancels_is_cancelled_on_whichever_replica_runs_it(
+    cluster, tmp_path
+):
+    markers = [tmp_path / f"cancelled-{n}" for n in range(3)]
+    async with as_user(cluster.url, ALICE, mode="legacy") as alice:
+        for _ in range(4):  # both replicas start the group for this session: calls run at once
+            await alice.call_tool_mcp(
+                "call_dynamic_tool", {"group": "waiting", "name": "pid", "args": {}}
+            )
+        for marker in markers:
+            arguments = {"group": "waiting", "name": "wait", "args": {"marker": str(marker)}}
+            with pytest.raises(MCPError):  # timed out: the client cancels it
+                await alice.call_tool_mcp("call_dynamic_tool", arguments, timeout=GIVE_UP_AFTER)
+        with anyio.fail_after(CANCELLED_WITHIN):  # each call ended, the session still open
+            for marker in markers:
+                await until(marker.exists)
 
 
 # Last: it kills a replica, then starts it again for whatever runs after.

@@ -5,11 +5,12 @@
         await messages.record(session_id, SessionRecord(version, params, owner, replica))
         record = await messages.find(session_id)  # None: unknown, ended or expired
         await messages.forward(session_id, owner, answers, is_home)  # to the asking replica
+        await messages.cancel_everywhere(session_id, owner, notices)  # to the replica running it
         await messages.end(session_id)            # record gone, every replica told
 
 Records are values in the store (`RECORDS`, expiring after `RECORD_TTL` unless written
-again); messages are Redis pub/sub: `ENDED` to every replica, and the channel of one
-replica for the answers to its own questions.
+again); messages are Redis pub/sub: `ENDED` and `CANCELLED` to every replica, and the
+channel of one replica for the answers to its own questions.
 
 Guarantees: a record is one value, written whole or not at all; an answer the asking
 replica did not hear is sent again for a few seconds (it may be listening anew after
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from groups.storage.shared import SharedStore
 
 __all__ = [
+    "CANCELLED",
     "ENDED",
     "RECORDS",
     "RECORD_TTL",
@@ -52,6 +54,7 @@ __all__ = [
     "SessionRecord",
     "answers_in",
     "buffered",
+    "cancellations_in",
     "initialize_params",
     "json_error",
     "negotiated",
@@ -64,6 +67,7 @@ RECORDS = "http-sessions/legacy/records"  # the store's collection of session re
 RECORD_TTL = 24 * 3600.0  # seconds a record lives unwritten: past any replica's idle timeout
 ENDED = "http-sessions/ended"  # channel: a session a client ended, for every replica
 ANSWERS = "http-sessions/answers/"  # + a replica: the channel of answers to its questions
+CANCELLED = "http-sessions/cancelled"  # channel: a client cancelled one of its requests
 LISTEN_POLL = 1.0  # seconds a listener waits for a message before it looks again
 LISTEN_AGAIN_AFTER = 1.0  # seconds between tries to listen while Redis is away
 PUBLISH_TRIES = 3  # an answer no replica heard is sent again, LISTEN_AGAIN_AFTER apart
@@ -178,6 +182,18 @@ class ReplicaMessages:
                 pass
         logger.info("replica %s, which asked the client, is gone: its answer is dropped", target)
 
+    async def cancel_everywhere(
+        self, session_id: str, owner: dict[str, Any] | None, notices: list[dict[str, Any]]
+    ) -> None:
+        """Pass the client's cancellations on to every replica: one of them runs the call
+        (the client's request ids are its own, unique in its session)."""
+        record = await self.find(session_id)
+        if record is None or record.owner != owner:
+            return
+        for notice in notices:
+            payload = {"session": session_id, "message": notice, "from": self.replica}
+            await self._store.publish(CANCELLED, json.dumps(payload))
+
     async def _refresh(self, session_id: str) -> None:
         try:
             record = await self.find(session_id)
@@ -190,7 +206,8 @@ class ReplicaMessages:
         stopped = False
         while True:
             try:
-                async with self._store.listening(ENDED, ANSWERS + self.replica) as listener:
+                channels = (ENDED, CANCELLED, ANSWERS + self.replica)
+                async with self._store.listening(*channels) as listener:
                     if stopped:
                         logger.warning("hearing the other replicas again through the store")
                         stopped = False
@@ -210,7 +227,8 @@ class ReplicaMessages:
             return
         try:
             payload = json.loads(data)
-            await self._deliver(payload["session"], payload["message"])
+            if payload.get("from") != self.replica:  # the sender served it itself
+                await self._deliver(payload["session"], payload["message"])
         except (ValueError, KeyError, TypeError):
             logger.debug("dropped a message that no replica sends on %s", channel)
 
@@ -277,6 +295,17 @@ def answers_in(body: bytes | None) -> list[dict[str, Any]]:
         for m in found
     ]
     return found if found and all(is_answer) else []
+
+
+def cancellations_in(body: bytes | None) -> list[dict[str, Any]]:
+    """The client's `notifications/cancelled` in `body`."""
+    if not body or b"notifications/cancelled" not in body:
+        return []
+    return [
+        m
+        for m in _messages_in(body)
+        if isinstance(m, dict) and m.get("method") == "notifications/cancelled"
+    ]
 
 
 def initialize_params(body: bytes | None) -> dict[str, Any] | None:

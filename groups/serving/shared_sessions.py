@@ -21,7 +21,7 @@ Guarantees, with a shared store (Redis):
   goes out on the call's stream from the replica running it; the client's answer, on
   whichever replica it lands, reaches that replica (`groups.serving.replica_messages`);
   the ids of server requests name their replica, so two replicas asking on one session
-  never collide;
+  never collide; a client's cancellation of a request reaches the replica running it;
 - a request on a session this replica holds makes no Redis round trip (its record is
   written again in the background, at most every `RECORD_REFRESH`);
 - the store down or slow: opening or taking up a session fails with 503 and a JSON-RPC
@@ -64,6 +64,7 @@ from groups.serving.replica_messages import (
     SessionRecord,
     answers_in,
     buffered,
+    cancellations_in,
     initialize_params,
     json_error,
     negotiated,
@@ -151,6 +152,8 @@ class SharedSessions:
         owner = _owner(scope)
         body, receive = await buffered(receive) if method == "POST" else (None, receive)
         try:
+            if cancels := cancellations_in(body):
+                await self._cancel_everywhere(messages, session_id, owner, cancels)
             answers = answers_in(body)
             if answers and await messages.forward(session_id, owner, answers, self._is_home):
                 await json_error(202, None)(scope, receive, send)
@@ -257,6 +260,20 @@ class SharedSessions:
             return
         await self._ended(messages, session_id)
         await json_error(200, None)(scope, receive, send)
+
+    async def _cancel_everywhere(
+        self,
+        messages: ReplicaMessages,
+        session_id: str,
+        owner: dict[str, Any] | None,
+        cancels: list[dict[str, Any]],
+    ) -> None:
+        """The client cancelled a request: tell the replica running it, wherever it is.
+        Served here as well; without the store, here only (the call elsewhere runs on)."""
+        try:
+            await messages.cancel_everywhere(session_id, owner, cancels)
+        except StoreUnavailableError as exc:
+            logger.warning("a cancellation reaches this replica only: %s", exc)
 
     async def _ended(self, messages: ReplicaMessages, session_id: str) -> None:
         self._refreshed.pop(session_id, None)
