@@ -17,13 +17,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import psutil
 import redis
-from conftest import REPO, free_port, wait_for_port
+from conftest import REPO, free_port
 
 __all__ = ["Cluster", "HAProxy", "RedisProcess", "Replica", "missing_parts"]
 
@@ -38,6 +39,25 @@ def missing_parts() -> str | None:
         if shutil.which(binary) is None:
             return f"{binary} is not installed (.ci/run installs it)"
     return None
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    """Bounded wait until `process` itself listens on `port`.
+
+    Not just "something answers there": the suite runs in parallel, and another test's
+    server that took the port between `free_port` and this process's bind would answer
+    too, while ours exited (a redis-server of someone else's, then stopped under us).
+    """
+    deadline = time.monotonic() + START_WAIT
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        connections = psutil.Process(process.pid).net_connections(kind="tcp")
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{process.args[0]} not listening on {port} in {START_WAIT}s")
+        time.sleep(0.05)
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -65,7 +85,7 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port, self.process)
+        wait_listening(self.process, self.port)
 
     def stop(self) -> None:
         _stop(self.process)
@@ -106,7 +126,7 @@ class Replica:
 
     def wait_listening(self) -> None:
         assert self.process is not None
-        wait_for_port(self.port, self.process)
+        wait_listening(self.process, self.port)
 
     def stop(self) -> None:
         _stop(self.process)
@@ -173,7 +193,7 @@ class HAProxy:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port, self.process)
+        wait_listening(self.process, self.port)
 
     def stop(self) -> None:
         _stop(self.process)
