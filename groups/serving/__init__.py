@@ -3,7 +3,9 @@
     configure_logging("warning", registry.redactor)    # every log line through the redaction
     auth = http_auth(host, token_file=f, users=u, jwt=j)  # None on loopback without auth
 
-Serving itself is the root server's (`groups.root.RootServer.run_stdio_async`, `run_http_async`).
+Serving itself is the root server's (`groups.root.RootServer.run_stdio_async`, `run_http_async`);
+its HTTP app shares legacy sessions between replicas through Redis
+(`groups.serving.shared_sessions`, imported with the HTTP app only).
 """
 
 from groups.serving.http_access import (

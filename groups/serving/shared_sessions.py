@@ -231,7 +231,6 @@ class SharedSessions:
                 inline_methods=frozenset({"initialize"}),
             )
             connection = _ready_connection(dispatcher, session_id, record)
-            self._adopted.add(session_id)
             try:
                 await serve_connection(
                     manager.app, dispatcher, connection=connection, lifespan_state=lifespan_state
@@ -239,7 +238,15 @@ class SharedSessions:
             finally:
                 self._adopted.discard(session_id)
 
-        await adopt_session(manager, session_id, owner, serve)  # type: ignore[arg-type]
+        # Known as taken up before any request can reach it: an answer to the home
+        # replica's plain id must never be taken for this replica's own.
+        self._adopted.add(session_id)
+        try:
+            await adopt_session(manager, session_id, owner, serve)  # type: ignore[arg-type]
+        except BaseException:
+            if held_session(manager, session_id) is None:
+                self._adopted.discard(session_id)
+            raise
         logger.info("took up session %s… opened on replica %s", session_id[:8], record.home)
         self._refresh_soon(messages, session_id)
 
