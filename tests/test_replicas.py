@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import httpx2
 import mcp_types
+import psutil
 import pytest
 from conftest import UPSTREAMS, stdio_entry, wait_gone
 from fastmcp import Client
@@ -260,6 +261,27 @@ async def test_a_call_the_client_cancels_is_cancelled_on_whichever_replica_runs_
         with anyio.fail_after(CANCELLED_WITHIN):  # each call ended, the session still open
             for marker in markers:
                 await until(marker.exists)
+
+
+async def test_with_redis_stalled_taking_up_a_session_fails_naming_it_and_held_ones_answer(
+    cluster,
+):
+    opener, other = cluster.replicas[0], cluster.replicas[1]
+    session = (await post(opener.url, ALICE, INITIALIZE)).headers["mcp-session-id"]
+    redis = psutil.Process(cluster.redis.process.pid)
+    redis.suspend()  # SIGSTOP: connections stay open, nothing is answered
+    try:
+        held = await post(opener.url, ALICE, TOOLS_LIST, session)
+        stalled = await post(other.url, ALICE, TOOLS_LIST, session)
+    finally:
+        redis.resume()
+    taken_up = await post(other.url, ALICE, TOOLS_LIST, session)
+
+    assert held.status_code == 200
+    assert stalled.status_code == 503
+    message = stalled.json()["error"]["message"]
+    assert message.startswith(f"the store {cluster.redis.url} is unavailable")
+    assert taken_up.status_code == 200  # once Redis answers again
 
 
 # Last: it kills a replica, then starts it again for whatever runs after.
