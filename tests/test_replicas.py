@@ -127,14 +127,18 @@ async def test_a_legacy_session_is_served_by_every_replica_and_ended_on_all(clus
         pids = [await upstream_pid(alice) for _ in range(6)]
         session = alice.transport.get_session_id()
         records = cluster.redis.client().keys(RECORDS)
+        serving = {cluster.replica_of(pid).name for pid in pids}
+        upstreams = [psutil.Process(pid) for pid in set(pids)]
     ended = [await post(r.url, ALICE, TOOLS_LIST, session) for r in cluster.replicas]
-    serving = {cluster.replica_of(pid).name for pid in pids}
+    # Each replica gave the session upstream sessions of its own: all closed with it.
+    left_running = wait_gone(upstreams)
 
     assert serving == {replica.name for replica in cluster.replicas}
     assert any("took up session" in replica.logged() for replica in cluster.replicas)
     assert records == [RECORDS.replace("*", session)]
     assert cluster.redis.client().keys(RECORDS) == []  # the client's DELETE ended it
     assert [response.status_code for response in ended] == [404] * len(cluster.replicas)
+    assert left_running == []
 
 
 def redis_commands(redis_client: Any) -> int:
