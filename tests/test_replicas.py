@@ -22,7 +22,6 @@ from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from mcp.shared.exceptions import MCPError
 from replica_parts import Cluster, missing_parts
-from test_http_serving import ACCEPT, INITIALIZE
 
 pytestmark = [
     pytest.mark.skipif(missing_parts() is not None, reason=str(missing_parts())),
@@ -33,6 +32,17 @@ pytestmark = [
 ALICE, BOB = "alice-token-7f1c20", "bob-token-93ae5b"
 WAIT = 30  # a first expansion starts a Python upstream on a busy machine
 RECORDS = "dynamic-mcp__http-sessions/legacy/records::*"  # session records, in Redis
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"},
+    },
+}
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 WAITING = UPSTREAMS / "waiting.py"
 GIVE_UP_AFTER = 2.0  # seconds a client waits for a call before it cancels it
