@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from groups.errors import StoreUnavailableError
+from groups.errors import DynamicMcpError, StoreUnavailableError
 from groups.internals import deliver
 
 if TYPE_CHECKING:
@@ -178,8 +178,8 @@ class ReplicaMessages:
                 if await self._store.publish(ANSWERS + target, payload):
                     logger.info("the client's answer went on to replica %s, which asked", target)
                     return
-            except StoreUnavailableError:
-                pass
+            except DynamicMcpError:
+                pass  # tried again, or given up below
         logger.info("replica %s, which asked the client, is gone: its answer is dropped", target)
 
     async def cancel_everywhere(
@@ -199,7 +199,7 @@ class ReplicaMessages:
             record = await self.find(session_id)
             if record is not None:
                 await self.record(session_id, record)
-        except StoreUnavailableError as exc:
+        except DynamicMcpError as exc:
             logger.debug("session %s…: record not refreshed: %s", session_id[:8], exc)
 
     async def _listen(self) -> None:
@@ -219,7 +219,11 @@ class ReplicaMessages:
                 if not stopped:
                     logger.warning("not hearing the other replicas: %s", exc)
                     stopped = True
-                await anyio.sleep(LISTEN_AGAIN_AFTER)
+            except Exception:
+                # This task shares the server's lifespan: whatever one message did, the
+                # replica goes on serving, and listening starts again.
+                logger.exception("listening to the other replicas failed; listening again")
+            await anyio.sleep(LISTEN_AGAIN_AFTER)
 
     async def _heard(self, channel: str, data: str) -> None:
         if channel == ENDED:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, SupportsFloat, TypeVar
 
 from key_value.aio.errors import DecryptionError
@@ -155,7 +155,8 @@ class SharedStore:
             await self._answer(lambda: pubsub.subscribe(*map(_channel, channels)))
             yield Listener(self, pubsub)
         finally:
-            await pubsub.aclose()
+            with suppress(RedisError, OSError):  # the connection is gone already
+                await pubsub.aclose()
 
     async def foreign(self, prefix: str, *, take: bool = False) -> dict[str, Any]:
         """Nothing: the files of older versions are local; Redis never held them."""
