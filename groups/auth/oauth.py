@@ -80,8 +80,9 @@ class GroupOAuth(OAuth):
 
     `interactive=False` (the sessions', one per group and endpoint in a process): where a
     person is needed, raise `AuthorizationRequired` and remember it in `needs_sign_in`.
-    `interactive=True` (a `SignIn`'s): hand the link to `on_link`, open a browser, and wait
-    for the callback.
+    `interactive=True` (a `SignIn`'s): hand the link to `on_link`, open a browser (unless
+    `browser=False`: a gateway's user signs in on their own machine), and wait for the
+    callback.
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class GroupOAuth(OAuth):
         on_link: Any = None,
         callback_port: int | None = None,
         credentials: ClientCredentials | None = None,
+        browser: bool = True,
     ) -> None:
         secret = credentials.secret if credentials is not None else None
         super().__init__(
@@ -119,6 +121,7 @@ class GroupOAuth(OAuth):
         self._configured_scopes = " ".join(server.oauth_scopes or []) or None
         self._interactive = interactive
         self._on_link = on_link
+        self._browser = browser  # False: the link goes to a gateway's user, not this machine
         self._loaded = False
         self._registered_now = False  # a client registered in this flow is known to the server
         self.needs_sign_in = False
@@ -286,6 +289,8 @@ class GroupOAuth(OAuth):
             await _check_client_known(authorization_url)
         if self._on_link is not None:
             self._on_link(authorization_url)
+        if not self._browser:
+            return
         # webbrowser waits for a browser command to exit, and a browser may only exit once
         # the callback, which starts after this returns, has answered: do not wait.
         threading.Thread(target=webbrowser.open, args=(authorization_url,), daemon=True).start()

@@ -37,7 +37,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from groups.access import User, current_user, user_of_request
 from groups.internals import connection_of
 
-__all__ = ["CallbackRoute", "Caller", "current_caller"]
+__all__ = ["CallbackRoute", "Caller", "UserKey", "current_caller", "session_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,29 @@ class Caller:
     ) -> None:
         """Forward one upstream progress notification as this request's own progress."""
         await self.session.report_progress(progress, total, message)
+
+
+@dataclass(frozen=True)
+class UserKey:
+    """The session key of what one named user's clients share (`session_key`)."""
+
+    user: str
+
+
+def session_key(caller: Caller | None, *, remote: bool) -> Hashable | None:
+    """Which upstream session of a group serves `caller` (None: the one shared session).
+
+    The implicit user keeps `Caller.key`: a client with an HTTP session id has its own,
+    every other request shares one. A gateway's named user never shares a remote
+    group's session with another user, since it carries the user's own tokens: a client
+    with an HTTP session id has its own, a 2026-07-28 client (a connection per request)
+    the user's (`UserKey`).
+    """
+    if caller is None:
+        return None
+    if caller.user is None or caller.key is not None or not remote:
+        return caller.key
+    return UserKey(caller.user.name)
 
 
 class _CurrentCaller:

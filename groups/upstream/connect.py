@@ -148,8 +148,11 @@ class Connector:
     def __repr__(self) -> str:
         return f"Connector({self.group!r})"
 
-    async def connect(self, config: ServerConfig, heard: Listener, *, attempt: int) -> Session:
-        """A connected session, with the OAuth it signs its requests with (remote groups).
+    async def connect(
+        self, config: ServerConfig, heard: Listener, *, attempt: int, user: str | None = None
+    ) -> Session:
+        """A connected session, with the OAuth it signs its requests with (remote groups):
+        `user`'s own (a gateway's named user), or the group's (None: the implicit user).
 
         `heard` is told each notification the upstream sends, with the session it came on;
         a resource's update goes to the clients subscribed to it (`Session.subscribers`).
@@ -178,7 +181,7 @@ class Connector:
                 await session.subscribers.updated(message.params.uri)  # to its subscribers alone
 
         def session_oauth(url: str) -> httpx2.Auth:
-            auth = self._sign_in.oauth_for(url)
+            auth = self._sign_in.oauth_for(url, user)
             if isinstance(auth, GroupOAuth):  # a service account's never needs a person
                 auths.append(auth)
             return auth
@@ -206,7 +209,7 @@ class Connector:
                 raise AuthorizationRequired(self.group) from exc
             raise self._unavailable(exc, config, http_errors, attempt) from exc
         auth = auths[-1] if auths else None
-        made.append(Session(self.group, held, route, auth=auth, http_errors=http_errors))
+        made.append(Session(self.group, held, route, user=user, auth=auth, http_errors=http_errors))
         return made[0]
 
     def _unavailable(

@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 
-from groups.config import ServerConfig
+from groups.config import ServerConfig, StdioServer
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor
 from groups.upstream.background import Background, unattended
-from groups.upstream.callers import Caller
+from groups.upstream.callers import Caller, session_key
 from groups.upstream.calls import IN_FLIGHT_GRACE, InFlight, send_tool_call
 from groups.upstream.connect import CLOSE_TIMEOUT, STARTS_AT_ONCE, Connector
 from groups.upstream.failures import AuthorizationRequired
@@ -96,7 +96,9 @@ class Upstream:
         self._on_state_change = on_state_change
         self._on_list_changed = on_list_changed
         self._health = Health(name, on_change=self._notify)
-        self._sessions = Sessions(name, open_session=self._connect, admit=self._admit)
+        self._sessions = Sessions(
+            name, open_session=self._connect, admit=self._admit, key_of=self._key_of
+        )
         self._in_flight = InFlight()
         # browser_sign_in: False from a terminal command, which ends before one could finish
         config_now = lambda: self.config  # noqa: E731 - the parts read it at each use
@@ -106,7 +108,7 @@ class Upstream:
         self._tools = Tools(
             name, identity, lambda: self.catalog, config_now, self._notify, self._lists_changed
         )
-        pending = lambda: self._sign_in.pending  # noqa: E731
+        pending = lambda caller: self._sign_in.pending(_user(caller))  # noqa: E731
         self._background = Background(name, self._health, self._sessions, self._in_flight, pending)
 
     def __repr__(self) -> str:
@@ -211,7 +213,7 @@ class Upstream:
             GroupUnavailableError, SignInNeededError, UpstreamTimeoutError: as for `call_tool`.
         """
         self._tools.check_enabled()
-        key = caller.key if caller is not None else None
+        key = self._key_of(caller)
         tools = await self._tools.catalogued(has_session=self._sessions.live(key) is not None)
         if tools is None:
             async with self.request():
@@ -269,7 +271,7 @@ class Upstream:
             try:
                 yield
             except RefusedMidSession as refused:
-                raise await self._sign_in.needed(refused.auth) from None
+                raise await self._sign_in.needed(refused.user, refused.auth) from None
 
     async def _proxy_client(self) -> Client:
         """The client FastMCP's proxy reads this group's resources and prompts through.
@@ -284,29 +286,39 @@ class Upstream:
 
     # ---- connecting -------------------------------------------------------------------
 
-    async def _admit(self) -> None:
+    def _key_of(self, caller: Caller | None) -> SessionKey:
+        """Which session serves `caller` (`callers.session_key`), as the config is now."""
+        return session_key(caller, remote=not isinstance(self.config, StdioServer))
+
+    async def _admit(self, caller: Caller | None) -> None:
         """Refuse a connection attempt that must not be made now (under the sessions' lock)."""
         self._health.check()
-        if self._sign_in.pending:
-            raise await self._sign_in_needed()  # no second sign-in
+        if self._sign_in.pending(_user(caller)):
+            raise await self._sign_in_needed(_user(caller))  # no second sign-in
 
-    async def _connect(self) -> Session:
-        """One connection attempt; on failure the group becomes FAILED (and raises)."""
+    async def _connect(self, caller: Caller | None) -> Session:
+        """One connection attempt for `caller` (with its user's OAuth tokens, for a remote
+        group); on failure the group becomes FAILED (and raises)."""
         attempt = self._health.failures + 1
+        user = _user(caller)
         try:
-            session = await self._connector.connect(self.config, self._tools.heard, attempt=attempt)
+            session = await self._connector.connect(
+                self.config, self._tools.heard, attempt=attempt, user=user
+            )
         except AuthorizationRequired:
-            raise await self._sign_in_needed() from None
+            raise await self._sign_in_needed(user) from None
         except GroupUnavailableError as error:
             self._health.failed(error)
             raise
         self._health.connected()
         return session
 
-    async def _sign_in_needed(self) -> Exception:
-        """What a request is told: a sign-in is started (`SignInNeededError`, with its link).
-        An attempt nobody waits for starts none, and is told `AuthorizationRequired`."""
-        return AuthorizationRequired(self.name) if unattended() else await self._sign_in.needed()
+    async def _sign_in_needed(self, user: str | None) -> Exception:
+        """What a request is told: `user`'s sign-in is started (`SignInNeededError`, with its
+        link). An attempt nobody waits for starts none, and is told `AuthorizationRequired`."""
+        if unattended():
+            return AuthorizationRequired(self.name)
+        return await self._sign_in.needed(user)
 
     def _notify(self) -> None:
         if self._on_state_change is not None:
@@ -315,3 +327,8 @@ class Upstream:
     def _lists_changed(self, kind: str) -> None:
         if self._on_list_changed is not None:
             self._on_list_changed(self, kind)
+
+
+def _user(caller: Caller | None) -> str | None:
+    """The name of the gateway's user `caller` is, or None: the implicit user."""
+    return caller.user.name if caller is not None and caller.user is not None else None
