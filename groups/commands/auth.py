@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -87,6 +88,23 @@ def auth(
     if list_:
         anyio.run(_list, remote, path, redactor, user)
         return
+    group, server = _remote_group(group, servers, remote, user)
+    whose = f" for user {user}" if user is not None else ""
+    if logout:
+        tokens = oauth_tokens(group, redactor, user=user)
+        gone = f"removed {tokens.where}" if anyio.run(tokens.remove) else "it held no token"
+        print(f"Signed out of {group}{whose}: {gone}.")
+        return
+    anyio.run(_sign_in, group, server, path, redactor, user)
+
+
+def _remote_group(
+    group: str | None,
+    servers: Mapping[str, object],
+    remote: Mapping[str, HttpServer | SseServer],
+    user: str | None,
+) -> tuple[str, HttpServer | SseServer]:
+    """GROUP and its entry, if `auth` can sign it in (for `user`, if named)."""
     if group is None:
         raise AuthCommandError("name a group to sign in or out, or pass --list")
     server = remote.get(group)
@@ -99,13 +117,7 @@ def auth(
             f"group {group!r} signs in as the gateway's service account, shared by every "
             "user: leave out --user"
         )
-    whose = f" for user {user}" if user is not None else ""
-    if logout:
-        tokens = oauth_tokens(group, redactor, user=user)
-        gone = f"removed {tokens.where}" if anyio.run(tokens.remove) else "it held no token"
-        print(f"Signed out of {group}{whose}: {gone}.")
-        return
-    anyio.run(_sign_in, group, server, path, redactor, user)
+    return group, server
 
 
 async def _sign_in(

@@ -151,11 +151,10 @@ class Connector:
     async def connect(
         self, config: ServerConfig, heard: Listener, *, attempt: int, user: str | None = None
     ) -> Session:
-        """A connected session, with the OAuth it signs its requests with (remote groups):
-        `user`'s own (a gateway's named user), or the group's (None: the implicit user).
+        """A connected session, signing requests with `user`'s OAuth (None: the implicit user's).
 
-        `heard` is told each notification the upstream sends, with the session it came on;
-        a resource's update goes to the clients subscribed to it (`Session.subscribers`).
+        `heard` hears each notification, with its session; a resource's update goes to the
+        clients subscribed to it (`Session.subscribers`).
 
         Raises:
             AuthorizationRequired: the server wants a person to sign in.
@@ -192,9 +191,7 @@ class Connector:
             build_transport(self.group, config, variables, self._redactor, http_errors, oauth),
             name=f"dynamic-mcp:{self.group}",
             init_timeout=CONNECT_TIMEOUT,
-            # A proxy session forwards sampling, elicitation and roots requests, which only
-            # the handshake era has.
-            mode="legacy",
+            mode="legacy",  # forwards sampling, elicitation, roots: only the handshake era has them
             message_handler=on_message,
             **route.client_handlers(),
         )

@@ -26,12 +26,16 @@ Guarantees:
   a scope already held, a 500…) is an `UpstreamRefusedError` with the status and the
   challenge, the session kept: never the SDK's bare "Server returned an error response";
 - each session keeps the clients subscribed to its resources (`Session.subscribers`);
-  while a live one has any, the sessions are not idle (`can_rest` is False).
+  while a live one has any, the sessions are not idle (`can_rest` is False);
+- each session knows its own use (`Session.idle_for`: every request on it, bounded, and
+  each time a request is handed it), so one user's session (`"sessions": "per-user"`)
+  can be stopped for that user's non-use alone (`take_idle`), others' untouched.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,7 +45,7 @@ import anyio
 import mcp_types
 
 from groups.errors import GroupUnavailableError, UpstreamRefusedError, UpstreamTimeoutError
-from groups.upstream.callers import CallbackRoute, Caller
+from groups.upstream.callers import CallbackRoute, Caller, UserKey
 from groups.upstream.failures import answered_with_http_error, is_connection_lost
 from groups.upstream.subscribers import Subscribers
 
@@ -82,6 +86,8 @@ class Session:
     # Set once the group is closing: a request cut short then says why, not "went away".
     closed_because: str | None = None
     subscribers: Subscribers = field(init=False)  # the clients subscribed to its resources
+    busy: int = 0  # requests on it now
+    last_used: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.subscribers = Subscribers(self.group)
@@ -90,6 +96,21 @@ class Session:
     def client(self) -> Client:
         """The connected FastMCP client requests are sent with."""
         return self.held.client
+
+    @contextmanager
+    def used(self) -> Iterator[None]:
+        """Count one request on this session: while any runs, it is not idle."""
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self.last_used = time.monotonic()
+
+    @property
+    def idle_for(self) -> float | None:
+        """Seconds since its last request ended; None while in use or subscribed to."""
+        return None if self.busy or self.subscribers else time.monotonic() - self.last_used
 
     @contextmanager
     def bounded(self, operation: str, timeout: float) -> Iterator[None]:
@@ -103,7 +124,7 @@ class Session:
         """
         errors_before = self.http_errors.count if self.http_errors is not None else 0
         try:
-            with anyio.fail_after(timeout):
+            with self.used(), anyio.fail_after(timeout):
                 yield
         except TimeoutError:
             raise UpstreamTimeoutError(self.group, operation, timeout) from None
@@ -160,9 +181,7 @@ class Sessions:
         group: str,
         open_session: Callable[[Caller | None], Awaitable[Session]],
         admit: Callable[[Caller | None], Awaitable[None]],
-        key_of: Callable[[Caller | None], SessionKey] = lambda caller: (
-            caller.key if caller is not None else None
-        ),
+        key_of: Callable[[Caller | None], SessionKey],
     ) -> None:
         self.group = group
         self.lock = anyio.Lock()  # held around every connection attempt and state change
@@ -184,6 +203,7 @@ class Sessions:
         self.shared_used |= key is None
         live = self.live(key)
         if live is not None:
+            live.last_used = time.monotonic()  # handed to a request: not idle from here
             return live  # the path of every call but the first: no lock, no await
         async with self.lock:
             await self._admit(caller)
@@ -224,6 +244,16 @@ class Sessions:
         """The group is closing: a request cut short from now on says why."""
         for session in self._by_key.values():
             session.closed_because = because
+
+    def take_idle(self, timeout: float) -> list[Session]:
+        """The sessions of single users (`UserKey`) unused for `timeout` seconds, removed
+        from the table to be closed (the caller holds `lock`)."""
+        idle = [
+            key
+            for key, session in self._by_key.items()
+            if isinstance(key, UserKey) and (session.idle_for or 0) >= timeout
+        ]
+        return [self._by_key.pop(key) for key in idle]
 
     def take_all(self) -> list[Session]:
         """Every session, removed from the table to be closed (the caller holds `lock`)."""

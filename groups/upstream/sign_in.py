@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 from groups.config import HttpServer, ServerConfig, SseServer
 from groups.errors import SignInNeededError
 from groups.secrets import Redactor
+from groups.upstream.background import unattended
+from groups.upstream.failures import AuthorizationRequired
 
 if TYPE_CHECKING:
     from groups.auth.credentials import ClientCredentials
@@ -124,6 +126,11 @@ class GroupSignIn:
         sign_in = self._sign_ins[user]
         link = await sign_in.start()
         return SignInNeededError(self.group, link, sign_in.error)
+
+    async def told(self, user: str | None) -> Exception:
+        """What a request of `user` is told: their sign-in is started (`needed`). An attempt
+        nobody waits for (`unattended`) starts none, and is told `AuthorizationRequired`."""
+        return AuthorizationRequired(self.group) if unattended() else await self.needed(user)
 
     def cancel(self) -> None:
         """Stop waiting for the people: the group is closed or changed."""
