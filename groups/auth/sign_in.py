@@ -13,6 +13,9 @@ Guarantees:
 - a gateway's named user's sign-in (`browser=False`) ends in that user's tokens
   (`tokens` is their scope); its link goes to that user alone: no browser is opened on
   the gateway and stderr names the user, not the link;
+- with a `handover` (a gateway with a public URL) the sign-in ends once the link is
+  given: the browser lands on the gateway's route, which finishes it
+  (`groups.auth.handover`); without one, on a loopback port of this machine;
 - a service account (`oauth_grant: client_credentials`) needs no person: no link, no
   browser; the sign-in fetches its token;
 - the sign-in ends signed in only if the server then answers the probe, and says why not.
@@ -28,6 +31,7 @@ import anyio
 import httpx2
 
 from groups.auth.credentials import ClientCredentials
+from groups.auth.handover import HandedOver, Handover
 from groups.auth.machine import MachineOAuth, machine_oauth
 from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth
 from groups.auth.tokens import carry_over_legacy, registered_port
@@ -64,6 +68,7 @@ class SignIn:
         *,
         user: str | None = None,
         browser: bool = True,
+        handover: Handover | None = None,
     ) -> None:
         self.group = group
         self.url = url
@@ -72,6 +77,7 @@ class SignIn:
         self.credentials = credentials
         self.user = user  # a gateway's named user, whose tokens these are; None: the implicit
         self.browser = browser
+        self.handover = handover  # the gateway's route finishes it (`groups.auth.handover`)
         self.link: str | None = None
         self.error: str | None = None
         self._done = anyio.Event()
@@ -126,6 +132,8 @@ class SignIn:
             if status in (401, 403) or oauth.context.current_tokens is None:
                 raise RuntimeError(f"the server still refuses us (HTTP {status})")
             logger.warning("group %s: signed in%s", self.group, self._whom)  # the person waits
+        except HandedOver:
+            pass  # the link is given; the person's browser ends it on the gateway's route
         except asyncio.CancelledError:
             self.error = "the group was closed or changed"
             raise
@@ -153,6 +161,7 @@ class SignIn:
             callback_port=await registered_port(self.tokens, self.url),
             credentials=credentials,
             browser=self.browser,
+            handover=self.handover,
         )
 
     async def _probe(self, http: httpx2.AsyncClient) -> int:
@@ -175,7 +184,8 @@ class SignIn:
         self.link = link
         self._news.set()
         if not self.browser:  # the link is the user's: it goes to them in the result alone
-            logger.warning("group %s: user %s was asked to sign in", self.group, self.user)
+            whom = f"user {self.user}" if self.user is not None else "the client"
+            logger.warning("group %s: %s was asked to sign in", self.group, whom)
             return
         logger.warning(
             "group %s needs you to sign in: open %s (waiting up to %g minutes)",

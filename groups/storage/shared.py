@@ -52,7 +52,9 @@ from groups.storage.store import OnValue, Scope
 
 __all__ = ["LOCK_TIMEOUT", "SECRET_AREAS", "STORE_RETRIES", "STORE_TIMEOUT", "SharedStore"]
 
-SECRET_AREAS = frozenset({"oauth-servers"})  # what is encrypted: tokens and registrations
+# What is encrypted: tokens and registrations, and sign-ins waiting for a browser (their
+# PKCE verifiers, `groups.auth.handover`).
+SECRET_AREAS = frozenset({"oauth-servers", "oauth-pending"})
 NAMESPACE = "dynamic-mcp"  # in front of every key, so a database can be shared
 STORE_TIMEOUT = 2.0  # seconds per try to connect, send or read: a slow Redis is a down one
 STORE_RETRIES = 2  # tries after the first (redis-py's backoff between): a blip is not down

@@ -27,7 +27,7 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from groups.config import HttpServer, ServerConfig, SseServer
 from groups.errors import SignInNeededError
@@ -37,6 +37,7 @@ from groups.upstream.failures import AuthorizationRequired
 
 if TYPE_CHECKING:
     from groups.auth.credentials import ClientCredentials
+    from groups.auth.handover import Handover
     from groups.auth.machine import MachineOAuth
     from groups.auth.oauth import GroupOAuth
     from groups.auth.sign_in import SignIn
@@ -93,7 +94,10 @@ class GroupSignIn:
             if server.oauth_grant == "client_credentials":
                 self._oauth[user, url] = machine_oauth(url, server, credentials, tokens)
             else:
-                self._oauth[user, url] = GroupOAuth(url, server, tokens, credentials=credentials)
+                handover = self._handover(user, tokens)  # registered with the same redirect
+                self._oauth[user, url] = GroupOAuth(
+                    url, server, tokens, credentials=credentials, handover=handover
+                )
         return self._oauth[user, url]
 
     async def needed(
@@ -116,12 +120,21 @@ class GroupSignIn:
                 url = auth.mcp_url
             else:
                 url = resolved_url(server, self._variables(), self._redactor)
-            credentials = self._credentials(server)
             tokens = self._tokens(user)
+            handover = self._handover(user, tokens)
+            if handover is not None and (link := await handover.waiting_link(url)):
+                return SignInNeededError(self.group, link)  # one flow, whichever replica asks
             # A named user signs in on their own machine: the gateway opens no browser.
-            browser = user is None
+            browser = user is None and handover is None
             self._sign_ins[user] = SignIn(
-                self.group, url, server, tokens, credentials, user=user, browser=browser
+                self.group,
+                url,
+                server,
+                tokens,
+                self._credentials(server),
+                user=user,
+                browser=browser,
+                handover=handover,
             )
         sign_in = self._sign_ins[user]
         link = await sign_in.start()
@@ -131,6 +144,29 @@ class GroupSignIn:
         """What a request of `user` is told: their sign-in is started (`needed`). An attempt
         nobody waits for (`unattended`) starts none, and is told `AuthorizationRequired`."""
         return AuthorizationRequired(self.group) if unattended() else await self.needed(user)
+
+    async def finish(self, flow: Mapping[str, Any], code: str) -> None:
+        """Finish a sign-in on the gateway's route: `code` for tokens, in the scope of the
+        user the flow was started for (`groups.auth.handover.finish`).
+
+        Raises:
+            OAuthTokenError, httpx2.HTTPError: the token endpoint refused or was not reached.
+            UnresolvedError: a `${VAR}` in the client's secret is unset.
+        """
+        from groups.auth.handover import finish
+        from groups.auth.oauth import GroupOAuth
+
+        server = self._remote()
+        user = flow.get("user")
+        tokens = self._tokens(user)
+        oauth = GroupOAuth(
+            str(flow["url"]),
+            server,
+            tokens,
+            credentials=self._credentials(server),
+            handover=self._handover(user, tokens),
+        )
+        await finish(oauth, flow, code)
 
     def cancel(self) -> None:
         """Stop waiting for the people: the group is closed or changed."""
@@ -153,6 +189,13 @@ class GroupSignIn:
         from groups.auth.credentials import client_credentials
 
         return client_credentials(server, self._variables(), self._redactor)
+
+    def _handover(self, user: str | None, tokens: Scope) -> Handover | None:
+        """Where `user`'s sign-in ends: the gateway's route (with a public URL), or None:
+        a loopback port here."""
+        from groups.auth.handover import Handover
+
+        return Handover.configured(self.group, user, tokens, self._redactor)
 
     def _tokens(self, user: str | None) -> Scope:
         from groups.auth.tokens import oauth_tokens

@@ -105,13 +105,13 @@ class Upstream:
         self._in_flight = InFlight()
         # browser_sign_in: False from a terminal command, which ends before one could finish
         config_now = lambda: self.config  # noqa: E731 - the parts read it at each use
-        self._sign_in = GroupSignIn(name, config_now, variables, redactor, browser=browser_sign_in)
+        self.sign_in = GroupSignIn(name, config_now, variables, redactor, browser=browser_sign_in)
         slots = start_slots or anyio.Semaphore(STARTS_AT_ONCE)
-        self._connector = Connector(name, variables, redactor, slots, self._sign_in)
+        self._connector = Connector(name, variables, redactor, slots, self.sign_in)
         self._tools = Tools(
             name, identity, lambda: self.catalog, config_now, self._notify, self._lists_changed
         )
-        pending = lambda caller: self._sign_in.pending(_user(caller))  # noqa: E731
+        pending = lambda caller: self.sign_in.pending(_user(caller))  # noqa: E731
         self._background = Background(name, self._health, self._sessions, self._in_flight, pending)
         self._resting = Resting(name, self._sessions, self._in_flight, self._health)
 
@@ -188,7 +188,7 @@ class Upstream:
         await self._in_flight.settled(within=IN_FLIGHT_GRACE)
         async with self._sessions.lock:
             sessions = self._sessions.take_all()
-        self._sign_in.cancel()  # its callback port is free for the group's successor
+        self.sign_in.cancel()  # its callback port is free for the group's successor
         await close_all(sessions)
 
     async def rest_idle(self) -> None:
@@ -265,7 +265,7 @@ class Upstream:
             try:
                 yield
             except RefusedMidSession as refused:
-                raise await self._sign_in.needed(refused.user, refused.auth) from None
+                raise await self.sign_in.needed(refused.user, refused.auth) from None
 
     async def _proxy_client(self) -> Client:
         """The client FastMCP's proxy reads this group's resources and prompts through.
@@ -294,8 +294,8 @@ class Upstream:
     async def _admit(self, caller: Caller | None) -> None:
         """Refuse a connection attempt that must not be made now (under the sessions' lock)."""
         self._health.check()
-        if self._sign_in.pending(_user(caller)):
-            raise await self._sign_in.told(_user(caller))  # no second sign-in
+        if self.sign_in.pending(_user(caller)):
+            raise await self.sign_in.told(_user(caller))  # no second sign-in
 
     async def _connect(self, caller: Caller | None) -> Session:
         """One connection attempt for `caller` (with its user's OAuth tokens, for a remote
@@ -307,7 +307,7 @@ class Upstream:
                 self.config, self._tools.heard, attempt=attempt, user=user
             )
         except AuthorizationRequired:
-            raise await self._sign_in.told(user) from None
+            raise await self.sign_in.told(user) from None
         except GroupUnavailableError as error:
             self._health.failed(error)
             raise
