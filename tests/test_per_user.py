@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
+import httpx2
 import mcp_types
 import pytest
 from conftest import UPSTREAMS, serving_http
@@ -26,6 +27,7 @@ from fastmcp.client.auth import BearerAuth
 from test_oauth import auth_command, config_for, home, oauth_url, signed_in, whoami
 from test_shared_store import KEY, redis_server, shared
 
+from groups.auth.step_up import StepUp
 from groups.storage import LocalStore
 
 # test_oauth's and test_shared_store's fixtures, used here by name
@@ -58,8 +60,8 @@ def gateway(config: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield url, log
 
 
-def as_user(url: str, token: str) -> Client:
-    return Client(url, auth=BearerAuth(token), init_timeout=WAIT, timeout=WAIT)
+def as_user(url: str, token: str, mode: str = "auto") -> Client:
+    return Client(url, auth=BearerAuth(token), init_timeout=WAIT, timeout=WAIT, mode=mode)
 
 
 def text(result: mcp_types.CallToolResult) -> str:
@@ -84,15 +86,18 @@ def token_file(user: str | None) -> Path:
     return base / "oauth-servers" / "guarded.json"
 
 
+# A 2026-07-28 client (a connection per request) gets its user's upstream session; a
+# client with an HTTP session id, one of its own: neither ever another user's.
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_alice_signs_in_and_bob_gets_his_own_link_never_her_tokens(
-    write_config, oauth_url, home, tmp_path, monkeypatch
+    mode, write_config, oauth_url, home, tmp_path, monkeypatch
 ):
     # A browser the gateway might open records the link (and never follows it).
     opened = tmp_path / "gateway-browser"
     monkeypatch.setenv("BROWSER_HOLD", str(opened))
     config = config_for(write_config, oauth_url)
     with gateway(config, tmp_path) as (url, log):
-        async with as_user(url, ALICE) as alice, as_user(url, BOB) as bob:
+        async with as_user(url, ALICE, mode) as alice, as_user(url, BOB, mode) as bob:
             alices_link = link_in(await whoami(alice))
             # Asked while alice's sign-in waits for her: bob's own, not hers.
             bobs_link = link_in(await whoami(bob))
@@ -209,3 +214,17 @@ async def test_each_users_scope_is_a_file_of_its_own_whatever_the_name(tmp_path)
     assert len(files) == len(names) + 1
     assert all(f.startswith("users/") or f == "oauth-servers/guarded.json" for f in files)
     assert all(f.count("/") == 3 for f in files if f.startswith("users/"))
+
+
+async def test_a_call_for_more_scope_kept_for_one_user_is_not_anothers(tmp_path):
+    store = LocalStore(tmp_path)
+    url = "https://mcp.example.test/mcp"
+    alices = StepUp(store.scope("oauth-servers", "guarded", user="alice"), url)
+    bobs = StepUp(store.scope("oauth-servers", "guarded", user="bob"), url)
+    challenge = 'Bearer error="insufficient_scope", scope="read write"'
+    request = httpx2.Request("POST", url)
+
+    await alices.remember(httpx2.Response(403, headers={"WWW-Authenticate": challenge}))
+
+    assert (await alices.asked(None, request)) is not None  # her next sign-in asks for it
+    assert (await bobs.asked(None, request)) is None  # bob's signs in as he was

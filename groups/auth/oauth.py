@@ -56,6 +56,7 @@ from mcp.shared.auth import OAuthToken
 
 from groups.auth.credentials import ClientCredentials, authenticate_as_metadata_says
 from groups.auth.handover import HandedOver, Handover
+from groups.auth.loopback import loopback_callback
 from groups.auth.step_up import StepUp, wants_more_scope
 from groups.auth.tokens import carry_over_legacy
 from groups.internals import redirect_to, refresh_request, take_refresh_response
@@ -304,11 +305,12 @@ class GroupOAuth(OAuth):
         threading.Thread(target=webbrowser.open, args=(authorization_url,), daemon=True).start()
 
     async def callback_handler(self) -> AuthorizationCodeResult:
-        """Wait for the browser on a loopback port (FastMCP's), unless the gateway's route
-        finishes this sign-in (`groups.auth.handover`): then this flow ends here."""
+        """Wait for the browser on a loopback port (`groups.auth.loopback`), unless the
+        gateway's route finishes this sign-in (`groups.auth.handover`): then this flow ends
+        here."""
         if self._handover is not None:
             raise HandedOver(self._handover.group)
-        return await super().callback_handler()
+        return await loopback_callback(self.redirect_port, self.mcp_url, wait=CALLBACK_TIMEOUT)
 
     async def take_up_stored(self) -> None:
         """Take up the store's tokens and registration for this endpoint (hold the lock)."""

@@ -178,7 +178,7 @@ class SignIn:
 
     @property
     def _whom(self) -> str:
-        return f" of user {self.user}" if self.user is not None else ""
+        return f" as user {self.user}" if self.user is not None else ""
 
     def _got_link(self, link: str) -> None:
         self.link = link

@@ -204,9 +204,7 @@ class CallbackRoute:
             elif owner is not None:
                 await owner.log(params.level, params.data, params.logger)
             else:
-                logger.debug(
-                    "%s: an upstream log message with no one client to show it", self.group
-                )
+                logger.debug("%s: an upstream log message with no client to show it", self.group)
 
     async def _sample(
         self, messages: Any, params: mcp_types.CreateMessageRequestParams, context: Any
