@@ -46,10 +46,15 @@ def build_server(config_path: Path | None = None, **options: Any) -> "FastMCP":
     """
     from mcp_types import CallToolResult
 
+    from groups.config.public_url import public_url
     from groups.root import RootServer
 
     root = RootServer(config_path, **options)
     meta = root.meta_tools
+    if public_url() is not None:  # a gateway's sign-ins end on its own route
+        from groups.auth.callback_route import add_callback_route
+
+        add_callback_route(root, root.registry)
 
     @root.tool(output_schema=None)
     async def get_dynamic_tools(group: str) -> CallToolResult:
@@ -174,6 +179,7 @@ def serve(
     token_file: Path | None = None,
     users: Annotated[Path | None, _gateway("users")] = None,
     jwt: Annotated["JwtOptions | None", Parameter(name="*")] = None,
+    public_url: Annotated[str | None, _gateway("public_url")] = None,
     no_catalog: bool = False,
     log_level: Annotated[LogLevel, Parameter(env_var="DYNAMIC_MCP_LOG_LEVEL")] = "warning",
 ) -> None:
@@ -196,17 +202,17 @@ def serve(
     users
         A team gateway's users file (mode 600): a JSON object of user name to token or
         "sha256:HEX"; a group's "access" names who may use it. See docs/gateway.md.
+    public_url
+        Where browsers reach this gateway (https://mcp.example.internal): users' OAuth
+        sign-ins end on its /oauth/callback, not on a port of this machine.
     no_catalog
         Ask each upstream for its tools on first expansion, never ~/.dynamic-mcp/catalog.
     log_level
         Least severe log message written to stderr.
     """
-    from functools import partial
-
-    import anyio
-
     from groups.catalog import Catalog
     from groups.config import load_config, resolve_config_path, use_configured_store
+    from groups.config.public_url import choose_public_url
     from groups.registry import Registry
     from groups.serving import configure_logging, http_auth, quiet_fastmcp
 
@@ -215,11 +221,21 @@ def serve(
     path = resolve_config_path(config)
     loaded = load_config(path)
     use_configured_store(loaded, path, registry.redactor)  # before anything can use it
+    choose_public_url(public_url)
     jwt_settings = (jwt or JwtOptions()).settings()
     http = transport == "http"
     auth = http_auth(host, token_file=token_file, users=users, jwt=jwt_settings) if http else None
     quiet_fastmcp()
     server = build_server(path, config=loaded, registry=registry, auth=auth)
+    _serve_on(server, transport, host, port)
+
+
+def _serve_on(server: "FastMCP", transport: str, host: str, port: int) -> None:
+    """Serve `server` until its client leaves (stdio) or a signal ends it (http)."""
+    from functools import partial
+
+    import anyio
+
     if transport == "stdio":
         anyio.run(partial(server.run_stdio_async, show_banner=False))
     else:

@@ -30,6 +30,7 @@ GATEWAY_ENV_VARS = {
     "jwt_audience": "DYNAMIC_MCP_JWT_AUDIENCE",
     "user_claim": "DYNAMIC_MCP_USER_CLAIM",
     "groups_claim": "DYNAMIC_MCP_GROUPS_CLAIM",
+    "public_url": "DYNAMIC_MCP_PUBLIC_URL",  # where sign-ins end (`groups.config.public_url`)
 }
 
 # The least severe log message written to stderr: the command line's and `fastmcp run`'s.

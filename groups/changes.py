@@ -4,9 +4,10 @@
     str(changes)     # "+ new, - gone, ~ edited, ~ kept (description), settings.search"
 
 Guarantees: a group is `changed` (closed, started anew on next use) only when its launch
-identity is another (`groups.config.identity`); a new description alone makes it
-`described`, and new filters, timeouts, idle time, feature switches or `access` make it
-`retuned`: both keep their upstream. Comparing changes nothing.
+identity is another (`groups.config.identity`), or its `sessions` (one process for every
+user, or one each: the processes running are of the other kind); a new description alone
+makes it `described`, and new filters, timeouts, idle time, feature switches or `access`
+make it `retuned`: both keep their upstream. Comparing changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from groups.config import ServerConfig, Settings
+from groups.config import ServerConfig, Settings, StdioServer
 
 __all__ = ["Changes", "compare"]
 
@@ -58,7 +59,10 @@ def compare(
     """How `servers` (with their launch `identities`) differ from the `applied` groups
     (name: identity and entry), and which of dynamic-mcp's own settings have a new value."""
     changed = [
-        n for n, (identity, _) in applied.items() if n in servers and identities[n] != identity
+        n
+        for n, (identity, server) in applied.items()
+        if n in servers
+        and (identities[n] != identity or _sessions(servers[n]) != _sessions(server))
     ]
     kept = {n: s for n, s in servers.items() if n in applied and n not in changed}
     return Changes(
@@ -73,6 +77,11 @@ def compare(
         ),
         retuned=tuple(n for n, s in kept.items() if _in_place(s) != _in_place(applied[n][1])),
     )
+
+
+def _sessions(server: ServerConfig) -> str | None:
+    """How a stdio group's processes are kept: for every user, or per user."""
+    return server.sessions if isinstance(server, StdioServer) else None
 
 
 def _in_place(server: ServerConfig) -> ServerConfig:

@@ -18,6 +18,7 @@
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
     ├── UpstreamRefusedError        a remote upstream refused one request with an HTTP error
     ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
+    ├── PublicUrlError              the gateway's --public-url is not an http(s) URL
     └── ImportFailedError           `dynamic-mcp import` stopped (importers/errors.py)
 
 Each class keeps the parts of its message as attributes, so tests and callers branch on
@@ -38,6 +39,7 @@ __all__ = [
     "FeatureDisabledError",
     "GroupUnavailableError",
     "NotAMetaToolError",
+    "PublicUrlError",
     "SignInNeededError",
     "StoreSettingError",
     "StoreUnavailableError",
@@ -306,3 +308,14 @@ class UnsafeServingError(DynamicMcpError):
     def __init__(self, problem: str) -> None:
         self.problem = problem
         super().__init__(problem)
+
+
+class PublicUrlError(DynamicMcpError):
+    """`--public-url` (or `DYNAMIC_MCP_PUBLIC_URL`) is not a URL a browser can be sent to."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(
+            f"the public URL {url!r} is not an http(s) URL without a query, like "
+            "https://mcp.example.internal: it is where browsers end a sign-in"
+        )

@@ -8,6 +8,9 @@
     guard_http_with(server, BearerToken(token))          # auth decided once the host is known
     request = await refresh_request(oauth)              # an OAuth refresh, sent when we choose
     refreshed = await take_refresh_response(oauth, response)
+    redirect_to(oauth, "https://gw.example/oauth/callback")  # a sign-in ending on a gateway
+    request = await code_exchange_request(oauth, code, verifier)   # finished by any replica
+    await take_code_response(oauth, response)
     writer_protocol = pipe_write_protocol()             # asyncio's, for a write-only pipe
     manager = http_session_manager(app)                 # the SDK's sessions of an HTTP app
     held_session(manager(), session_id)                 # this replica's transport, or None
@@ -39,6 +42,7 @@ from mcp.shared.message import SessionMessage
 if TYPE_CHECKING:
     import httpx2
     from fastmcp import FastMCP
+    from fastmcp.client.auth import OAuth
     from fastmcp.server.auth import AuthProvider
     from mcp.client.auth import OAuthClientProvider
     from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
@@ -48,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PrefixedIds",
     "adopt_session",
+    "code_exchange_request",
     "connection_of",
     "deliver",
     "forget_session",
@@ -55,11 +60,13 @@ __all__ = [
     "held_session",
     "http_session_manager",
     "pipe_write_protocol",
+    "redirect_to",
     "refresh_request",
     "route_tool_requests",
     "serve_listen",
     "serve_resource_subscriptions",
     "serve_streams",
+    "take_code_response",
     "take_refresh_response",
 ]
 
@@ -178,6 +185,47 @@ async def take_refresh_response(oauth: OAuthClientProvider, response: httpx2.Res
     (carrying the refresh token over when the server did not rotate it); on refusal it
     forgets the current ones. Whether the refresh succeeded. Private in the SDK."""
     return await oauth._handle_refresh_response(response)
+
+
+def redirect_to(oauth: OAuth, redirect_uri: str) -> None:
+    """Make `oauth` register and sign in with `redirect_uri` instead of its loopback one.
+
+    FastMCP's `OAuth` always redirects to a callback server it starts on a local port
+    (`callback_host`, `callback_port`), built into the client's metadata and, for a
+    pre-registered `client_id`, into a record it keeps privately (`_static_client_info`)
+    and stores on first use. A gateway's sign-in ends on its own public route instead.
+    """
+    from pydantic import AnyHttpUrl
+
+    uris = [AnyHttpUrl(redirect_uri)]
+    oauth.context.client_metadata.redirect_uris = uris
+    static = oauth._static_client_info
+    if static is not None:
+        oauth._static_client_info = static.model_copy(update={"redirect_uris": uris})
+
+
+async def code_exchange_request(
+    oauth: OAuthClientProvider, code: str, code_verifier: str
+) -> httpx2.Request:
+    """The SDK's token request for an authorization code: token endpoint, redirect URI,
+    RFC 8707 resource and client authentication, as its own flow would send it.
+
+    The SDK exchanges a code only inside its flow, in the process that generated the PKCE
+    verifier and waits on its callback. A gateway's sign-in is finished by whichever
+    replica the browser reaches, from the verifier kept in the store; the request
+    building is the SDK's, kept private.
+    """
+    return await oauth._exchange_token_authorization_code(code, code_verifier)
+
+
+async def take_code_response(oauth: OAuthClientProvider, response: httpx2.Response) -> None:
+    """Let the SDK take the token endpoint's answer to a code: it checks the status and the
+    scopes, keeps the tokens and stores them (`oauth`'s storage). Private in the SDK.
+
+    Raises:
+        OAuthTokenError: the server refused the code, or answered nonsense.
+    """
+    await oauth._handle_token_response(response)
 
 
 def guard_http_with(server: FastMCP, auth: AuthProvider | None) -> None:

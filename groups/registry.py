@@ -250,9 +250,7 @@ class Registry:
         while True:
             await anyio.sleep(IDLE_CHECK_INTERVAL)
             for upstream in list(self._upstreams.values()):
-                idle = upstream.idle_for
-                if upstream.idle_timeout and idle is not None and idle >= upstream.idle_timeout:
-                    await upstream.rest()
+                await upstream.rest_idle()
 
     def _retire(self, upstream: Upstream) -> None:
         """Close an upstream a reload replaced, once its requests in flight are done."""

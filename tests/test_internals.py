@@ -302,3 +302,41 @@ def test_http_session_manager_finds_the_endpoint_behind_fastmcps_auth_wrapper():
 
     app = FastMCP("probe", auth=BearerToken("t")).http_app(transport="http")
     assert internals.http_session_manager(app)() is None, UPDATE  # made when it starts
+
+
+async def test_a_code_is_exchanged_and_taken_as_a_gateways_sign_in_finishes_it():
+    provider, kept = _provider_holding_a_refresh_token()
+    provider.context.current_tokens = None
+
+    request = await internals.code_exchange_request(provider, "the-code", "v" * 43)
+    answer = {"access_token": "b", "token_type": "Bearer", "expires_in": 60, "scope": "read"}
+    await internals.take_code_response(provider, httpx2.Response(200, json=answer, request=request))
+
+    assert request.url == "http://127.0.0.1:1/token", UPDATE
+    assert b"grant_type=authorization_code" in request.content, UPDATE
+    assert b"code=the-code" in request.content and b"code_verifier=vvvv" in request.content
+    assert b"redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2Fcallback" in request.content, UPDATE
+    assert kept.tokens is not None and kept.tokens.access_token == "b", UPDATE  # stored
+
+
+def test_redirect_to_moves_the_redirect_of_registration_and_of_a_pre_registered_client(
+    tmp_path,
+):
+    from fastmcp.client.auth import OAuth
+
+    from groups.storage import LocalStore
+
+    kept = LocalStore(tmp_path).scope("oauth-servers", "probe")
+    dynamic = OAuth("http://127.0.0.1:1/mcp", token_storage=kept)
+    static = OAuth("http://127.0.0.1:1/mcp", client_id="pre", token_storage=kept)
+
+    for oauth in (dynamic, static):
+        internals.redirect_to(oauth, "https://gw.example/oauth/callback")
+
+    for oauth in (dynamic, static):
+        uris = [str(uri) for uri in oauth.context.client_metadata.redirect_uris or []]
+        assert uris == ["https://gw.example/oauth/callback"], UPDATE
+    assert static._static_client_info is not None, UPDATE
+    assert [str(u) for u in static._static_client_info.redirect_uris or []] == [
+        "https://gw.example/oauth/callback"
+    ], UPDATE

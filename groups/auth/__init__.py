@@ -3,7 +3,9 @@
     auth = GroupOAuth(url, server, oauth_tokens("github", redactor))   # shared by sessions
     link = await SignIn("github", url, server, tokens).start()        # a person signs in
 
-Tokens and registrations live in the process's one store (`groups.storage.default_store`).
+Tokens and registrations live in the process's one store (`groups.storage.default_store`),
+a gateway's named users each in a scope of their own. A sign-in ends on a loopback port
+(`loopback`), or on a gateway's own `/oauth/callback` (`handover`, `callback_route`).
 """
 
 from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth

@@ -50,13 +50,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx2
 from fastmcp.client.auth import OAuth
 from fastmcp.client.auth.oauth import ClientNotFoundError
+from mcp.client.auth import AuthorizationCodeResult
 from mcp.client.auth.utils import create_client_registration_request, union_scopes
 from mcp.shared.auth import OAuthToken
 
 from groups.auth.credentials import ClientCredentials, authenticate_as_metadata_says
+from groups.auth.handover import HandedOver, Handover
+from groups.auth.loopback import loopback_callback
 from groups.auth.step_up import StepUp, wants_more_scope
 from groups.auth.tokens import carry_over_legacy
-from groups.internals import refresh_request, take_refresh_response
+from groups.internals import redirect_to, refresh_request, take_refresh_response
 from groups.storage.store import Scope
 from groups.upstream.failures import AuthorizationRequired
 
@@ -80,8 +83,9 @@ class GroupOAuth(OAuth):
 
     `interactive=False` (the sessions', one per group and endpoint in a process): where a
     person is needed, raise `AuthorizationRequired` and remember it in `needs_sign_in`.
-    `interactive=True` (a `SignIn`'s): hand the link to `on_link`, open a browser, and wait
-    for the callback.
+    `interactive=True` (a `SignIn`'s): hand the link to `on_link`, open a browser (unless
+    `browser=False`: a gateway's user signs in on their own machine), and wait for the
+    callback.
     """
 
     def __init__(
@@ -94,6 +98,8 @@ class GroupOAuth(OAuth):
         on_link: Any = None,
         callback_port: int | None = None,
         credentials: ClientCredentials | None = None,
+        browser: bool = True,
+        handover: Handover | None = None,
     ) -> None:
         secret = credentials.secret if credentials is not None else None
         super().__init__(
@@ -115,10 +121,14 @@ class GroupOAuth(OAuth):
             callback_port=server.oauth_callback_port or callback_port,
             callback_timeout=CALLBACK_TIMEOUT,
         )
+        if handover is not None:  # the sign-in ends on the gateway's route, not on loopback
+            redirect_to(self, handover.callback)
         self.tokens = tokens
+        self._handover = handover
         self._configured_scopes = " ".join(server.oauth_scopes or []) or None
         self._interactive = interactive
         self._on_link = on_link
+        self._browser = browser  # False: the link goes to a gateway's user, not this machine
         self._loaded = False
         self._registered_now = False  # a client registered in this flow is known to the server
         self.needs_sign_in = False
@@ -284,11 +294,27 @@ class GroupOAuth(OAuth):
             raise AuthorizationRequired(authorization_url)
         if not self._registered_now:
             await _check_client_known(authorization_url)
+        if self._handover is not None:
+            authorization_url = await self._handover.begin(self, authorization_url)
         if self._on_link is not None:
             self._on_link(authorization_url)
+        if not self._browser or self._handover is not None:
+            return
         # webbrowser waits for a browser command to exit, and a browser may only exit once
         # the callback, which starts after this returns, has answered: do not wait.
         threading.Thread(target=webbrowser.open, args=(authorization_url,), daemon=True).start()
+
+    async def callback_handler(self) -> AuthorizationCodeResult:
+        """Wait for the browser on a loopback port (`groups.auth.loopback`), unless the
+        gateway's route finishes this sign-in (`groups.auth.handover`): then this flow ends
+        here."""
+        if self._handover is not None:
+            raise HandedOver(self._handover.group)
+        return await loopback_callback(self.redirect_port, self.mcp_url, wait=CALLBACK_TIMEOUT)
+
+    async def take_up_stored(self) -> None:
+        """Take up the store's tokens and registration for this endpoint (hold the lock)."""
+        await self._load_stored()
 
     def _asking_configured_scopes(self, authorization_url: str) -> str:
         """The link with the configured scopes in its `scope` (a pre-registered client is

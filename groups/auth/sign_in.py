@@ -4,11 +4,18 @@ service account's token fetched.
     sign_in = SignIn("github", url, server, tokens, credentials)
     link = await sign_in.start()        # within seconds: the link to open (None: no person)
     signed_in = await sign_in.wait()
+    SignIn("github", url, server, alices_tokens, user="alice", browser=False)  # a gateway's
 
 Guarantees:
 - at most one sign-in per `SignIn` at a time: asking again while one waits gives its link;
 - the link is given at once, written to stderr, and a browser opened where there is one
   (`webbrowser`, which honours $BROWSER); the person has `CALLBACK_TIMEOUT` to finish;
+- a gateway's named user's sign-in (`browser=False`) ends in that user's tokens
+  (`tokens` is their scope); its link goes to that user alone: no browser is opened on
+  the gateway and stderr names the user, not the link;
+- with a `handover` (a gateway with a public URL) the sign-in ends once the link is
+  given: the browser lands on the gateway's route, which finishes it
+  (`groups.auth.handover`); without one, on a loopback port of this machine;
 - a service account (`oauth_grant: client_credentials`) needs no person: no link, no
   browser; the sign-in fetches its token;
 - the sign-in ends signed in only if the server then answers the probe, and says why not.
@@ -24,6 +31,7 @@ import anyio
 import httpx2
 
 from groups.auth.credentials import ClientCredentials
+from groups.auth.handover import HandedOver, Handover
 from groups.auth.machine import MachineOAuth, machine_oauth
 from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth
 from groups.auth.tokens import carry_over_legacy, registered_port
@@ -57,12 +65,19 @@ class SignIn:
         server: HttpServer | SseServer,
         tokens: Scope,
         credentials: ClientCredentials | None = None,
+        *,
+        user: str | None = None,
+        browser: bool = True,
+        handover: Handover | None = None,
     ) -> None:
         self.group = group
         self.url = url
         self.server = server
         self.tokens = tokens
         self.credentials = credentials
+        self.user = user  # a gateway's named user, whose tokens these are; None: the implicit
+        self.browser = browser
+        self.handover = handover  # the gateway's route finishes it (`groups.auth.handover`)
         self.link: str | None = None
         self.error: str | None = None
         self._done = anyio.Event()
@@ -71,7 +86,7 @@ class SignIn:
         self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return f"SignIn({self.group!r}, pending={self.pending})"
+        return f"SignIn({self.group!r}, user={self.user!r}, pending={self.pending})"
 
     @property
     def pending(self) -> bool:
@@ -116,14 +131,18 @@ class SignIn:
                 status = await self._probe(http)
             if status in (401, 403) or oauth.context.current_tokens is None:
                 raise RuntimeError(f"the server still refuses us (HTTP {status})")
-            logger.warning("group %s: signed in", self.group)  # the person waits for this
+            logger.warning("group %s: signed in%s", self.group, self._whom)  # the person waits
+        except HandedOver:
+            pass  # the link is given; the person's browser ends it on the gateway's route
         except asyncio.CancelledError:
             self.error = "the group was closed or changed"
             raise
         # A refused or abandoned sign-in: say so; the group's next request asks again.
         except Exception as exc:
             self.error = str(exc) or type(exc).__name__
-            logger.warning("group %s: sign-in did not finish: %s", self.group, self.error)
+            logger.warning(
+                "group %s: sign-in%s did not finish: %s", self.group, self._whom, self.error
+            )
         finally:
             self._done.set()
             self._news.set()
@@ -141,6 +160,8 @@ class SignIn:
             on_link=self._got_link,
             callback_port=await registered_port(self.tokens, self.url),
             credentials=credentials,
+            browser=self.browser,
+            handover=self.handover,
         )
 
     async def _probe(self, http: httpx2.AsyncClient) -> int:
@@ -155,9 +176,17 @@ class SignIn:
         response = await http.post(self.url, json=_PROBE, headers=_PROBE_HEADERS)
         return response.status_code
 
+    @property
+    def _whom(self) -> str:
+        return f" as user {self.user}" if self.user is not None else ""
+
     def _got_link(self, link: str) -> None:
         self.link = link
         self._news.set()
+        if not self.browser:  # the link is the user's: it goes to them in the result alone
+            whom = f"user {self.user}" if self.user is not None else "the client"
+            logger.warning("group %s: %s was asked to sign in", self.group, whom)
+            return
         logger.warning(
             "group %s needs you to sign in: open %s (waiting up to %g minutes)",
             self.group,

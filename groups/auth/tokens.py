@@ -1,17 +1,21 @@
 """Where a group's OAuth tokens live: its scope of the store, one endpoint beside another.
 
     tokens = oauth_tokens("github", redactor)     # ~/.dynamic-mcp/oauth-servers/github.json
+    alices = oauth_tokens("github", redactor, user="alice")   # .../users/alice/oauth-servers/
     stored = await stored_sign_in(tokens, url)    # what `auth --list` shows for url
 
 FastMCP's `OAuth(token_storage=tokens)` keys its entries by endpoint URL inside the
-group's scope (`mcp-oauth-token`: `<url>/tokens`, and so on); a gateway would add the user
-in front of the group (see `groups.storage.store`). In a gateway's shared store the scope's
-values are encrypted with the operator's key (`groups.storage.shared`).
+group's scope (`mcp-oauth-token`: `<url>/tokens`, and so on); a gateway's named user has a
+scope of their own, the user in front of the group (see `groups.storage.store`), which
+holds their tokens, their client registration and their step-up challenge. In a
+gateway's shared store the scope's values are encrypted with the operator's key
+(`groups.storage.shared`).
 
 Guarantees: every token and client secret read or written through the scope is known to
-the `Redactor` first; a file of the older format (one `server` per group file) is carried
-over only to the endpoint its `server` names, and one naming no server is never carried
-over, only reported.
+the `Redactor` first; one user's scope never reads another's, nor the implicit user's; a
+file of the older format (one `server` per group file) is carried over only to the
+endpoint its `server` names, and one naming no server is never carried over, only
+reported.
 """
 
 from __future__ import annotations
@@ -47,9 +51,12 @@ TOKEN_AREA = "oauth-servers"  # ~/.dynamic-mcp/oauth-servers/<group>.json, as do
 _SECRET_FIELDS = ("access_token", "refresh_token", "client_secret")
 
 
-def oauth_tokens(group: str, redactor: Redactor, store: Store | None = None) -> Scope:
-    """`group`'s part of the store (the process's one store unless given another): every
-    endpoint's tokens and registration, apart."""
+def oauth_tokens(
+    group: str, redactor: Redactor, store: Store | None = None, user: str | None = None
+) -> Scope:
+    """`group`'s part of the store (the process's one store unless given another) for
+    `user` (a gateway's named user; None: the implicit one): every endpoint's tokens and
+    registration, apart."""
 
     def learn(collection: str, value: Mapping[str, Any]) -> None:
         for field in _SECRET_FIELDS:
@@ -57,7 +64,7 @@ def oauth_tokens(group: str, redactor: Redactor, store: Store | None = None) -> 
             if isinstance(secret, str) and secret:
                 redactor.add(secret)
 
-    return (store or default_store()).scope(TOKEN_AREA, group, on_value=learn)
+    return (store or default_store()).scope(TOKEN_AREA, group, on_value=learn, user=user)
 
 
 class StoredSignIn:

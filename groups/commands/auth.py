@@ -4,18 +4,24 @@
     dynamic-mcp auth github --logout   # deletes ~/.dynamic-mcp/oauth-servers/github.json
                                        # (a running server's next refresh finds it gone)
     dynamic-mcp auth --list            # each remote group: signed in or not, and until when
+    dynamic-mcp auth github --user alice            # a gateway's user alice: her own tokens
+    dynamic-mcp auth github --user alice --logout   # forgets alice's alone
 
 The same sign-in a group starts on its own when its server first asks (`groups.auth.sign_in`),
 run in the foreground from a terminal: useful before a client starts, or on a machine
 without a browser (open the printed link on any machine that can reach the callback). A
 sign-in asks for the larger scope a refused call wanted (`groups.auth.step_up`); a service
 account (`oauth_grant: client_credentials`) needs no link: its token is fetched, and said so.
+With `--user NAME` it is that gateway user's sign-in, kept in the configured store (local
+files or the gateway's Redis) where the gateway looks for NAME's tokens; a service
+account is the gateway's own, never a user's.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,6 +45,7 @@ def auth(
     config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
     logout: bool = False,
     list_: Annotated[bool, Parameter(name="--list")] = False,
+    user: str | None = None,
 ) -> None:
     """Sign GROUP in to its OAuth server now, sign it out, or list remote groups' sign-ins.
 
@@ -52,6 +59,9 @@ def auth(
         Delete GROUP's stored tokens; its next use asks for a sign-in again.
     list_
         Show every remote group, whether it holds a token, and until when.
+    user
+        A team gateway's user (a name in its users file, or the JWT's user claim): sign
+        in, out or list for that user's own tokens instead of the gateway's.
     """
     import anyio
 
@@ -73,9 +83,28 @@ def auth(
     use_configured_store(loaded, path, redactor)
     servers = loaded.servers
     remote = {n: s for n, s in servers.items() if isinstance(s, HttpServer | SseServer)}
+    if user is not None and not user:
+        raise AuthCommandError("--user needs a user's name")
     if list_:
-        anyio.run(_list, remote, path, redactor)
+        anyio.run(_list, remote, path, redactor, user)
         return
+    group, server = _remote_group(group, servers, remote, user)
+    whose = f" for user {user}" if user is not None else ""
+    if logout:
+        tokens = oauth_tokens(group, redactor, user=user)
+        gone = f"removed {tokens.where}" if anyio.run(tokens.remove) else "it held no token"
+        print(f"Signed out of {group}{whose}: {gone}.")
+        return
+    anyio.run(_sign_in, group, server, path, redactor, user)
+
+
+def _remote_group(
+    group: str | None,
+    servers: Mapping[str, object],
+    remote: Mapping[str, HttpServer | SseServer],
+    user: str | None,
+) -> tuple[str, HttpServer | SseServer]:
+    """GROUP and its entry, if `auth` can sign it in (for `user`, if named)."""
     if group is None:
         raise AuthCommandError("name a group to sign in or out, or pass --list")
     server = remote.get(group)
@@ -83,16 +112,16 @@ def auth(
         kind = "is not in the config" if group not in servers else "is not a remote group"
         names = ", ".join(remote) or "none"
         raise AuthCommandError(f"group {group!r} {kind} (remote groups: {names})")
-    if logout:
-        tokens = oauth_tokens(group, redactor)
-        gone = f"removed {tokens.where}" if anyio.run(tokens.remove) else "it held no token"
-        print(f"Signed out of {group}: {gone}.")
-        return
-    anyio.run(_sign_in, group, server, path, redactor)
+    if user is not None and server.oauth_grant == "client_credentials":
+        raise AuthCommandError(
+            f"group {group!r} signs in as the gateway's service account, shared by every "
+            "user: leave out --user"
+        )
+    return group, server
 
 
 async def _sign_in(
-    group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor
+    group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor, user: str | None
 ) -> None:
     from groups.auth.credentials import client_credentials
     from groups.auth.oauth import CALLBACK_TIMEOUT
@@ -111,8 +140,9 @@ async def _sign_in(
         credentials = client_credentials(server, variables, redactor)
     except UnresolvedError as exc:
         raise AuthCommandError(f"group {group!r}: {exc}") from None
-    tokens = oauth_tokens(group, redactor)
-    sign_in = SignIn(group, url, server, tokens, credentials)
+    tokens = oauth_tokens(group, redactor, user=user)
+    sign_in = SignIn(group, url, server, tokens, credentials, user=user)
+    whose = f" for user {user}" if user is not None else ""
     link = await sign_in.start(wait=None)
     if server.oauth_grant == "client_credentials":  # a service account: no person, no link
         if not await sign_in.wait():
@@ -121,16 +151,21 @@ async def _sign_in(
         print(f"Fetched a token for {group} (client_credentials): {_validity(stored)}.")
         return
     if link is not None:
-        print(f"Sign in to {group} in a browser (one was opened where possible):\n\n  {link}\n")
+        print(
+            f"Sign in to {group}{whose} in a browser (one was opened where possible):\n\n  {link}\n"
+        )
         print(f"Waiting for the sign-in, up to {CALLBACK_TIMEOUT / 60:g} minutes...", flush=True)
     if not await sign_in.wait():
         raise AuthCommandError(f"the sign-in to {group} did not finish: {sign_in.error}")
     stored = await stored_sign_in(tokens, url)
-    print(f"Signed in to {group}: {_validity(stored)}; kept in {tokens.where}.")
+    print(f"Signed in to {group}{whose}: {_validity(stored)}; kept in {tokens.where}.")
 
 
 async def _list(
-    remote: dict[str, HttpServer | SseServer], path: Path | None, redactor: Redactor
+    remote: dict[str, HttpServer | SseServer],
+    path: Path | None,
+    redactor: Redactor,
+    user: str | None,
 ) -> None:
     from groups.auth.tokens import oauth_tokens, stored_sign_in
     from groups.config import UnresolvedError, variables_for
@@ -148,7 +183,9 @@ async def _list(
                 url: str | None = resolved_url(server, variables_for(path), redactor)
             except UnresolvedError:
                 url = None  # the group cannot connect anyway; show what the file holds
-            stored = await stored_sign_in(oauth_tokens(name, redactor), url)
+            machine = server.oauth_grant == "client_credentials"  # the gateway's, not a user's
+            tokens = oauth_tokens(name, redactor, user=None if machine else user)
+            stored = await stored_sign_in(tokens, url)
             if stored.tokens is not None:
                 state = _validity(stored)
             elif stored.unbound:

@@ -14,8 +14,9 @@ Guarantees:
   so `python server.py` in two projects is two identities, while an `npx`/`uvx` package
   is one identity wherever dynamic-mcp is started;
 - what a reload applies in place (`IN_PLACE`: the description, the tool filter, timeouts,
-  `idle_timeout`, `start_on_expand`, feature switches, `access`) is not part of it:
-  editing those neither restarts the upstream nor loses its catalog entry.
+  `idle_timeout`, `start_on_expand`, feature switches, `access`, `sessions`) is not part
+  of it: editing those never loses the catalog entry, and none but `sessions` restarts
+  the upstream (`groups.changes`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ IN_PLACE = frozenset(
         "idle_timeout",
         "start_on_expand",
         "access",
+        "sessions",
     }
 )
 

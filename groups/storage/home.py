@@ -1,20 +1,31 @@
 """dynamic-mcp's own folder, `~/.dynamic-mcp`, and the files in it named after groups.
 
     group_file(oauth_token_dir(), "github", ".json")   # ~/.dynamic-mcp/oauth-servers/github.json
+    user_prefix("alice@example.com")                   # users/alice@example.com: a user's part
 
 Guarantees: `$DYNAMIC_MCP_HOME`, when set, replaces `~/.dynamic-mcp` (and HOME is read
 when asked, not at import); a file named after a group stays directly inside its folder,
-whatever the name.
+whatever the name; a user's name becomes one path segment whatever it holds (`/`, `..`,
+`*`: percent-encoded), and two names never share a segment.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
-__all__ = ["HOME_ENV_VAR", "dynamic_mcp_home", "group_file", "oauth_token_dir"]
+__all__ = [
+    "HOME_ENV_VAR",
+    "USERS_AREA",
+    "dynamic_mcp_home",
+    "group_file",
+    "oauth_token_dir",
+    "user_prefix",
+]
 
 HOME_ENV_VAR = "DYNAMIC_MCP_HOME"
+USERS_AREA = "users"  # a gateway's named users keep their own part of the store under it
 
 
 def dynamic_mcp_home() -> Path:
@@ -39,3 +50,20 @@ def group_file(base: Path, group: str, suffix: str = "") -> Path:
     if group in ("", ".", "..") or path.parent != base or os.sep in group or "/" in group:
         raise ValueError(f"group name {group!r} cannot name a file under {base}")
     return path
+
+
+def user_prefix(user: str) -> str:
+    """`users/<user>`, the part of the store in front of a named user's areas.
+
+    A user's name comes from a users file or a JWT claim (an email, `auth0|123`): it is
+    percent-encoded to one safe segment, `%` included, so no two names meet.
+
+    Raises:
+        ValueError: the name is empty.
+    """
+    if not user:
+        raise ValueError("a user's name cannot be empty")
+    segment = quote(user, safe="@+-_.")
+    if segment in (".", ".."):  # a folder's own names, never a user's
+        segment = segment.replace(".", "%2E")
+    return f"{USERS_AREA}/{segment}"

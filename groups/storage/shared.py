@@ -7,15 +7,15 @@
 
 Keys: a scope's collection `<area>/<name>/<collection>` (as `LocalStore`'s) is the Redis key
 `dynamic-mcp__<area>/<name>/<collection>::<key>` (py-key-value's `RedisStore` under its
-`PrefixCollectionsWrapper`), so dynamic-mcp shares a database with anything else and a
-gateway's user can go in front of the area later (`users/<user>/oauth-servers/...`) without
-meeting a key of today's.
+`PrefixCollectionsWrapper`), so dynamic-mcp shares a database with anything else; a
+gateway's named user has the user in front of the area (`users/<user>/oauth-servers/...`),
+which never meets a key of the implicit user's.
 
 Guarantees:
-- values under `SECRET_AREAS` (OAuth tokens, client registrations and their secrets) are
-  encrypted at rest with Fernet (py-key-value's `FernetEncryptionWrapper`), its key derived
-  from the operator's `store_key`; the catalog holds tool schemas only and is plain JSON, so
-  an operator can read it;
+- values under `SECRET_AREAS` (OAuth tokens, client registrations and their secrets),
+  every user's, are encrypted at rest with Fernet (py-key-value's
+  `FernetEncryptionWrapper`), its key derived from the operator's `store_key`; the catalog
+  holds tool schemas only and is plain JSON, so an operator can read it;
 - each value is one Redis `SET`: a failure writes all of it or nothing;
 - messages between replicas (`publish`, `listening`) are Redis pub/sub on channels under
   the same namespace: delivered to whoever listens at that moment, kept for nobody;
@@ -50,6 +50,7 @@ from redis.exceptions import RedisError
 
 from groups.errors import StoreSettingError, StoreUnavailableError
 from groups.secrets import shown_url
+from groups.storage.home import USERS_AREA, user_prefix
 from groups.storage.store import OnValue, Scope
 
 __all__ = [
@@ -61,7 +62,9 @@ __all__ = [
     "SharedStore",
 ]
 
-SECRET_AREAS = frozenset({"oauth-servers"})  # what is encrypted: tokens and registrations
+# What is encrypted: tokens and registrations, and sign-ins waiting for a browser (their
+# PKCE verifiers, `groups.auth.handover`).
+SECRET_AREAS = frozenset({"oauth-servers", "oauth-pending"})
 NAMESPACE = "dynamic-mcp"  # in front of every key, so a database can be shared
 STORE_TIMEOUT = 2.0  # seconds per try to connect, send or read: a slow Redis is a down one
 STORE_RETRIES = 2  # tries after the first (redis-py's backoff between): a blip is not down
@@ -96,11 +99,17 @@ class SharedStore:
     def __repr__(self) -> str:
         return f"SharedStore({self.shown!r})"
 
-    def scope(self, area: str, name: str, on_value: OnValue | None = None) -> Scope:
-        """The view of `area/name` that one user of the store works with."""
-        if not area or not name or "/" in area + name:
+    def scope(
+        self, area: str, name: str, on_value: OnValue | None = None, user: str | None = None
+    ) -> Scope:
+        """The view of `area/name` that one user of the store works with (`user`: a
+        gateway's named user, None: the implicit one)."""
+        if not area or not name or "/" in area + name or area == USERS_AREA:
             raise ValueError(f"{area}/{name} is not <area>/<name>")
-        return Scope(self, f"{area}/{name}", on_value)
+        prefix = f"{area}/{name}"
+        return Scope(
+            self, f"{user_prefix(user)}/{prefix}" if user is not None else prefix, on_value
+        )
 
     def where(self, prefix: str) -> str:
         return f"{self.shown} ({prefix})"
@@ -259,8 +268,10 @@ def _channel(name: str) -> str:
 
 
 def _area(collection: str | None) -> str:
-    """The area of a scope's collection (`oauth-servers/github/mcp-oauth-token`)."""
-    return (collection or "").partition("/")[0]
+    """The area of a scope's collection (`oauth-servers/github/mcp-oauth-token`), a named
+    user's too (`users/alice/oauth-servers/github/...`)."""
+    parts = (collection or "").split("/")
+    return parts[2] if parts[0] == USERS_AREA and len(parts) > 2 else parts[0]
 
 
 def _match(prefix: str) -> str:

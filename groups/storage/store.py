@@ -12,9 +12,10 @@ identity, `store.scope("catalog", identity)`). A process has one store, chosen i
 
 Keys: a collection is `<area>/<name>/<collection>`: the area says what is kept
 (`oauth-servers`), the name whose it is (the group), the collection is the caller's own
-(FastMCP's `mcp-oauth-token`, keyed by endpoint URL). A shared store (Redis for the team
-gateway) takes the same collections with the user in front, `users/<user>/<area>/...`,
-through the same `Scope`; so far, locally and in Redis, one implicit user, no prefix.
+(FastMCP's `mcp-oauth-token`, keyed by endpoint URL). A gateway's named user has the
+same collections with the user in front, `users/<user>/<area>/<name>/...`
+(`store.scope(area, name, user="alice")`: locally `~/.dynamic-mcp/users/alice/<area>/
+<name>.json`); the implicit user (no users file, no JWTs) has none, as on a laptop.
 
 Guarantees of `LocalStore`:
 - each `<area>/<name>` is one file, `~/.dynamic-mcp/<area>/<name>.json`, one object per
@@ -43,8 +44,9 @@ import anyio.to_thread
 
 from groups.errors import UnsafeTokenFileError
 from groups.storage.file_lock import FileLock
-from groups.storage.home import dynamic_mcp_home, group_file
+from groups.storage.home import USERS_AREA, dynamic_mcp_home, group_file, user_prefix
 from groups.storage.private_files import NotPrivateError, read_private, write_private
+from groups.storage.scope import OnValue, Scope
 
 if TYPE_CHECKING:  # importing py-key-value costs every command 0.3 s: only the checker
     from key_value.aio.protocols.key_value import AsyncKeyValue as _KeyValue
@@ -56,13 +58,14 @@ else:
 __all__ = ["LocalStore", "Scope", "Store"]
 
 Entry = dict[str, Any]  # {"value": {...}, "expires_at": epoch seconds (absent: never)}
-OnValue = Callable[[str, Mapping[str, Any]], None]  # (collection, value) read or written
 
 
 class Store(_KeyValue, Protocol):
     """What a `Scope` needs of a store: `LocalStore`, or the gateway's `SharedStore`."""
 
-    def scope(self, area: str, name: str, on_value: OnValue | None = None) -> Scope: ...
+    def scope(
+        self, area: str, name: str, on_value: OnValue | None = None, user: str | None = None
+    ) -> Scope: ...
     def where(self, prefix: str) -> str: ...  # shown to the user: a file, or a URL
     def locked(self, prefix: str) -> Any: ...  # an async context: `prefix` against other writers
     async def remove(self, prefix: str) -> bool: ...
@@ -85,10 +88,14 @@ class LocalStore:
     def home(self) -> Path:
         return self._home or dynamic_mcp_home()
 
-    def scope(self, area: str, name: str, on_value: OnValue | None = None) -> Scope:
-        """The view of `area/name` that one user of the store works with."""
-        self.path(area, name)  # refuses a name that is not a plain file name, early
-        return Scope(self, f"{area}/{name}", on_value)
+    def scope(
+        self, area: str, name: str, on_value: OnValue | None = None, user: str | None = None
+    ) -> Scope:
+        """The view of `area/name` that one user of the store works with (`user`: a
+        gateway's named user, None: the implicit one)."""
+        prefix = f"{user_prefix(user)}/{area}/{name}" if user is not None else f"{area}/{name}"
+        self._file(prefix)  # refuses a name that is not a plain file name, early
+        return Scope(self, prefix, on_value)
 
     def path(self, area: str, name: str) -> Path:
         """The file that holds `area/name`."""
@@ -214,10 +221,14 @@ class LocalStore:
         return self._file(prefix), section
 
     def _file(self, prefix: str) -> Path:
+        home = self.home
+        if prefix.startswith(f"{USERS_AREA}/"):  # users/<user>/<area>/<name>
+            _, user, prefix = prefix.split("/", 2)
+            home = group_file(home / USERS_AREA, user)
         area, _, name = prefix.partition("/")
         if not area or "/" in name:
             raise ValueError(f"{prefix!r} is not <area>/<name>")
-        return self.path(area, name)
+        return group_file(home / area, name, ".json")
 
     async def _read(self, path: Path) -> dict[str, dict[str, Entry]]:
         return _sections(await anyio.to_thread.run_sync(_load, path))
@@ -242,99 +253,6 @@ class LocalStore:
 
         async with FileLock.of(path.with_name(f"{path.name}.lock")):
             await anyio.to_thread.run_sync(read_change_write)
-
-
-class Scope:
-    """One user's part of a store: collections prefixed with `<area>/<name>/`.
-
-    Implements `AsyncKeyValue`, so FastMCP's `OAuth(token_storage=...)` takes it as is.
-    """
-
-    def __init__(self, store: Store, prefix: str, on_value: OnValue | None = None) -> None:
-        self.store = store
-        self.prefix = prefix
-        self._on_value = on_value
-
-    def __repr__(self) -> str:
-        return f"Scope({self.prefix!r})"
-
-    @property
-    def where(self) -> str:
-        """Where the store keeps this scope, as `auth` shows it: a file, or a URL."""
-        return self.store.where(self.prefix)
-
-    def locked(self) -> Any:
-        """An async context that holds this scope against every other writer."""
-        return self.store.locked(self.prefix)
-
-    async def remove(self) -> bool:
-        """Forget everything this scope holds; whether there was anything."""
-        return await self.store.remove(self.prefix)
-
-    async def foreign(self, *, take: bool = False) -> dict[str, Any]:
-        """See `LocalStore.foreign`."""
-        return await self.store.foreign(self.prefix, take=take)
-
-    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
-        return self._seen(collection, await self.store.get(key, collection=self._in(collection)))
-
-    async def ttl(
-        self, key: str, *, collection: str | None = None
-    ) -> tuple[dict[str, Any] | None, float | None]:
-        value, ttl = await self.store.ttl(key, collection=self._in(collection))
-        return self._seen(collection, value), ttl
-
-    async def put(
-        self,
-        key: str,
-        value: Mapping[str, Any],
-        *,
-        collection: str | None = None,
-        ttl: SupportsFloat | None = None,
-    ) -> None:
-        self._seen(collection, value)
-        await self.store.put(key, value, collection=self._in(collection), ttl=ttl)
-
-    async def delete(self, key: str, *, collection: str | None = None) -> bool:
-        return await self.store.delete(key, collection=self._in(collection))
-
-    async def get_many(
-        self, keys: Sequence[str], *, collection: str | None = None
-    ) -> list[dict[str, Any] | None]:
-        values = await self.store.get_many(keys, collection=self._in(collection))
-        return [self._seen(collection, value) for value in values]
-
-    async def ttl_many(
-        self, keys: Sequence[str], *, collection: str | None = None
-    ) -> list[tuple[dict[str, Any] | None, float | None]]:
-        pairs = await self.store.ttl_many(keys, collection=self._in(collection))
-        return [(self._seen(collection, value), ttl) for value, ttl in pairs]
-
-    async def put_many(
-        self,
-        keys: Sequence[str],
-        values: Sequence[Mapping[str, Any]],
-        *,
-        collection: str | None = None,
-        ttl: SupportsFloat | None = None,
-    ) -> None:
-        for value in values:
-            self._seen(collection, value)
-        await self.store.put_many(keys, values, collection=self._in(collection), ttl=ttl)
-
-    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
-        return await self.store.delete_many(keys, collection=self._in(collection))
-
-    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
-        return await self.store.keys(self._in(collection), limit=limit)
-
-    def _in(self, collection: str | None) -> str:
-        return f"{self.prefix}/{collection or 'default'}"
-
-    def _seen(self, collection: str | None, value: Any) -> Any:
-        if value is not None and self._on_value is not None:
-            self._on_value(collection or "default", value)
-        return value
 
 
 def _load(path: Path) -> dict[str, Any]:

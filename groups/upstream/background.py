@@ -1,7 +1,7 @@
 """Connection attempts no request waits for: a failed group's retries, and the start that
 follows an expansion answered from the catalog.
 
-    background = Background("time", health, sessions, in_flight, lambda: sign_in.pending)
+    background = Background("time", health, sessions, in_flight, sign_in_pending)
     await background.keep_retrying()    # while FAILED: 2 s, 4 s, 8 s, then every 30 s
     background.start_early(caller)      # returns at once; the session `caller` will call on
     background.cancel()                 # the group is closing: early starts end now
@@ -39,7 +39,7 @@ from groups.upstream.callers import Caller
 from groups.upstream.calls import InFlight
 from groups.upstream.failures import AuthorizationRequired
 from groups.upstream.health import Health, State
-from groups.upstream.sessions import Session, Sessions
+from groups.upstream.sessions import Session, Sessions, ends_with_client
 
 __all__ = ["Background", "unattended"]
 
@@ -63,7 +63,7 @@ class Background:
         health: Health,
         sessions: Sessions,
         in_flight: InFlight,
-        sign_in_pending: Callable[[], bool],
+        sign_in_pending: Callable[[Caller | None], bool],  # for the caller's user
     ) -> None:
         self.group = group
         self._health = health
@@ -96,9 +96,9 @@ class Background:
         """Whether `start_early` would start anything: no live session serves `caller`,
         and the group is neither failed (it retries on its own schedule), closed, nor
         waiting for a person to sign in."""
-        if self._health.state in (State.FAILED, State.CLOSED) or self._sign_in_pending():
+        if self._health.state in (State.FAILED, State.CLOSED) or self._sign_in_pending(caller):
             return False
-        return self._sessions.live(caller.key if caller is not None else None) is None
+        return self._sessions.live(self._sessions.key_of(caller)) is None
 
     def start_early(self, caller: Caller | None) -> None:
         """Start the session that serves `caller` in a task of its own, unless
@@ -124,7 +124,7 @@ class Background:
             logger.error("group %s: the early start broke", self.group, exc_info=error)
 
     async def _start(self, caller: Caller | None) -> None:
-        key = caller.key if caller is not None else None
+        key = self._sessions.key_of(caller)
         left = False  # the client left: what was started for it alone must not stay
         finished = anyio.Event()
 
@@ -136,7 +136,7 @@ class Background:
 
         try:
             with anyio.CancelScope() as scope, self._in_flight.counted():
-                if caller is not None and key is not None:
+                if caller is not None and ends_with_client(caller, key):
                     # Pushed before the attempt: its own session's `release` is only
                     # registered once it is made, which may be after the client left.
                     caller.connection.exit_stack.push_async_callback(client_left)

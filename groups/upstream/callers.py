@@ -12,6 +12,11 @@ Guarantees:
   names the call that caused them, so an upstream session serves one client only (HTTP
   clients each get their own, see `Caller.key`); they go to that client, on the stream of
   its latest call in flight on the session, else on its connection's own stream;
+- on a gateway with named users, a stdio group's one process serves every user
+  (`session_key`), so such callbacks go to a client only while every call in flight on
+  the session is that one user's; between calls, only if the session never served
+  another user. Otherwise a request is answered with an error and a log message is
+  dropped: one user's client never hears what another's call caused;
 - with no client to reach, a request is answered with an error and a log message is
   dropped with a debug line, never delivered to another client.
 """
@@ -37,7 +42,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from groups.access import User, current_user, user_of_request
 from groups.internals import connection_of
 
-__all__ = ["CallbackRoute", "Caller", "current_caller"]
+__all__ = ["CallbackRoute", "Caller", "UserKey", "current_caller", "session_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +106,32 @@ class Caller:
         await self.session.report_progress(progress, total, message)
 
 
+@dataclass(frozen=True)
+class UserKey:
+    """The session key of what one named user's clients share (`session_key`)."""
+
+    user: str
+
+
+def session_key(caller: Caller | None, *, remote: bool, per_user: bool = False) -> Hashable | None:
+    """Which upstream session of a group serves `caller` (None: the one shared session).
+
+    The implicit user keeps `Caller.key`: a client with an HTTP session id has its own,
+    every other request shares one. A gateway's named user never shares a remote
+    group's session with another user, since it carries the user's own tokens: a client
+    with an HTTP session id has its own, a 2026-07-28 client (a connection per request)
+    the user's (`UserKey`). A stdio group is one process for every named user, or with
+    `per_user` (`"sessions": "per-user"`) one per user, shared by that user's clients.
+    """
+    if caller is None:
+        return None
+    if caller.user is None:
+        return caller.key
+    if remote:
+        return caller.key if caller.key is not None else UserKey(caller.user.name)
+    return UserKey(caller.user.name) if per_user else None
+
+
 class _CurrentCaller:
     """The caller of the tools/call being handled in this task (a context variable)."""
 
@@ -122,6 +153,10 @@ class _CurrentCaller:
 current_caller = _CurrentCaller()
 
 
+def _name(caller: Caller) -> str | None:
+    return caller.user.name if caller.user is not None else None
+
+
 class CallbackRoute:
     """Where one upstream session's requests and notifications to its client go."""
 
@@ -129,6 +164,7 @@ class CallbackRoute:
         self.group = group
         self._calls: list[Caller] = []  # in flight on this session, oldest first
         self._owner: Connection | None = None  # the connection of the latest caller
+        self._users: set[str | None] = set()  # every user it served (None: the implicit)
 
     def __repr__(self) -> str:
         return f"CallbackRoute({self.group!r}, {len(self._calls)} calls in flight)"
@@ -141,6 +177,7 @@ class CallbackRoute:
             return
         self._calls.append(caller)
         self._owner = caller.connection
+        self._users.add(_name(caller))
         try:
             yield
         finally:
@@ -159,13 +196,13 @@ class CallbackRoute:
         # The logging capability is deprecated for 2026-07-28 clients; older ones use it.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCPDeprecationWarning)
-            if self._calls:
-                caller = self._calls[-1]
+            caller, owner = self._whose()
+            if caller is not None:
                 await caller.session.send_log_message(
                     params.level, params.data, params.logger, related_request_id=caller.request_id
                 )
-            elif self._owner is not None:
-                await self._owner.log(params.level, params.data, params.logger)
+            elif owner is not None:
+                await owner.log(params.level, params.data, params.logger)
             else:
                 logger.debug("%s: an upstream log message with no client to show it", self.group)
 
@@ -190,10 +227,24 @@ class CallbackRoute:
 
     async def _ask(self, request: Any, result_type: Any) -> Any:
         """Put an upstream's request to this route's client and return its answer."""
-        if self._calls:
-            caller = self._calls[-1]
+        caller, owner = self._whose()
+        if caller is not None:
             metadata = ServerMessageMetadata(related_request_id=caller.request_id)
             return await caller.session.send_request(request, result_type, metadata=metadata)
-        if self._owner is not None:
-            return await self._owner.send_request(request)
+        if owner is not None:
+            return await owner.send_request(request)
+        if len({_name(call) for call in self._calls}) > 1:
+            raise RuntimeError(
+                f"{request.method} cannot be answered: calls of several users are in flight "
+                "on this session, and nothing says whose call asks"
+            )
         raise RuntimeError(f"no client of dynamic-mcp is there to answer {request.method}")
+
+    def _whose(self) -> tuple[Caller | None, Connection | None]:
+        """Who a callback goes to: the latest call in flight while every call in flight is
+        one user's, else (none in flight) the latest caller's connection while the session
+        served one user only; (None, None) when no one client is sure to be the right one."""
+        if self._calls:
+            one_user = len({_name(call) for call in self._calls}) == 1
+            return (self._calls[-1] if one_user else None), None
+        return None, self._owner if len(self._users) <= 1 else None

@@ -148,11 +148,13 @@ class Connector:
     def __repr__(self) -> str:
         return f"Connector({self.group!r})"
 
-    async def connect(self, config: ServerConfig, heard: Listener, *, attempt: int) -> Session:
-        """A connected session, with the OAuth it signs its requests with (remote groups).
+    async def connect(
+        self, config: ServerConfig, heard: Listener, *, attempt: int, user: str | None = None
+    ) -> Session:
+        """A connected session, signing requests with `user`'s OAuth (None: the implicit user's).
 
-        `heard` is told each notification the upstream sends, with the session it came on;
-        a resource's update goes to the clients subscribed to it (`Session.subscribers`).
+        `heard` hears each notification, with its session; a resource's update goes to the
+        clients subscribed to it (`Session.subscribers`).
 
         Raises:
             AuthorizationRequired: the server wants a person to sign in.
@@ -178,7 +180,7 @@ class Connector:
                 await session.subscribers.updated(message.params.uri)  # to its subscribers alone
 
         def session_oauth(url: str) -> httpx2.Auth:
-            auth = self._sign_in.oauth_for(url)
+            auth = self._sign_in.oauth_for(url, user)
             if isinstance(auth, GroupOAuth):  # a service account's never needs a person
                 auths.append(auth)
             return auth
@@ -189,9 +191,7 @@ class Connector:
             build_transport(self.group, config, variables, self._redactor, http_errors, oauth),
             name=f"dynamic-mcp:{self.group}",
             init_timeout=CONNECT_TIMEOUT,
-            # A proxy session forwards sampling, elicitation and roots requests, which only
-            # the handshake era has.
-            mode="legacy",
+            mode="legacy",  # forwards sampling, elicitation, roots: only the handshake era has them
             message_handler=on_message,
             **route.client_handlers(),
         )
@@ -206,7 +206,7 @@ class Connector:
                 raise AuthorizationRequired(self.group) from exc
             raise self._unavailable(exc, config, http_errors, attempt) from exc
         auth = auths[-1] if auths else None
-        made.append(Session(self.group, held, route, auth=auth, http_errors=http_errors))
+        made.append(Session(self.group, held, route, user=user, auth=auth, http_errors=http_errors))
         return made[0]
 
     def _unavailable(

@@ -1,6 +1,6 @@
 """One group's live upstream sessions, by caller, and the limits on each request sent on one.
 
-    sessions = Sessions("time", open_session=connect, admit=health_check)
+    sessions = Sessions("time", open_session=connect, admit=health_check, key_of=session_key)
     session = await sessions.session(caller)         # the first request connects it
     with session.bounded("Listing tools", 30.0):     # the group's own timeout
         tools = await session.client.list_tools()
@@ -12,7 +12,8 @@ Guarantees:
 - over stdio every request shares one session (key None); over HTTP each client gets
   sessions of its own (`Caller.key`), so one client's sampling, elicitation and data never
   reach another, closed when the client goes (registered with the client's connection
-  whatever it asked for), so no session outlives its client;
+  whatever it asked for), so no session outlives its client; a gateway's named user never
+  shares a remote group's session with another user (`callers.session_key`);
 - a session that died is marked lost by the request that saw it die, and replaced on the
   next request; a late error from a session that was already replaced marks that session,
   never its successor;
@@ -25,12 +26,16 @@ Guarantees:
   a scope already held, a 500…) is an `UpstreamRefusedError` with the status and the
   challenge, the session kept: never the SDK's bare "Server returned an error response";
 - each session keeps the clients subscribed to its resources (`Session.subscribers`);
-  while a live one has any, the sessions are not idle (`can_rest` is False).
+  while a live one has any, the sessions are not idle (`can_rest` is False);
+- each session knows its own use (`Session.idle_for`: every request on it, bounded, and
+  each time a request is handed it), so one user's session (`"sessions": "per-user"`)
+  can be stopped for that user's non-use alone (`take_idle`), others' untouched.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +45,7 @@ import anyio
 import mcp_types
 
 from groups.errors import GroupUnavailableError, UpstreamRefusedError, UpstreamTimeoutError
-from groups.upstream.callers import CallbackRoute, Caller
+from groups.upstream.callers import CallbackRoute, Caller, UserKey
 from groups.upstream.failures import answered_with_http_error, is_connection_lost
 from groups.upstream.subscribers import Subscribers
 
@@ -51,7 +56,14 @@ if TYPE_CHECKING:
     from groups.upstream.connect import HeldClient
     from groups.upstream.transport import HttpErrorLog
 
-__all__ = ["RefusedMidSession", "Session", "SessionKey", "Sessions", "close_all"]
+__all__ = [
+    "RefusedMidSession",
+    "Session",
+    "SessionKey",
+    "Sessions",
+    "close_all",
+    "ends_with_client",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +77,7 @@ class Session:
     group: str
     held: HeldClient
     route: CallbackRoute
+    user: str | None = None  # the gateway's named user whose tokens it carries; None: the implicit
     lost: bool = False  # a request saw it end; the next request replaces it
     auth: GroupOAuth | None = None  # a remote session's OAuth: it knows when a person is needed
     http_errors: HttpErrorLog | None = None  # a remote session's: the statuses behind errors
@@ -73,6 +86,8 @@ class Session:
     # Set once the group is closing: a request cut short then says why, not "went away".
     closed_because: str | None = None
     subscribers: Subscribers = field(init=False)  # the clients subscribed to its resources
+    busy: int = 0  # requests on it now
+    last_used: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.subscribers = Subscribers(self.group)
@@ -81,6 +96,21 @@ class Session:
     def client(self) -> Client:
         """The connected FastMCP client requests are sent with."""
         return self.held.client
+
+    @contextmanager
+    def used(self) -> Iterator[None]:
+        """Count one request on this session: while any runs, it is not idle."""
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self.last_used = time.monotonic()
+
+    @property
+    def idle_for(self) -> float | None:
+        """Seconds since its last request ended; None while in use or subscribed to."""
+        return None if self.busy or self.subscribers else time.monotonic() - self.last_used
 
     @contextmanager
     def bounded(self, operation: str, timeout: float) -> Iterator[None]:
@@ -94,14 +124,14 @@ class Session:
         """
         errors_before = self.http_errors.count if self.http_errors is not None else 0
         try:
-            with anyio.fail_after(timeout):
+            with self.used(), anyio.fail_after(timeout):
                 yield
         except TimeoutError:
             raise UpstreamTimeoutError(self.group, operation, timeout) from None
         except Exception as exc:
             if self.auth is not None and self.auth.needs_sign_in:
                 self.lost = True  # its tokens were refused: a new session signs in anew
-                raise RefusedMidSession(self.auth) from exc
+                raise RefusedMidSession(self.auth, self.user) from exc
             refusal = self._refusal(operation, errors_before, exc)
             if refusal is not None:
                 raise refusal from exc
@@ -138,8 +168,9 @@ class Session:
 class RefusedMidSession(Exception):
     """A session's tokens were refused, and its OAuth wants a person: sign in anew."""
 
-    def __init__(self, auth: GroupOAuth) -> None:
+    def __init__(self, auth: GroupOAuth, user: str | None) -> None:
         self.auth = auth
+        self.user = user
 
 
 class Sessions:
@@ -148,15 +179,17 @@ class Sessions:
     def __init__(
         self,
         group: str,
-        open_session: Callable[[], Awaitable[Session]],
-        admit: Callable[[], Awaitable[None]],
+        open_session: Callable[[Caller | None], Awaitable[Session]],
+        admit: Callable[[Caller | None], Awaitable[None]],
+        key_of: Callable[[Caller | None], SessionKey],
     ) -> None:
         self.group = group
         self.lock = anyio.Lock()  # held around every connection attempt and state change
         self.shared_used = False  # a request asked for the shared session (key None)
         self._by_key: dict[SessionKey, Session] = {}
-        self._open = open_session  # one connection attempt
-        self._admit = admit  # raises when no attempt may be made now
+        self._open = open_session  # one connection attempt, for a caller
+        self._admit = admit  # raises when no attempt may be made now for a caller
+        self.key_of = key_of  # which session serves a caller
 
     def __repr__(self) -> str:
         return f"Sessions({self.group!r}, {len(self._by_key)})"
@@ -166,30 +199,31 @@ class Sessions:
 
     async def session(self, caller: Caller | None) -> Session:
         """The live session that serves `caller`, connecting first if there is none."""
-        key = caller.key if caller is not None else None
+        key = self.key_of(caller)
         self.shared_used |= key is None
         live = self.live(key)
         if live is not None:
+            live.last_used = time.monotonic()  # handed to a request: not idle from here
             return live  # the path of every call but the first: no lock, no await
         async with self.lock:
-            await self._admit()
+            await self._admit(caller)
             live = self.live(key)
             if live is None:
                 if key in self._by_key:
                     logger.warning("group %s: the upstream session ended; reconnecting", self.group)
-                live = await self.reconnect(key)
-                if caller is not None and key is not None:
+                live = await self.reconnect(key, caller)
+                if ends_with_client(caller, key):
                     # Its own session ends with the client, whatever it asked for: a
                     # client that only reads resources is never seen by the notifier.
                     caller.connection.exit_stack.push_async_callback(self.release, key)
             return live
 
-    async def reconnect(self, key: SessionKey) -> Session:
-        """Replace the session of `key` by a new one (the caller holds `lock`)."""
+    async def reconnect(self, key: SessionKey, caller: Caller | None = None) -> Session:
+        """Replace the session of `key` by a new one for `caller` (the caller holds `lock`)."""
         old = self._by_key.pop(key, None)
         if old is not None:
             await old.close()
-        session = self._by_key[key] = await self._open()
+        session = self._by_key[key] = await self._open(caller)
         return session
 
     def live(self, key: SessionKey) -> Session | None:
@@ -211,6 +245,16 @@ class Sessions:
         for session in self._by_key.values():
             session.closed_because = because
 
+    def take_idle(self, timeout: float) -> list[Session]:
+        """The sessions of single users (`UserKey`) unused for `timeout` seconds, removed
+        from the table to be closed (the caller holds `lock`)."""
+        idle = [
+            key
+            for key, session in self._by_key.items()
+            if isinstance(key, UserKey) and (session.idle_for or 0) >= timeout
+        ]
+        return [self._by_key.pop(key) for key in idle]
+
     def take_all(self) -> list[Session]:
         """Every session, removed from the table to be closed (the caller holds `lock`)."""
         sessions, self._by_key = list(self._by_key.values()), {}
@@ -226,6 +270,11 @@ class Sessions:
     def listed_tools(self) -> list[mcp_types.Tool] | None:
         """The tools a live session has listed, if any has."""
         return next((s.tools for s in self._by_key.values() if s.tools is not None), None)
+
+
+def ends_with_client(caller: Caller | None, key: SessionKey) -> bool:
+    """Whether the session of `key` is `caller`'s client's own, to end when it leaves."""
+    return caller is not None and key is caller.connection
 
 
 async def close_all(sessions: list[Session]) -> None:

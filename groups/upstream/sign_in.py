@@ -2,15 +2,23 @@
 person must sign in.
 
     sign_in = GroupSignIn("github", lambda: config, read_variables, redactor, browser=True)
-    auth = sign_in.oauth_for(url)          # handed to the transport: shared by every session
-    raise await sign_in.needed(auth)       # SignInNeededError, with the link when there is one
+    auth = sign_in.oauth_for(url, user)    # handed to the transport: the user's sessions share it
+    raise await sign_in.needed(user, auth) # SignInNeededError, with the link when there is one
+
+`user` is a gateway's named user, whose own tokens sign their requests, or None: the
+implicit user (stdio, loopback, one shared token), whose tokens are the group's, as on a
+laptop.
 
 Guarantees:
-- one OAuth client per endpoint, shared by every session of the group: a refresh is done
-  once, and a rotated refresh token reaches every session at once;
+- one OAuth client per endpoint and user, shared by every session of that user: a refresh
+  is done once, and a rotated refresh token reaches every session at once; one user's
+  tokens never sign another user's requests (a service account's, `client_credentials`,
+  are the gateway's own and serve everyone);
 - a request never waits for a person: it gets a `SignInNeededError` with the link (waiting
-  at most `LINK_WAIT` for it), and at most one browser sign-in runs per group at a time,
-  whichever request (a first connection, a refused session, one during a sign-in) asked;
+  at most `LINK_WAIT` for it), and at most one browser sign-in runs per group and user at
+  a time, whichever request of that user (a first connection, a refused session, one
+  during a sign-in) asked; a named user's link is in their own result alone, and their
+  sign-in ends in their own tokens;
 - from a terminal command, which ends before a browser sign-in could finish, none is
   started: the error says to run `dynamic-mcp auth` (`browser=False`);
 - closing the group stops the sign-in, so its callback port is free for the group's successor.
@@ -19,14 +27,17 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from groups.config import HttpServer, ServerConfig, SseServer
 from groups.errors import SignInNeededError
 from groups.secrets import Redactor
+from groups.upstream.background import unattended
+from groups.upstream.failures import AuthorizationRequired
 
 if TYPE_CHECKING:
     from groups.auth.credentials import ClientCredentials
+    from groups.auth.handover import Handover
     from groups.auth.machine import MachineOAuth
     from groups.auth.oauth import GroupOAuth
     from groups.auth.sign_in import SignIn
@@ -52,18 +63,19 @@ class GroupSignIn:
         self._config = config  # read at each use: a reload may change the entry in place
         self._variables = variables  # read again at each sign-in, as at each connection
         self._redactor = redactor
-        self._oauth: dict[str, GroupOAuth | MachineOAuth] = {}  # by endpoint URL
-        self._sign_in: SignIn | None = None
+        self._oauth: dict[tuple[str | None, str], GroupOAuth | MachineOAuth] = {}  # (user, url)
+        self._sign_ins: dict[str | None, SignIn] = {}  # by user: the one under way or last done
 
     def __repr__(self) -> str:
-        return f"GroupSignIn({self.group!r}, pending={self.pending})"
+        waiting = [user for user in self._sign_ins if self.pending(user)]
+        return f"GroupSignIn({self.group!r}, pending for {waiting})"
 
-    @property
-    def pending(self) -> bool:
-        """Whether a browser sign-in waits for the person now."""
-        return self._sign_in is not None and self._sign_in.pending
+    def pending(self, user: str | None) -> bool:
+        """Whether `user`'s browser sign-in waits for the person now."""
+        sign_in = self._sign_ins.get(user)
+        return sign_in is not None and sign_in.pending
 
-    def oauth_for(self, url: str) -> GroupOAuth | MachineOAuth:
+    def oauth_for(self, url: str, user: str | None = None) -> GroupOAuth | MachineOAuth:
         """The OAuth client that signs requests to `url`, made on first use: a person's
         (`GroupOAuth`), or a service account's, which never needs one (`machine_oauth`).
 
@@ -73,17 +85,26 @@ class GroupSignIn:
         from groups.auth.machine import machine_oauth
         from groups.auth.oauth import GroupOAuth
 
-        if url not in self._oauth:
-            server = self._remote()
+        server = self._remote()
+        if server.oauth_grant == "client_credentials":
+            user = None  # a service account is the gateway's own: every user shares it
+        if (user, url) not in self._oauth:
             credentials = self._credentials(server)
+            tokens = self._tokens(user)
             if server.oauth_grant == "client_credentials":
-                self._oauth[url] = machine_oauth(url, server, credentials, self._tokens())
+                self._oauth[user, url] = machine_oauth(url, server, credentials, tokens)
             else:
-                self._oauth[url] = GroupOAuth(url, server, self._tokens(), credentials=credentials)
-        return self._oauth[url]
+                handover = self._handover(user, tokens)  # registered with the same redirect
+                self._oauth[user, url] = GroupOAuth(
+                    url, server, tokens, credentials=credentials, handover=handover
+                )
+        return self._oauth[user, url]
 
-    async def needed(self, auth: GroupOAuth | None = None) -> SignInNeededError:
-        """Start the browser sign-in (unless one waits already); the error that gives its link.
+    async def needed(
+        self, user: str | None = None, auth: GroupOAuth | None = None
+    ) -> SignInNeededError:
+        """Start `user`'s browser sign-in (unless one waits already); the error that gives
+        its link.
 
         `auth` is the OAuth of the session that was refused, whose URL the sign-in is for;
         without one, the group's URL as it resolves now.
@@ -93,21 +114,64 @@ class GroupSignIn:
 
         if not self.browser:
             return SignInNeededError(self.group, None, by_command=True)
-        if self._sign_in is None or not self._sign_in.pending:
+        if not self.pending(user):
             server = self._remote()
             if auth is not None:
                 url = auth.mcp_url
             else:
                 url = resolved_url(server, self._variables(), self._redactor)
-            credentials = self._credentials(server)
-            self._sign_in = SignIn(self.group, url, server, self._tokens(), credentials)
-        link = await self._sign_in.start()
-        return SignInNeededError(self.group, link, self._sign_in.error)
+            tokens = self._tokens(user)
+            handover = self._handover(user, tokens)
+            if handover is not None and (link := await handover.waiting_link(url)):
+                return SignInNeededError(self.group, link)  # one flow, whichever replica asks
+            # A named user signs in on their own machine: the gateway opens no browser.
+            browser = user is None and handover is None
+            self._sign_ins[user] = SignIn(
+                self.group,
+                url,
+                server,
+                tokens,
+                self._credentials(server),
+                user=user,
+                browser=browser,
+                handover=handover,
+            )
+        sign_in = self._sign_ins[user]
+        link = await sign_in.start()
+        return SignInNeededError(self.group, link, sign_in.error)
+
+    async def told(self, user: str | None) -> Exception:
+        """What a request of `user` is told: their sign-in is started (`needed`). An attempt
+        nobody waits for (`unattended`) starts none, and is told `AuthorizationRequired`."""
+        return AuthorizationRequired(self.group) if unattended() else await self.needed(user)
+
+    async def finish(self, flow: Mapping[str, Any], code: str) -> None:
+        """Finish a sign-in on the gateway's route: `code` for tokens, in the scope of the
+        user the flow was started for (`groups.auth.handover.finish`).
+
+        Raises:
+            OAuthTokenError, httpx2.HTTPError: the token endpoint refused or was not reached.
+            UnresolvedError: a `${VAR}` in the client's secret is unset.
+        """
+        from groups.auth.handover import finish
+        from groups.auth.oauth import GroupOAuth
+
+        server = self._remote()
+        user = flow.get("user")
+        tokens = self._tokens(user)
+        oauth = GroupOAuth(
+            str(flow["url"]),
+            server,
+            tokens,
+            credentials=self._credentials(server),
+            handover=self._handover(user, tokens),
+        )
+        await finish(oauth, flow, code)
 
     def cancel(self) -> None:
-        """Stop waiting for the person: the group is closed or changed."""
-        if self._sign_in is not None:
-            self._sign_in.cancel()
+        """Stop waiting for the people: the group is closed or changed."""
+        for sign_in in self._sign_ins.values():
+            sign_in.cancel()
 
     def _remote(self) -> HttpServer | SseServer:
         config = self._config()
@@ -126,7 +190,14 @@ class GroupSignIn:
 
         return client_credentials(server, self._variables(), self._redactor)
 
-    def _tokens(self) -> Scope:
+    def _handover(self, user: str | None, tokens: Scope) -> Handover | None:
+        """Where `user`'s sign-in ends: the gateway's route (with a public URL), or None:
+        a loopback port here."""
+        from groups.auth.handover import Handover
+
+        return Handover.configured(self.group, user, tokens, self._redactor)
+
+    def _tokens(self, user: str | None) -> Scope:
         from groups.auth.tokens import oauth_tokens
 
-        return oauth_tokens(self.group, self._redactor)
+        return oauth_tokens(self.group, self._redactor, user=user)

@@ -10,17 +10,19 @@
 own guarantees: `sessions` (the session table and the limit on each request), `connect`
 (one attempt: transport, OAuth, client), `health` (FAILED and when to retry),
 `background` (the retries, and starts ahead of a call), `inventory` (the tools, the
-catalog, the filters), `calls` (requests in flight, tool calls) and `sign_in` (when a
-person must sign in).
+catalog, the filters), `calls` (requests in flight, tool calls), `resting` (idle stops)
+and `sign_in` (when a person must sign in, and whose tokens a session carries).
 
 Guarantees:
 - nothing is started before the first request (or `start_early`, which a request's
   expansion asks for); later requests reuse its session (one process per stdio group;
-  one session per client over HTTP, see `sessions`);
+  one session per client over HTTP, see `sessions`; on a gateway with named users, see
+  `callers.session_key`: a remote session never serves two users, a stdio process is
+  every user's or, with `"sessions": "per-user"`, one user's);
 - a retry keeps its session only for requests that share one (stdio), else closes it at once;
-- closing (`rest`, `retire`, `aclose`) waits for the requests in flight, bounded, and a
-  request that is cut short says why; an idle stop (`rest`) never ends a session a client
-  is subscribed to a resource of, since its updates come only while it runs;
+- closing (`retire`, `aclose`) waits for the requests in flight, bounded, and a request
+  that is cut short says why; an idle stop (`rest_idle`) never ends a session in use or
+  one a client is subscribed to a resource of, since its updates come only while it runs;
 - errors name things as the config writes them: no resolved secret reaches a message;
 - after `aclose()` no process or socket of this group is left.
 
@@ -42,16 +44,17 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 
-from groups.config import ServerConfig
+from groups.config import ServerConfig, StdioServer
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor
-from groups.upstream.background import Background, unattended
-from groups.upstream.callers import Caller
+from groups.upstream.background import Background
+from groups.upstream.callers import Caller, session_key
 from groups.upstream.calls import IN_FLIGHT_GRACE, InFlight, send_tool_call
 from groups.upstream.connect import CLOSE_TIMEOUT, STARTS_AT_ONCE, Connector
 from groups.upstream.failures import AuthorizationRequired
 from groups.upstream.health import Health, State
 from groups.upstream.inventory import Inventory, Tools
+from groups.upstream.resting import Resting
 from groups.upstream.sessions import RefusedMidSession, Session, SessionKey, Sessions, close_all
 from groups.upstream.sign_in import GroupSignIn
 
@@ -96,18 +99,21 @@ class Upstream:
         self._on_state_change = on_state_change
         self._on_list_changed = on_list_changed
         self._health = Health(name, on_change=self._notify)
-        self._sessions = Sessions(name, open_session=self._connect, admit=self._admit)
+        self._sessions = Sessions(
+            name, open_session=self._connect, admit=self._admit, key_of=self._key_of
+        )
         self._in_flight = InFlight()
         # browser_sign_in: False from a terminal command, which ends before one could finish
         config_now = lambda: self.config  # noqa: E731 - the parts read it at each use
-        self._sign_in = GroupSignIn(name, config_now, variables, redactor, browser=browser_sign_in)
+        self.sign_in = GroupSignIn(name, config_now, variables, redactor, browser=browser_sign_in)
         slots = start_slots or anyio.Semaphore(STARTS_AT_ONCE)
-        self._connector = Connector(name, variables, redactor, slots, self._sign_in)
+        self._connector = Connector(name, variables, redactor, slots, self.sign_in)
         self._tools = Tools(
             name, identity, lambda: self.catalog, config_now, self._notify, self._lists_changed
         )
-        pending = lambda: self._sign_in.pending  # noqa: E731
+        pending = lambda caller: self.sign_in.pending(_user(caller))  # noqa: E731
         self._background = Background(name, self._health, self._sessions, self._in_flight, pending)
+        self._resting = Resting(name, self._sessions, self._in_flight, self._health)
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r}, state={self.state.value}, sessions={len(self._sessions)})"
@@ -182,23 +188,13 @@ class Upstream:
         await self._in_flight.settled(within=IN_FLIGHT_GRACE)
         async with self._sessions.lock:
             sessions = self._sessions.take_all()
-        self._sign_in.cancel()  # its callback port is free for the group's successor
+        self.sign_in.cancel()  # its callback port is free for the group's successor
         await close_all(sessions)
 
-    @property
-    def idle_for(self) -> float | None:
-        """Seconds since the last request ended; None while in use, subscribed, or not running."""
-        return self._in_flight.idle_for if self._sessions.can_rest else None
-
-    async def rest(self) -> None:
-        """Stop the upstream while it is unused; the next request starts it again."""
-        async with self._sessions.lock:
-            if self.idle_for is None or self.state is State.CLOSED:
-                return
-            sessions = self._sessions.take_all()
-        logger.info("group %s: stopping its upstream, unused for %gs", self.name, self.idle_timeout)
-        for session in sessions:
-            await session.close()
+    async def rest_idle(self) -> None:
+        """Stop what has been unused for `idle_timeout` (`groups.upstream.resting`): the
+        whole upstream, else each user's own process that user has not used that long."""
+        await self._resting.rest_idle(self.idle_timeout)
 
     # ---- requests ---------------------------------------------------------------------
 
@@ -211,7 +207,7 @@ class Upstream:
             GroupUnavailableError, SignInNeededError, UpstreamTimeoutError: as for `call_tool`.
         """
         self._tools.check_enabled()
-        key = caller.key if caller is not None else None
+        key = self._key_of(caller)
         tools = await self._tools.catalogued(has_session=self._sessions.live(key) is not None)
         if tools is None:
             async with self.request():
@@ -269,7 +265,7 @@ class Upstream:
             try:
                 yield
             except RefusedMidSession as refused:
-                raise await self._sign_in.needed(refused.auth) from None
+                raise await self.sign_in.needed(refused.user, refused.auth) from None
 
     async def _proxy_client(self) -> Client:
         """The client FastMCP's proxy reads this group's resources and prompts through.
@@ -279,34 +275,44 @@ class Upstream:
         cuts it short. Counted before the session is looked up: an idle stop cannot take
         it in between.
         """
+        from groups.mounting.in_flight import hold_until_request_ends
+
         self._in_flight.hold_until_request_ends()
-        return (await self.session(Caller.of_current_request())).client
+        session = await self.session(Caller.of_current_request())
+        hold_until_request_ends(session.used())  # its own use: a user's idle stop waits too
+        return session.client
 
     # ---- connecting -------------------------------------------------------------------
 
-    async def _admit(self) -> None:
+    def _key_of(self, caller: Caller | None) -> SessionKey:
+        """Which session serves `caller` (`callers.session_key`), as the config is now."""
+        config = self.config
+        if isinstance(config, StdioServer):
+            return session_key(caller, remote=False, per_user=config.sessions == "per-user")
+        return session_key(caller, remote=True)
+
+    async def _admit(self, caller: Caller | None) -> None:
         """Refuse a connection attempt that must not be made now (under the sessions' lock)."""
         self._health.check()
-        if self._sign_in.pending:
-            raise await self._sign_in_needed()  # no second sign-in
+        if self.sign_in.pending(_user(caller)):
+            raise await self.sign_in.told(_user(caller))  # no second sign-in
 
-    async def _connect(self) -> Session:
-        """One connection attempt; on failure the group becomes FAILED (and raises)."""
+    async def _connect(self, caller: Caller | None) -> Session:
+        """One connection attempt for `caller` (with its user's OAuth tokens, for a remote
+        group); on failure the group becomes FAILED (and raises)."""
         attempt = self._health.failures + 1
+        user = _user(caller)
         try:
-            session = await self._connector.connect(self.config, self._tools.heard, attempt=attempt)
+            session = await self._connector.connect(
+                self.config, self._tools.heard, attempt=attempt, user=user
+            )
         except AuthorizationRequired:
-            raise await self._sign_in_needed() from None
+            raise await self.sign_in.told(user) from None
         except GroupUnavailableError as error:
             self._health.failed(error)
             raise
         self._health.connected()
         return session
-
-    async def _sign_in_needed(self) -> Exception:
-        """What a request is told: a sign-in is started (`SignInNeededError`, with its link).
-        An attempt nobody waits for starts none, and is told `AuthorizationRequired`."""
-        return AuthorizationRequired(self.name) if unattended() else await self._sign_in.needed()
 
     def _notify(self) -> None:
         if self._on_state_change is not None:
@@ -315,3 +321,8 @@ class Upstream:
     def _lists_changed(self, kind: str) -> None:
         if self._on_list_changed is not None:
             self._on_list_changed(self, kind)
+
+
+def _user(caller: Caller | None) -> str | None:
+    """The name of the gateway's user `caller` is, or None: the implicit user."""
+    return caller.user.name if caller is not None and caller.user is not None else None

@@ -1,0 +1,151 @@
+"""A sign-in that ends on the gateway itself (`--public-url`): the OAuth server sends the
+person's browser to `<public URL>/oauth/callback`, and any replica finishes the flow it
+finds in the store.
+
+Two real gateways on 127.0.0.1 share one store (the local files of one home, as replicas
+share Redis), both with the public URL of the second; the OAuth upstream is test_oauth's
+local FastMCP OAuth server; the person is tests/upstreams/follow_browser.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+from conftest import REPO, free_port, wait_for_port
+from test_oauth import config_for, home, oauth_url, signed_in, whoami
+from test_per_user import ALICE, BOB, as_user, follow, link_in, text, users_file
+from test_shared_store import redis_server, shared
+
+from groups.config.public_url import choose_public_url
+from groups.errors import PublicUrlError
+
+# test_oauth's and test_shared_store's fixtures, used here by name
+__all__ = ["home", "oauth_url", "redis_server", "shared"]
+
+
+@contextmanager
+def replica(config: Path, tmp_path: Path, port: int, public_url: str) -> Iterator[str]:
+    """`dynamic-mcp CONFIG --transport http --users … --public-url URL` on `port`."""
+    env = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_HTTP_TOKEN"}
+    command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
+    command += ["--port", str(port), "--users", str(users_file(tmp_path))]
+    with (tmp_path / f"replica-{port}.log").open("a") as log:
+        process = subprocess.Popen(
+            [*command, "--public-url", public_url],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+async def test_a_sign_in_started_on_one_replica_ends_on_the_public_route_of_another(
+    write_config, oauth_url, home, tmp_path
+):
+    config = config_for(write_config, oauth_url)
+    first_port, second_port = free_port(), free_port()
+    public = f"http://127.0.0.1:{second_port}"
+    with replica(config, tmp_path, second_port, public) as second:
+        with replica(config, tmp_path, first_port, public) as first:
+            async with as_user(first, ALICE) as alice:
+                link = link_in(await whoami(alice))
+            async with as_user(second, ALICE) as alice:
+                same = link_in(await whoami(alice))  # another replica: the same flow
+        # The first replica is gone; its flow is in the store, finished by the second.
+        await follow(link)
+        async with as_user(second, ALICE) as alice, as_user(second, BOB) as bob:
+            as_alice = await signed_in(alice)
+            bobs_link = link_in(await whoami(bob))
+        with replica(config, tmp_path, first_port, public) as first:
+            async with as_user(first, ALICE) as alice:
+                restarted = await whoami(alice)  # her tokens are in the store, not in memory
+        async with httpx2.AsyncClient(timeout=10) as browser:
+            granted = await browser.get(link)  # the same link once more: authorized again...
+            replayed = await browser.get(granted.headers["location"])  # ...but used already
+
+    redirect = parse_qs(urlsplit(link).query)["redirect_uri"]
+    assert redirect == [f"{public}/oauth/callback"]
+    assert same == link
+    assert not restarted.is_error and text(restarted) == text(as_alice)
+    assert bobs_link != link  # bob's own sign-in, never alice's tokens
+    assert replayed.status_code == 400
+    assert "unknown, expired or used already" in replayed.text
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+async def test_in_redis_a_waiting_sign_in_is_encrypted_and_outlives_the_replica_restarted(
+    write_config, oauth_url, home, shared, tmp_path
+):
+    config = config_for(write_config, oauth_url)
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    with replica(config, tmp_path, port, public) as url:
+        async with as_user(url, ALICE) as alice:
+            link = link_in(await whoami(alice))
+    waiting = shared.values("dynamic-mcp__oauth-pending/*")
+    with replica(config, tmp_path, port, public) as url:  # restarted: nothing in memory
+        await follow(link)
+        async with as_user(url, ALICE) as alice:
+            as_alice = await signed_in(alice)
+
+    assert len(waiting) == 1
+    assert all("verifier" not in value and "alice" not in value for value in waiting.values())
+    assert shared.values("dynamic-mcp__oauth-pending/*") == {}  # taken: used once
+    assert not as_alice.is_error, text(as_alice)
+
+
+async def test_the_callback_route_answers_an_unknown_state_with_a_page_not_a_token(
+    write_config, oauth_url, home, tmp_path
+):
+    port = free_port()
+    config = config_for(write_config, oauth_url)
+    with replica(config, tmp_path, port, f"http://127.0.0.1:{port}"):
+        async with httpx2.AsyncClient(timeout=10) as browser:
+            unknown = await browser.get(
+                f"http://127.0.0.1:{port}/oauth/callback", params={"code": "c", "state": "nope"}
+            )
+            outside = await browser.get(
+                f"http://127.0.0.1:{port}/oauth/callback", params={"state": "../../x"}
+            )
+
+    assert unknown.status_code == 400 and outside.status_code == 400
+    assert "Call the tool again for a new sign-in link." in unknown.text
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "mcp.example.internal",  # no scheme
+        "ftp://mcp.example.internal",
+        "https://mcp.example.internal/?x=1",
+        "https://",
+    ],
+)
+def test_a_public_url_a_browser_cannot_be_sent_to_is_refused(written):
+    with pytest.raises(PublicUrlError) as refused:
+        choose_public_url(written)
+    choose_public_url(None)
+
+    assert refused.value.url == written
+
+
+def test_without_a_public_url_sign_ins_end_on_loopback_as_before(monkeypatch):
+    monkeypatch.delenv("DYNAMIC_MCP_PUBLIC_URL", raising=False)
+
+    assert choose_public_url(None) is None
