@@ -39,6 +39,26 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(2, (os.cpu_count() or 2) * 3 // 2)
 
 
+# Test files whose tests share one costly module fixture (redis-server, two replicas and
+# HAProxy): all of a file's tests run on one worker, so the fixture starts once, not once
+# per worker. xdist's `--dist loadgroup` would do it from a mark, but it renames node ids
+# through an attribute pytest 9.2 no longer reads (`Item._nodeid`).
+ONE_WORKER_FILES = frozenset({"tests/test_replicas.py"})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Tests spread one at a time, as by xdist's default, but those of `ONE_WORKER_FILES`
+    as one unit each."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in ONE_WORKER_FILES else nodeid
+
+    return FilesOnOneWorker(config, log)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Compile the project's modules once: the tests start it in many processes, and where
     PYTHONDONTWRITEBYTECODE is set each would compile them again (uv compiles the rest)."""
