@@ -189,13 +189,13 @@ async def timed_calls(cluster: Cluster, clients: list[Client], calls: int) -> di
 
     with cluster.redis.client() as redis_client:  # one connection: its HELLO counted before
         commands_before, by_name_before = redis_commands(redis_client), _by_name(redis_client)
-        cpu_before, own_before = _replicas_cpu(cluster), _own_cpu()
+        cpu_before = _cpu(cluster)
         started = time.perf_counter()
         async with anyio.create_task_group() as tasks:
             for index, client in enumerate(clients):
                 tasks.start_soon(user, client, index)
         elapsed = time.perf_counter() - started
-        cpu, own = _replicas_cpu(cluster) - cpu_before, _own_cpu() - own_before
+        cpu = {name: spent - cpu_before[name] for name, spent in _cpu(cluster).items()}
         commands = redis_commands(redis_client) - commands_before
         by_name = _by_name(redis_client)
     total = len(latencies)
@@ -212,8 +212,8 @@ async def timed_calls(cluster: Cluster, clients: list[Client], calls: int) -> di
             for name in by_name
             if by_name[name] != by_name_before.get(name, 0)
         },
-        "replica_cpu_ms_per_call": cpu / total * 1000,
-        "client_cpu_ms_per_call": own / total * 1000,
+        **{f"{name}_cpu_ms_per_call": spent / total * 1000 for name, spent in cpu.items()},
+        "machine_busy": cpu["machine"] / elapsed / (psutil.cpu_count() or 1),
     }
 
 
@@ -240,41 +240,84 @@ def _memory(cluster: Cluster) -> tuple[int, int, int]:
     return own, own + with_upstreams, upstreams
 
 
-def _replicas_cpu(cluster: Cluster) -> float:
-    """CPU seconds (user + system) the replica processes have used."""
-    times = [psutil.Process(r.process.pid).cpu_times() for r in _live(cluster)]
-    return sum(t.user + t.system for t in times)
+def _cpu(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the replicas, by the upstreams they
+    started, by this process (the clients), and by the whole machine, others included."""
+    replicas = upstreams = 0.0
+    for replica in _live(cluster):
+        process = psutil.Process(replica.process.pid)
+        replicas += _seconds(process.cpu_times())
+        upstreams += sum(_seconds(c.cpu_times()) for c in process.children(recursive=True))
+    machine = psutil.cpu_times()
+    # Linux counts guest time inside user time already; waiting is not being busy.
+    left_out = ("idle", "iowait", "guest", "guest_nice")
+    busy = sum(machine) - sum(getattr(machine, name, 0.0) for name in left_out)
+    return {
+        "replicas": replicas,
+        "upstreams": upstreams,
+        "clients": _seconds(psutil.Process().cpu_times()),
+        "machine": busy,
+    }
+
+
+def _seconds(times: Any) -> float:
+    return times.user + times.system
 
 
 def _live(cluster: Cluster) -> list[Any]:
     return [r for r in cluster.replicas if r.process is not None and r.process.poll() is None]
 
 
-def _own_cpu() -> float:
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
-
-
 def table(rows: list[dict[str, Any]], users: int, calls: int, load: str) -> str:
     """The figures as Markdown, with what they were measured on."""
-    lines = [
+    head = (
         f"{users} users x {calls} calls; load average before: {load}; "
-        f"{psutil.cpu_count()} CPUs, Python {platform.python_version()}",
-        "",
-        "| replicas | client | calls/s | p50 | p95 | Redis commands per call "
-        "| replica CPU per call | client CPU per call | connect per user "
-        "| RSS per idle user | with its upstreams | wrong |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"{psutil.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    return "\n\n".join([head, _calls_table(rows), _cpu_table(rows), _memory_table(rows)])
+
+
+def _calls_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| replicas | client | calls/s | p50 | p95 | Redis commands per warm call | wrong |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['replicas']} | {row['clients']} | {row['calls_per_s']:.0f} "
             f"| {row['p50_ms']:.1f} ms | {row['p95_ms']:.1f} ms "
-            f"| {row['redis_commands_per_call']:.2f} "
-            f"| {row['replica_cpu_ms_per_call']:.2f} ms | {row['client_cpu_ms_per_call']:.2f} ms "
-            f"| {row['connect_s_per_user']:.2f} s | {row['rss_per_idle_user_kb']:.0f} KB "
+            f"| {row['redis_commands_per_call']:.2f} | {row['wrong']}/{row['calls']} |"
+        )
+    return "\n".join(lines)
+
+
+def _cpu_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| replicas | client | CPU per call: replicas | their upstreams | the clients "
+        "| machine busy during the calls |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['replicas']} | {row['clients']} | {row['replicas_cpu_ms_per_call']:.2f} ms "
+            f"| {row['upstreams_cpu_ms_per_call']:.2f} ms "
+            f"| {row['clients_cpu_ms_per_call']:.2f} ms | {row['machine_busy']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def _memory_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| replicas | client | connect + warm-up per user | RSS per idle user: replicas "
+        "| with the upstreams it holds |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['replicas']} | {row['clients']} | {row['connect_s_per_user']:.2f} s "
+            f"| {row['rss_per_idle_user_kb']:.0f} KB "
             f"| {row['rss_with_upstreams_per_idle_user_mb']:.1f} MB "
-            f"({row['upstreams_per_idle_user']:.1f} processes) | {row['wrong']}/{row['calls']} |"
+            f"({row['upstreams_per_idle_user']:.1f} processes) |"
         )
     return "\n".join(lines)
 
