@@ -62,6 +62,7 @@ def gateway(
     *,
     users: int = 10,
     calls: int = 20,
+    rounds: int = 3,
     replicas: str = "1,2",
     clients: str = "modern,legacy",
     output: Path | None = None,
@@ -74,6 +75,8 @@ def gateway(
         K: users connected at once, each with their own token.
     calls
         M: sequential calls each user makes in the timed part.
+    rounds
+        Timed bursts on each cluster; each figure is their median.
     replicas
         Comma-separated replica counts; each gets fresh clusters.
     clients
@@ -90,7 +93,7 @@ def gateway(
     for count in [int(n) for n in replicas.split(",")]:
         for kind in clients.split(","):
             sys.stderr.write(f"{count} replica(s), {kind} clients: {users} x {calls}\n")
-            figures = run_cluster(count, kind, users, calls)
+            figures = run_cluster(count, kind, users, calls, rounds)
             sys.stderr.write(f"  {json.dumps(figures)}\n")
             rows.append(figures)
     if output is not None:
@@ -98,7 +101,7 @@ def gateway(
     print(table(rows, users, calls, load))
 
 
-def run_cluster(count: int, kind: str, users: int, calls: int) -> dict[str, Any]:
+def run_cluster(count: int, kind: str, users: int, calls: int, rounds: int) -> dict[str, Any]:
     """One fresh cluster of `count` replicas, measured with `users` clients of `kind`."""
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as scratch:
         folder = Path(scratch)
@@ -112,7 +115,8 @@ def run_cluster(count: int, kind: str, users: int, calls: int) -> dict[str, Any]
         users_file.write_text(json.dumps(hashed))
         users_file.chmod(0o600)
         with Cluster(folder, config, users_file, replicas=count) as cluster:
-            figures = anyio.run(measure, cluster, primer, list(tokens.values()), kind, calls)
+            timed = (calls, rounds)
+            figures = anyio.run(measure, cluster, primer, list(tokens.values()), kind, timed)
             _say("stopping the cluster")
     return {"replicas": count, "clients": kind, **figures}
 
@@ -122,9 +126,11 @@ def _sha256(token: str) -> str:
 
 
 async def measure(
-    cluster: Cluster, primer: str, tokens: list[str], kind: str, calls: int
+    cluster: Cluster, primer: str, tokens: list[str], kind: str, timed: tuple[int, int]
 ) -> dict[str, Any]:
-    """Prime every replica, then idle memory per user, then the timed calls."""
+    """Prime every replica, then idle memory per user, then the timed bursts: `timed` is
+    (calls per user in a burst, bursts)."""
+    calls, rounds = timed
     _say("priming every replica")
     for replica in cluster.replicas:
         # Always a modern client: it starts the replica's shared upstream and leaves no
@@ -145,8 +151,11 @@ async def measure(
         connecting = time.perf_counter() - started
         await anyio.sleep(SETTLE)
         idle = _memory(cluster)
-        _say(f"{len(tokens)} users x {calls} calls")
-        figures = await timed_calls(cluster, connected, calls)
+        bursts = []
+        for round_ in range(rounds):
+            _say(f"{len(tokens)} users x {calls} calls, round {round_ + 1} of {rounds}")
+            bursts.append(await timed_calls(cluster, connected, calls))
+        figures = median_of(bursts)
         _say("closing the clients")
     users = len(tokens)
     return figures | {
@@ -215,6 +224,23 @@ async def timed_calls(cluster: Cluster, clients: list[Client], calls: int) -> di
         **{f"{name}_cpu_ms_per_call": spent / total * 1000 for name, spent in cpu.items()},
         "machine_busy": cpu["machine"] / elapsed / (psutil.cpu_count() or 1),
     }
+
+
+def median_of(bursts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure per measure over the bursts: the median, but counts of calls, wrong
+    answers and Redis commands summed; calls per second of each burst kept too."""
+    figures: dict[str, Any] = {}
+    for key in bursts[0]:
+        values = [burst[key] for burst in bursts]
+        if key in ("calls", "wrong"):
+            figures[key] = sum(values)
+        elif key == "redis_commands":
+            names = {name for counts in values for name in counts}
+            figures[key] = {name: sum(counts.get(name, 0) for counts in values) for name in names}
+        else:
+            figures[key] = statistics.median(values)
+    figures["calls_per_s_each"] = [burst["calls_per_s"] for burst in bursts]
+    return figures
 
 
 def _by_name(redis_client: Any) -> dict[str, int]:
