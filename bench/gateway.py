@@ -137,7 +137,7 @@ async def measure(
         # session behind whose processes would still be ending when memory is read.
         async with _client(replica.url, primer, "modern") as client:
             await client.call_tool_mcp("get_dynamic_tools", {"group": GROUP})
-            await _echo(client, "primed")
+            await _warm(client)
     async with AsyncExitStack() as stack:
         before = _memory(cluster)
         _say(f"connecting {len(tokens)} users")
@@ -146,7 +146,7 @@ async def measure(
         for token in tokens:  # one at a time, so round-robin alternates each user's calls
             client = await stack.enter_async_context(_client(cluster.url, token, kind))
             for _ in range(WARM_UP_ROUNDS * len(cluster.replicas)):
-                await _echo(client, "warm-up")
+                await _warm(client)
             connected.append(client)
         connecting = time.perf_counter() - started
         await anyio.sleep(SETTLE)
@@ -181,6 +181,13 @@ async def _echo(client: Client, text: str) -> bool:
     args = {"group": GROUP, "name": "echo", "args": {"text": text}}
     result = await client.call_tool_mcp("call_dynamic_tool", args)
     return not result.is_error and result.content[0].text == text
+
+
+async def _warm(client: Client) -> None:
+    """A call before the measurements: one that fails would leave every figure after it
+    measuring a gateway that is not serving, so the run stops here instead."""
+    if not await _echo(client, "warm-up"):
+        raise RuntimeError("a warm-up call through the gateway failed; see the replica logs")
 
 
 async def timed_calls(cluster: Cluster, clients: list[Client], calls: int) -> dict[str, Any]:
