@@ -21,7 +21,8 @@ from conftest import UPSTREAMS, stdio_entry, wait_gone
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from mcp.shared.exceptions import MCPError
-from replica_parts import Cluster, missing_parts
+
+from bench.cluster import Cluster, missing_parts, redis_commands
 
 pytestmark = [
     pytest.mark.skipif(missing_parts() is not None, reason=str(missing_parts())),
@@ -148,12 +149,6 @@ async def test_a_legacy_session_is_served_by_every_replica_and_ended_on_all(clus
     assert cluster.redis.client().keys(RECORDS) == []  # the client's DELETE ended it
     assert [response.status_code for response in ended] == [404] * len(cluster.replicas)
     assert still_running == upstreams
-
-
-def redis_commands(redis_client: Any) -> int:
-    """How many commands Redis has served, not counting the INFO that asks."""
-    stats = redis_client.info("commandstats")
-    return sum(stat["calls"] for name, stat in stats.items() if name != "cmdstat_info")
 
 
 async def test_warm_calls_on_a_held_legacy_session_make_no_redis_round_trip(cluster):

@@ -1,4 +1,7 @@
-"""Real parts for a team gateway in the tests: redis-server, dynamic-mcp replicas, HAProxy.
+"""Real parts of a team gateway: redis-server, dynamic-mcp replicas, HAProxy.
+
+The tests (tests/test_replicas.py) and the gateway benchmark (bench/gateway.py) both run
+them, so there is one launcher, here, importing nothing from the tests.
 
     with Cluster(directory, config, users_file, replicas=2) as cluster:
         cluster.url                  # HAProxy on 127.0.0.1, round-robin, no stickiness
@@ -7,7 +10,7 @@
 
 Every process is started on a free 127.0.0.1 port and stopped by its PID; every wait is
 bounded. Nothing here is a system service: the Debian packages' binaries are run in the
-foreground by the test (`.ci/run` installs them when missing).
+foreground by their caller (`.ci/run` installs them when missing).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,9 +28,10 @@ from typing import Self
 
 import psutil
 import redis
-from conftest import REPO, free_port
 
-__all__ = ["Cluster", "HAProxy", "RedisProcess", "Replica", "missing_parts"]
+__all__ = ["Cluster", "HAProxy", "RedisProcess", "Replica", "missing_parts", "redis_commands"]
+
+REPO = Path(__file__).resolve().parent.parent  # the replicas run `-m server` from here
 
 START_WAIT = 20.0  # seconds for a replica to listen: a cold Python import on a busy machine
 STOP_WAIT = 10.0  # seconds for a process to end after SIGTERM
@@ -39,6 +44,12 @@ def missing_parts() -> str | None:
         if shutil.which(binary) is None:
             return f"{binary} is not installed (.ci/run installs it)"
     return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
@@ -92,6 +103,15 @@ class RedisProcess:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
+
+
+def redis_commands(redis_client: redis.Redis) -> int:
+    """How many commands Redis has served, not counting the INFO that asks.
+
+    Keep one `redis_client` open across a before and an after: its connection's HELLO is
+    then counted once, before."""
+    stats = redis_client.info("commandstats")
+    return sum(stat["calls"] for name, stat in stats.items() if name != "cmdstat_info")
 
 
 class Replica:
