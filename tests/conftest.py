@@ -210,6 +210,19 @@ async def connect() -> AsyncIterator[Callable[[Path], Any]]:
         await client.__aexit__(None, None, None)
 
 
+async def fill_catalog(config: Path, *groups: str) -> None:
+    """Expand `groups` once through an in-memory dynamic-mcp for `config`, so the catalog
+    knows their tools, then stop it: a dynamic-mcp started afterwards answers from the
+    catalog. The upstreams are real processes; only the warm-up's own server is in memory,
+    which spares a test that is about the restart one server process (about a second of CPU)."""
+    from server import build_server
+
+    async with Client(build_server(config)) as client:
+        for group in groups:
+            result = await client.call_tool_mcp("get_dynamic_tools", {"group": group})
+            assert not result.is_error, result.content[0].text
+
+
 def server_process(config: Path) -> psutil.Process:
     """The dynamic-mcp server this test process started for `config`."""
     for child in psutil.Process().children(recursive=True):
