@@ -15,6 +15,7 @@ import shlex
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +59,33 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     return home
 
 
-@pytest.fixture
-def oauth_url(home):
-    process, url = serve_oauth()
-    yield url
-    process.terminate()
-    process.wait(10)
+@pytest.fixture(scope="session")
+def oauth_servers() -> Iterator[Callable[[int], str]]:
+    """One OAuth server per token lifetime, shared by the tests that only sign in to it:
+    each test has a home of its own, so a registration and tokens of its own (a server's
+    start is about a second of CPU). Tests that need a server in another set-up, or whose
+    server comes and goes, start their own."""
+    started: dict[int, tuple[subprocess.Popen[bytes], str]] = {}
+
+    def url_for(token_seconds: int) -> str:
+        if token_seconds not in started:
+            started[token_seconds] = serve_oauth(token_seconds)
+        return started[token_seconds][1]
+
+    yield url_for
+    for process, _ in started.values():
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture
-def short_lived_url(home):
-    process, url = serve_oauth(SHORT_TOKEN)
-    yield url
-    process.terminate()
-    process.wait(10)
+def oauth_url(home, oauth_servers) -> str:
+    return oauth_servers(3600)
+
+
+@pytest.fixture
+def short_lived_url(home, oauth_servers) -> str:
+    return oauth_servers(SHORT_TOKEN)
 
 
 def token_file(home: Path, group: str = "guarded") -> Path:
