@@ -213,6 +213,7 @@ def project(root: Path, script: Path) -> Path:
     """A project folder whose config starts its own `server.py` by a relative path."""
     root.mkdir()
     shutil.copy(script, root / "server.py")
+    shutil.copy(UPSTREAMS / "lean.py", root)  # which the test upstreams import first
     config = root / "dynamic-mcp.json"
     entry = {"description": "This project's server", "command": sys.executable}
     config.write_text(json.dumps({"mcpServers": {"local": {**entry, "args": ["server.py"]}}}))
