@@ -8,11 +8,13 @@ from __future__ import annotations
 import compileall
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
 import threading
 import time
+import webbrowser
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +58,16 @@ def dynamic_mcp_home(tmp_path: Path, monkeypatch) -> Path:
     home = tmp_path / "dynamic-mcp-home"
     monkeypatch.setenv("DYNAMIC_MCP_HOME", str(home))
     return home
+
+
+def use_browser(monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """`command` (with `%s` for the URL) as the browser of this test: $BROWSER for the
+    processes it starts, and the preferred browser of sign-ins run in this process, since
+    Python's webbrowser reads $BROWSER once per process and a worker runs many tests."""
+    monkeypatch.setenv("BROWSER", command)
+    webbrowser.register(
+        command, None, webbrowser.GenericBrowser(shlex.split(command)), preferred=True
+    )
 
 
 def stdio_entry(

@@ -22,7 +22,15 @@ from typing import Any
 import anyio
 import mcp_types
 import pytest
-from conftest import REPO, UPSTREAMS, free_port, raw_debug_session, serving_http, wait_for_port
+from conftest import (
+    REPO,
+    UPSTREAMS,
+    free_port,
+    raw_debug_session,
+    serving_http,
+    use_browser,
+    wait_for_port,
+)
 from fastmcp import Client
 
 from server import build_server
@@ -55,7 +63,7 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("BROWSER", f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
+    use_browser(monkeypatch, f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
     return home
 
 
@@ -448,10 +456,10 @@ def test_a_terminal_call_says_to_run_auth_instead_of_opening_a_browser(
     config = config_for(write_config, oauth_url)
     opened = tmp_path / "browser-opened"
     record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
+    use_browser(monkeypatch, f"{sys.executable} -c {shlex.quote(record)} %s")
 
     refused = call_whoami(config)
-    monkeypatch.setenv("BROWSER", f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
+    use_browser(monkeypatch, f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
     signed = auth_command(home, config, "guarded")
     answered = call_whoami(config)
 
@@ -610,7 +618,7 @@ async def test_a_failed_group_that_comes_back_wanting_a_sign_in_waits_for_a_requ
     opens no browser; the group leaves FAILED, and the next call is given the link."""
     opened = tmp_path / "browser-opened"
     record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
+    use_browser(monkeypatch, f"{sys.executable} -c {shlex.quote(record)} %s")
     monkeypatch.setattr("groups.upstream.health.QUICK_RETRY_DELAYS", (0.2, 0.2, 0.2))
     monkeypatch.setattr("groups.upstream.health.BACKGROUND_RETRY_INTERVAL", 0.5)
     caplog.set_level(logging.INFO)

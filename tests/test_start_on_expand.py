@@ -27,6 +27,7 @@ from conftest import (
     serving_http,
     stdio_entry,
     upstream_processes,
+    use_browser,
     wait_for_port,
     wait_gone,
 )
@@ -241,7 +242,7 @@ async def test_a_group_that_wants_a_sign_in_is_not_signed_in_from_the_background
 ):
     opened = tmp_path / "browser-opened"
     record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
+    use_browser(monkeypatch, f"{sys.executable} -c {shlex.quote(record)} %s")
     monkeypatch.setenv("HOME", str(tmp_path))
     caplog.set_level(logging.INFO)
     servers = {"guarded": {"description": "Behind OAuth", "url": oauth_url}}
