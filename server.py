@@ -221,7 +221,7 @@ def serve(
     auth = http_auth(host, token_file=token_file, users=users, jwt=jwt_settings) if http else None
     quiet_fastmcp()
     server = build_server(path, config=loaded, registry=registry, auth=auth)
-    started()
+    _started()
     if transport == "stdio":
         anyio.run(partial(server.run_stdio_async, show_banner=False))
     else:
@@ -232,8 +232,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: a DynamicMcpError is one line on stderr and exit code 2."""
     # Starting imports FastMCP, the MCP SDK and their pydantic models: a few hundred thousand
     # objects that live as long as the process. The cyclic garbage collector would walk them
-    # over and over as they pile up, a fifth of the start's CPU for nothing; so it is off
-    # until the server is built (`started`), as the terminal commands are short-lived.
+    # over and over as they pile up, a fifth of the start's CPU for nothing. So it is off
+    # until the server is built (`_started`); the terminal commands, short-lived, leave it off.
     gc.disable()
     try:
         app(argv)
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
 
 
-def started() -> None:
+def _started() -> None:
     """The server is built: what start-up loaded is kept out of the collector's way for
     good (`gc.freeze`), and collection resumes for what serving allocates."""
     gc.freeze()
