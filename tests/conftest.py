@@ -8,11 +8,13 @@ from __future__ import annotations
 import compileall
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
 import threading
 import time
+import webbrowser
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +78,16 @@ def dynamic_mcp_home(tmp_path: Path, monkeypatch) -> Path:
     home = tmp_path / "dynamic-mcp-home"
     monkeypatch.setenv("DYNAMIC_MCP_HOME", str(home))
     return home
+
+
+def use_browser(monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """`command` (with `%s` for the URL) as the browser of this test: $BROWSER for the
+    processes it starts, and the preferred browser of sign-ins run in this process, since
+    Python's webbrowser reads $BROWSER once per process and a worker runs many tests."""
+    monkeypatch.setenv("BROWSER", command)
+    webbrowser.register(
+        command, None, webbrowser.GenericBrowser(shlex.split(command)), preferred=True
+    )
 
 
 def stdio_entry(
@@ -228,6 +240,19 @@ async def connect() -> AsyncIterator[Callable[[Path], Any]]:
     yield open_client
     for client in reversed(clients):
         await client.__aexit__(None, None, None)
+
+
+async def fill_catalog(config: Path, *groups: str) -> None:
+    """Expand `groups` once through an in-memory dynamic-mcp for `config`, so the catalog
+    knows their tools, then stop it: a dynamic-mcp started afterwards answers from the
+    catalog. The upstreams are real processes; only the warm-up's own server is in memory,
+    which spares a test that is about the restart one server process (about a second of CPU)."""
+    from server import build_server
+
+    async with Client(build_server(config)) as client:
+        for group in groups:
+            result = await client.call_tool_mcp("get_dynamic_tools", {"group": group})
+            assert not result.is_error, result.content[0].text
 
 
 def server_process(config: Path) -> psutil.Process:

@@ -16,6 +16,7 @@ import psutil
 from conftest import (
     ECHO_SERVER,
     UPSTREAMS,
+    fill_catalog,
     server_process,
     stdio_entry,
     upstream_processes,
@@ -57,9 +58,8 @@ async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
 ):
     # Not started meanwhile either (tests/test_start_on_expand.py: by default it would be).
     config = write_config({"echo": stdio_entry(start_on_expand=False)})
-    first = await connect(config)
-    listed = await expand(first)
-    await first.close()
+    async with Client(build_server(config)) as first:  # the catalog learns the tools
+        listed = await expand(first)
 
     again = await connect(config)  # a restart: the catalog is all it has
     from_catalog = await expand(again)
@@ -73,9 +73,7 @@ async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
 
 async def test_an_edited_entry_or_no_catalog_asks_the_upstream(write_config, connect):
     config = write_config({"echo": stdio_entry()})
-    warm = await connect(config)
-    await expand(warm)
-    await warm.close()
+    await fill_catalog(config, "echo")
 
     config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry(env={"NEW": "1"})}}))
     edited = await connect(config)
@@ -215,6 +213,7 @@ def project(root: Path, script: Path) -> Path:
     """A project folder whose config starts its own `server.py` by a relative path."""
     root.mkdir()
     shutil.copy(script, root / "server.py")
+    shutil.copy(UPSTREAMS / "lean.py", root)  # which the test upstreams import first
     config = root / "dynamic-mcp.json"
     entry = {"description": "This project's server", "command": sys.executable}
     config.write_text(json.dumps({"mcpServers": {"local": {**entry, "args": ["server.py"]}}}))
@@ -260,9 +259,7 @@ async def test_groups_named_alike_but_for_letter_case_never_share_a_file(
 
 async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_config, connect):
     config = write_config({"echo": stdio_entry()})
-    warm = await connect(config)
-    await expand(warm)
-    await warm.close()
+    await fill_catalog(config, "echo")
 
     edited = stdio_entry(
         tools={"exclude": ["pixel"]},

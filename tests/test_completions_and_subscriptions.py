@@ -92,25 +92,26 @@ async def test_completions_of_a_groups_prompt_and_template_come_from_its_upstrea
     assert topics.values == ["tea", "travel"]
 
 
-@pytest.mark.parametrize(
-    "ref",
-    [
-        prompt("nowhere_greet"),  # no such group
-        prompt("watched_farewell"),  # the group's upstream has no such prompt
-        prompt("greet"),  # the upstream's own name, outside every namespace
-        template("notes://nowhere/{topic}"),  # no such group
-        template("notes://{topic}"),  # the upstream's own URI, outside every namespace
-    ],
-)
+# One case per reference no group serves; one dynamic-mcp and one upstream answer them all.
+REFERENCES_NO_GROUP_SERVES = [
+    prompt("nowhere_greet"),  # no such group
+    prompt("watched_farewell"),  # the group's upstream has no such prompt
+    prompt("greet"),  # the upstream's own name, outside every namespace
+    template("notes://nowhere/{topic}"),  # no such group
+    template("notes://{topic}"),  # the upstream's own URI, outside every namespace
+]
+
+
 async def test_a_reference_no_group_serves_completes_to_no_values_not_an_error(
-    write_config, connect, ref
+    write_config, connect
 ):
     client = await connect(write_config({"watched": watched()}))
     await client.call_tool("get_dynamic_tools", {"group": "watched"})
 
-    completion = await client.complete(ref, {"name": "topic", "value": "t"})
+    for ref in REFERENCES_NO_GROUP_SERVES:
+        completion = await client.complete(ref, {"name": "topic", "value": "t"})
 
-    assert completion.values == []
+        assert completion.values == [], ref
 
 
 async def test_an_update_reaches_the_client_subscribed_to_that_resource_and_no_other(

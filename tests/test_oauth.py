@@ -15,13 +15,22 @@ import shlex
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types
 import pytest
-from conftest import REPO, UPSTREAMS, free_port, raw_debug_session, serving_http, wait_for_port
+from conftest import (
+    REPO,
+    UPSTREAMS,
+    free_port,
+    raw_debug_session,
+    serving_http,
+    use_browser,
+    wait_for_port,
+)
 from fastmcp import Client
 
 from server import build_server
@@ -54,24 +63,37 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("BROWSER", f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
+    use_browser(monkeypatch, f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
     return home
 
 
-@pytest.fixture
-def oauth_url(home):
-    process, url = serve_oauth()
-    yield url
-    process.terminate()
-    process.wait(10)
+@pytest.fixture(scope="session")
+def oauth_servers() -> Iterator[Callable[[int], str]]:
+    """One OAuth server per token lifetime, shared by the tests that only sign in to it:
+    each test has a home of its own, so a registration and tokens of its own (a server's
+    start is about a second of CPU). Tests that need a server in another set-up, or whose
+    server comes and goes, start their own."""
+    started: dict[int, tuple[subprocess.Popen[bytes], str]] = {}
+
+    def url_for(token_seconds: int) -> str:
+        if token_seconds not in started:
+            started[token_seconds] = serve_oauth(token_seconds)
+        return started[token_seconds][1]
+
+    yield url_for
+    for process, _ in started.values():
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture
-def short_lived_url(home):
-    process, url = serve_oauth(SHORT_TOKEN)
-    yield url
-    process.terminate()
-    process.wait(10)
+def oauth_url(home, oauth_servers) -> str:
+    return oauth_servers(3600)
+
+
+@pytest.fixture
+def short_lived_url(home, oauth_servers) -> str:
+    return oauth_servers(SHORT_TOKEN)
 
 
 def token_file(home: Path, group: str = "guarded") -> Path:
@@ -434,10 +456,10 @@ def test_a_terminal_call_says_to_run_auth_instead_of_opening_a_browser(
     config = config_for(write_config, oauth_url)
     opened = tmp_path / "browser-opened"
     record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
+    use_browser(monkeypatch, f"{sys.executable} -c {shlex.quote(record)} %s")
 
     refused = call_whoami(config)
-    monkeypatch.setenv("BROWSER", f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
+    use_browser(monkeypatch, f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
     signed = auth_command(home, config, "guarded")
     answered = call_whoami(config)
 
@@ -596,7 +618,7 @@ async def test_a_failed_group_that_comes_back_wanting_a_sign_in_waits_for_a_requ
     opens no browser; the group leaves FAILED, and the next call is given the link."""
     opened = tmp_path / "browser-opened"
     record = f"import pathlib, sys; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -c {shlex.quote(record)} %s")
+    use_browser(monkeypatch, f"{sys.executable} -c {shlex.quote(record)} %s")
     monkeypatch.setattr("groups.upstream.health.QUICK_RETRY_DELAYS", (0.2, 0.2, 0.2))
     monkeypatch.setattr("groups.upstream.health.BACKGROUND_RETRY_INTERVAL", 0.5)
     caplog.set_level(logging.INFO)

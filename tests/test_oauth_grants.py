@@ -40,13 +40,34 @@ def serve_variants(
     return process, f"http://127.0.0.1:{port}/mcp"
 
 
+@pytest.fixture(scope="session")
+def shared_variants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One server per layout and token lifetime, shared by the tests: each test has a home
+    of its own, so a registration and tokens of its own (a start is about a second of CPU)."""
+    started: dict[tuple[str, int], tuple[subprocess.Popen[bytes], str]] = {}
+
+    def url_for(layout: str, token_seconds: int) -> str:
+        if (layout, token_seconds) not in started:
+            folder = tmp_path_factory.mktemp("variants")
+            started[layout, token_seconds] = serve_variants(folder, layout, token_seconds)
+        return started[layout, token_seconds][1]
+
+    yield url_for
+    for process, _ in started.values():
+        process.terminate()
+        process.wait(10)
+
+
 @pytest.fixture
-def variants(tmp_path: Path, home: Path) -> Iterator[Any]:  # noqa: F811
-    """Start the server as a test asks; each one started is stopped after the test."""
+def variants(tmp_path: Path, home: Path, shared_variants) -> Iterator[Any]:  # noqa: F811
+    """The server as a test asks: shared, or with a key of the test's own, its own (stopped
+    after the test)."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(layout: str = "path", **options: Any) -> str:
-        process, url = serve_variants(tmp_path, layout, **options)
+    def start(layout: str = "path", token_seconds: int = 3600, **options: Any) -> str:
+        if not options:
+            return shared_variants(layout, token_seconds)
+        process, url = serve_variants(tmp_path, layout, token_seconds, **options)
         started.append(process)
         return url
 

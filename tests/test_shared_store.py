@@ -23,7 +23,7 @@ import redis
 from conftest import REPO, free_port, server_process, stdio_entry, upstream_processes
 from fastmcp.client.auth.oauth import TokenStorageAdapter
 from test_catalog import expand
-from test_oauth import auth_command, config_for, home, oauth_url, whoami
+from test_oauth import auth_command, config_for, home, oauth_servers, oauth_url, whoami
 
 from groups.storage.shared import SharedStore
 from groups.storage.store import Scope
@@ -32,7 +32,7 @@ REDIS_WAIT = 10.0  # seconds for redis-server to answer PING after it starts
 RECOVERY_WAIT = 30.0  # a failed group is tried again 2, 4, 8 s after its failure
 KEY = "correct horse battery staple"
 
-__all__ = ["home", "oauth_url"]  # test_oauth's fixtures, used here by name
+__all__ = ["home", "oauth_servers", "oauth_url"]  # test_oauth's fixtures, used here by name
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="redis-server is not installed (.ci/run does)"

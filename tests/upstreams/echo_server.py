@@ -7,6 +7,9 @@ python echo_server.py sse 127.0.0.1 PORT   # HTTP+SSE
 
 from __future__ import annotations
 
+import lean  # first: the garbage collector is off while FastMCP is imported
+
+# isort: split
 import base64
 import os
 import sys
@@ -102,6 +105,7 @@ def summarize(topic: str) -> str:
 
 
 if __name__ == "__main__":
+    lean.serving()
     if len(sys.argv) == 1:
         mcp.run(show_banner=False, log_level="ERROR")
     else:

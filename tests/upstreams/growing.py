@@ -10,6 +10,9 @@ component is added, so the tools send them, on the request that made the change.
 
 from __future__ import annotations
 
+import lean  # first: the garbage collector is off while FastMCP is imported
+
+# isort: split
 import mcp_types
 from fastmcp import Context, FastMCP
 from fastmcp.resources.base import Resource
@@ -45,4 +48,5 @@ def first() -> str:
 
 
 if __name__ == "__main__":
+    lean.serving()
     mcp.run(show_banner=False, log_level="ERROR")

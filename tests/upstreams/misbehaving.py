@@ -17,6 +17,9 @@ process id once `$WAIT_DIR/<name>` exists.
 
 from __future__ import annotations
 
+import lean  # first: the garbage collector is off while FastMCP is imported
+
+# isort: split
 import asyncio
 import os
 import sys
@@ -124,6 +127,7 @@ def main() -> None:
         counter.write_text(str(runs + 1))
         if runs < int(sys.argv[2]):
             sys.exit(4)
+    lean.serving()
     mcp.run(show_banner=False, log_level="ERROR")
 
 

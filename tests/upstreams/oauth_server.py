@@ -15,6 +15,9 @@ working; refresh tokens still do, as when a server restarts and forgets its sess
 
 from __future__ import annotations
 
+import lean  # first: the garbage collector is off while FastMCP is imported
+
+# isort: split
 import os
 import sys
 
@@ -83,5 +86,6 @@ def revoke_access() -> str:
 
 
 if __name__ == "__main__":
+    lean.serving()
     transport = os.environ.get("OAUTH_TRANSPORT", "http")
     mcp.run(transport=transport, host="127.0.0.1", port=port, show_banner=False, log_level="ERROR")

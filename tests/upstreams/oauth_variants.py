@@ -31,6 +31,9 @@ token holds (the account lacks a permission no sign-in can give).
 
 from __future__ import annotations
 
+import lean  # first: the garbage collector is off while FastMCP is imported
+
+# isort: split
 import base64
 import hashlib
 import secrets
@@ -239,4 +242,5 @@ app = Starlette(
 app.add_middleware(Guard)
 
 if __name__ == "__main__":
+    lean.serving()
     uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="error")

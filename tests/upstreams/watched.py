@@ -18,6 +18,9 @@ Written with the MCP SDK's low-level server: FastMCP serves no resource subscrip
 
 from __future__ import annotations
 
+import lean  # first: the garbage collector is off while FastMCP is imported
+
+# isort: split
 import json
 import os
 from typing import Any
@@ -146,4 +149,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    lean.serving()
     anyio.run(main)
