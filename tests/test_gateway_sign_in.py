@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 from conftest import REPO, free_port, wait_for_port
-from test_oauth import config_for, home, oauth_url, signed_in, whoami
+from test_oauth import config_for, home, oauth_servers, oauth_url, signed_in, whoami
 from test_per_user import ALICE, BOB, as_user, follow, link_in, text, users_file
 from test_shared_store import redis_server, shared
 
@@ -29,7 +29,7 @@ from groups.config.public_url import choose_public_url
 from groups.errors import PublicUrlError
 
 # test_oauth's and test_shared_store's fixtures, used here by name
-__all__ = ["home", "oauth_url", "redis_server", "shared"]
+__all__ = ["home", "oauth_servers", "oauth_url", "redis_server", "shared"]
 
 
 @contextmanager

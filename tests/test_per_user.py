@@ -24,14 +24,14 @@ import pytest
 from conftest import UPSTREAMS, serving_http
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
-from test_oauth import auth_command, config_for, home, oauth_url, signed_in, whoami
+from test_oauth import auth_command, config_for, home, oauth_servers, oauth_url, signed_in, whoami
 from test_shared_store import KEY, redis_server, shared
 
 from groups.auth.step_up import StepUp
 from groups.storage import LocalStore
 
 # test_oauth's and test_shared_store's fixtures, used here by name
-__all__ = ["home", "oauth_url", "redis_server", "shared"]
+__all__ = ["home", "oauth_servers", "oauth_url", "redis_server", "shared"]
 
 ALICE, BOB = "alice-token-per-user-1", "bob-token-per-user-2"
 WAIT = 30.0  # seconds: a first call registers a client and starts a sign-in
