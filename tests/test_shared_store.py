@@ -240,3 +240,24 @@ async def test_with_redis_stopped_a_call_needing_its_tokens_fails_clearly_until_
     assert len(listed.stderr.splitlines()) == 1, listed.stderr
     assert listed.stderr.startswith(f"dynamic-mcp: the store {shared.url} is unavailable")
     assert recovered.content[0].text == signed.content[0].text
+
+
+def test_check_says_whether_the_shared_store_answers_and_fails_when_it_does_not(
+    write_config, shared
+):
+    config = write_config({"echo": stdio_entry(enabled=False)})  # the store alone is checked
+    command = [sys.executable, "-m", "server", "check", str(config)]
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+        )
+
+    answered = check()
+    shared.stop()
+    refused = check()
+
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout.splitlines()[-1] == f"the store {shared.url} answered."
+    assert refused.returncode == 1
+    assert f"the store {shared.url} is unavailable" in refused.stdout.splitlines()[-1]

@@ -6,7 +6,9 @@
 The config is validated first (an invalid one is one error naming file, server and field,
 exit 2). Then every enabled group is connected at once, as many starting together as
 dynamic-mcp allows while serving, each bounded by the connect time limit, and asked for
-its tools, resources and prompts. Exit 1 if any group failed.
+its tools, resources and prompts. With a shared store (a team gateway's Redis) the store
+is asked to answer too, and its line says whether it did. Exit 1 if any group failed, or
+the store did not answer.
 
 Token figures are estimates, a quarter of the characters of the JSON a client would put in
 the model's context on every turn: a group's tools as its server sends them when connected
@@ -50,6 +52,14 @@ COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class StoreCheck:
+    """Whether a team gateway's shared store answered (`line` says which, and why not)."""
+
+    line: str
+    failed: bool
+
+
 @dataclass
 class GroupCheck:
     """One group's row: `status` is ok, failed (`reason` says why) or disabled."""
@@ -83,23 +93,31 @@ def check(
     """
     import anyio
 
-    rows, via_total = anyio.run(_check_all, config, sys.stderr.isatty())
+    rows, via_total, store = anyio.run(_check_all, config, sys.stderr.isatty())
     if json_:
         print(json.dumps([asdict(row) for row in rows], indent=2))
+        if store is not None and store.failed:
+            sys.stderr.write(f"dynamic-mcp: {store.line}\n")  # the list holds groups alone
     else:
         sys.stdout.write(_table(rows) + _total(rows, via_total))
-    if any(row.status == "failed" for row in rows):
+        if store is not None:
+            sys.stdout.write(f"{store.line}.\n")
+    if (store is not None and store.failed) or any(row.status == "failed" for row in rows):
         sys.exit(1)
 
 
-async def _check_all(config: Path | None, progress: bool) -> tuple[list[GroupCheck], int]:
-    """Every group's row, in config order, and the tokens of dynamic-mcp's own tools/list."""
+async def _check_all(
+    config: Path | None, progress: bool
+) -> tuple[list[GroupCheck], int, StoreCheck | None]:
+    """Every group's row, in config order, the tokens of dynamic-mcp's own tools/list, and
+    the shared store's line (None with the local files)."""
     import anyio
 
     from groups.commands.terminal import own_server
     from groups.upstream import STARTS_AT_ONCE
 
     async with own_server(config) as own:
+        store = await _check_store()
         registry = own.registry
         listed = await own.client.list_tools()  # before any group connects or fails
         via_total = _tokens([_dumped(tool) for tool in listed])
@@ -115,7 +133,27 @@ async def _check_all(config: Path | None, progress: bool) -> tuple[list[GroupChe
         async with anyio.create_task_group() as checks:
             for name in registry.group_names():
                 checks.start_soon(check_one, name)
-    return list(rows.values()), via_total
+    return list(rows.values()), via_total, store
+
+
+async def _check_store() -> StoreCheck | None:
+    """Whether the shared store answers; None with the local files."""
+    from groups.errors import StoreUnavailableError
+    from groups.storage import default_store
+    from groups.storage.store import LocalStore
+
+    store = default_store()
+    if isinstance(store, LocalStore):
+        return None  # the local files: nothing to reach (and nothing of Redis imported)
+    from groups.storage.shared import SharedStore
+
+    if not isinstance(store, SharedStore):
+        return None
+    try:
+        await store.ping()
+    except StoreUnavailableError as exc:
+        return StoreCheck(str(exc), failed=True)
+    return StoreCheck(f"the store {store.shown} answered", failed=False)
 
 
 async def _check_group(registry: Registry, name: str) -> GroupCheck:

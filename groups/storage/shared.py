@@ -114,6 +114,10 @@ class SharedStore:
     def where(self, prefix: str) -> str:
         return f"{self.shown} ({prefix})"
 
+    async def ping(self) -> None:
+        """Whether Redis answers (`dynamic-mcp check`): raises `StoreUnavailableError` if not."""
+        await self._answer(self._redis.ping)
+
     async def aclose(self) -> None:
         """Close the connections to Redis (a new operation would open them again)."""
         await self._redis.aclose()
