@@ -130,11 +130,16 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def serving_http(
-    config: Path, *args: str, env: dict[str, str] | None = None, stderr: Any = subprocess.DEVNULL
+    config: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stderr: Any = subprocess.DEVNULL,
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`dynamic-mcp CONFIG --transport http ARGS` on a free 127.0.0.1 port: its URL and
-    process. `env` replaces the inherited environment; `stderr` takes its log."""
-    port = free_port()
+    """`dynamic-mcp CONFIG --transport http ARGS` on `port` (a free 127.0.0.1 port by
+    default): its URL and process. `env` replaces the inherited environment; `stderr`
+    takes its log."""
+    port = port or free_port()
     command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
     process = subprocess.Popen(
         [*command, "--port", str(port), *args],

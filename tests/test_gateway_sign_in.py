@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from conftest import REPO, free_port, wait_for_port
+from conftest import free_port, serving_http
 from test_oauth import config_for, home, oauth_servers, oauth_url, signed_in, whoami
 from test_per_user import ALICE, BOB, as_user, follow, link_in, text, users_file
 from test_shared_store import redis_server, shared
@@ -36,23 +34,14 @@ __all__ = ["home", "oauth_servers", "oauth_url", "redis_server", "shared"]
 def replica(config: Path, tmp_path: Path, port: int, public_url: str) -> Iterator[str]:
     """`dynamic-mcp CONFIG --transport http --users … --public-url URL` on `port`."""
     env = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_HTTP_TOKEN"}
-    command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
-    command += ["--port", str(port), "--users", str(users_file(tmp_path))]
-    with (tmp_path / f"replica-{port}.log").open("a") as log:
-        process = subprocess.Popen(
-            [*command, "--public-url", public_url],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(15)
+    users = ("--users", str(users_file(tmp_path)))
+    with (
+        (tmp_path / f"replica-{port}.log").open("a") as log,
+        serving_http(
+            config, *users, "--public-url", public_url, env=env, stderr=log, port=port
+        ) as (url, _),
+    ):
+        yield url
 
 
 async def test_a_sign_in_started_on_one_replica_ends_on_the_public_route_of_another(
