@@ -21,7 +21,6 @@ import psutil
 import pytest
 from conftest import (
     UPSTREAMS,
-    fill_catalog,
     free_port,
     server_process,
     serving_http,
@@ -32,6 +31,7 @@ from conftest import (
     wait_gone,
 )
 from fastmcp import Client
+from served_tools import warm_catalog
 
 from groups.catalog import Catalog
 from groups.config import Config
@@ -78,7 +78,7 @@ async def test_an_expansion_from_the_catalog_starts_the_process_the_next_call_us
     write_config, connect
 ):
     config = write_config({"echo": stdio_entry()})
-    await fill_catalog(config, "echo")
+    await warm_catalog(config, "echo")
 
     client = await connect(config)  # a restart: the catalog answers, nothing runs yet
     await expand(client, "echo")
@@ -94,7 +94,7 @@ async def test_an_expansion_from_the_catalog_starts_the_process_the_next_call_us
 
 async def test_a_call_during_the_early_start_shares_its_one_attempt(write_config, connect):
     config = write_config({"slow": misbehaving("slow-start", "3")})
-    await fill_catalog(config, "slow")
+    await warm_catalog(config, "slow")
 
     client = await connect(config)
     await expand(client, "slow")
@@ -109,7 +109,7 @@ async def test_a_call_during_the_early_start_shares_its_one_attempt(write_config
 
 async def test_a_group_set_not_to_start_on_expand_starts_nothing(write_config, connect):
     config = write_config({"off": misbehaving("serve", start_on_expand=False), "on": stdio_entry()})
-    await fill_catalog(config, "off", "on")
+    await warm_catalog(config, "off", "on")
 
     client = await connect(config)
     await expand(client, "off")
@@ -131,7 +131,7 @@ async def test_the_settings_turn_starting_on_expand_off_for_groups_without_their
     servers = {"off": misbehaving("serve"), "on": stdio_entry(start_on_expand=True)}
     config = write_config(servers)
     config.write_text(json.dumps({"mcpServers": servers, "settings": {"start_on_expand": False}}))
-    await fill_catalog(config, "off", "on")
+    await warm_catalog(config, "off", "on")
 
     client = await connect(config)
     await expand(client, "off")
@@ -149,7 +149,7 @@ async def test_a_failing_group_is_not_started_by_an_expansion(write_config, conn
     servers = {"locked": {"description": "Refuses everyone", "url": status_url(401)}}
     servers["echo"] = stdio_entry()
     config = write_config(servers)
-    await fill_catalog(config, "echo")
+    await warm_catalog(config, "echo")
     locked = Config.model_validate({"mcpServers": servers}).servers["locked"]
     tool = mcp_types.Tool(name="open", input_schema={"type": "object"})
     await Catalog().put(launch_identity(locked, {}), [tool])  # as if it had once served
@@ -171,7 +171,7 @@ async def test_a_failing_group_is_not_started_by_an_expansion(write_config, conn
 
 async def test_shutting_down_during_an_early_start_leaves_no_process(write_config, connect):
     config = write_config({"slow": misbehaving("slow-start", "3")})
-    await fill_catalog(config, "slow")
+    await warm_catalog(config, "slow")
 
     client = await connect(config)
     await expand(client, "slow")
@@ -192,7 +192,7 @@ async def test_over_http_an_early_start_is_the_clients_own_and_ends_when_it_leav
     write_config,
 ):
     config = write_config({"echo": stdio_entry(), "slow": misbehaving("slow-start", "3")})
-    await fill_catalog(config, "echo", "slow")
+    await warm_catalog(config, "echo", "slow")
     with serving_http(config) as (url, process):
         server = psutil.Process(process.pid)
         async with client_of(url) as first:
