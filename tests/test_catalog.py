@@ -16,13 +16,13 @@ import psutil
 from conftest import (
     ECHO_SERVER,
     UPSTREAMS,
-    fill_catalog,
     server_process,
     stdio_entry,
     upstream_processes,
     wait_gone,
 )
 from fastmcp import Client
+from served_tools import warm_catalog
 
 from groups.catalog import Catalog
 from server import build_server
@@ -45,6 +45,16 @@ async def kept_names(kept: Path) -> set[str]:
     return {tool.name for tool in await Catalog().get(kept.stem) or []}
 
 
+def running_before() -> set[int]:
+    """The processes this test process has running, before an in-memory dynamic-mcp starts."""
+    return {p.pid for p in upstream_processes(psutil.Process())}
+
+
+def started_since(before: set[int]) -> list[psutil.Process]:
+    """The processes started since `running_before()`: an in-memory dynamic-mcp's upstreams."""
+    return [p for p in upstream_processes(psutil.Process()) if p.pid not in before]
+
+
 async def pid(client: Client, group: str = "echo") -> int:
     result = await client.call_tool_mcp(
         "call_dynamic_tool", {"group": group, "name": "pid", "args": {}}
@@ -54,17 +64,18 @@ async def pid(client: Client, group: str = "echo") -> int:
 
 
 async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
-    write_config, connect, dynamic_mcp_home: Path
+    write_config, dynamic_mcp_home: Path
 ):
     # Not started meanwhile either (tests/test_start_on_expand.py: by default it would be).
     config = write_config({"echo": stdio_entry(start_on_expand=False)})
     async with Client(build_server(config)) as first:  # the catalog learns the tools
         listed = await expand(first)
 
-    again = await connect(config)  # a restart: the catalog is all it has
-    from_catalog = await expand(again)
-    started = upstream_processes(server_process(config))
-    await pid(again)  # a call starts the upstream, as ever
+    before = running_before()
+    async with Client(build_server(config)) as again:  # a restart: the catalog is all it has
+        from_catalog = await expand(again)
+        started = started_since(before)
+        await pid(again)  # a call starts the upstream, as ever
 
     assert from_catalog == listed
     assert started == []
@@ -73,13 +84,13 @@ async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
 
 async def test_an_edited_entry_or_no_catalog_asks_the_upstream(write_config, connect):
     config = write_config({"echo": stdio_entry()})
-    await fill_catalog(config, "echo")
+    await warm_catalog(config, "echo")
 
     config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry(env={"NEW": "1"})}}))
-    edited = await connect(config)
-    await expand(edited)
-    after_edit = upstream_processes(server_process(config))
-    await edited.close()
+    before = running_before()
+    async with Client(build_server(config)) as edited:
+        await expand(edited)
+        after_edit = started_since(before)
 
     without = await connect(config, "--no-catalog")
     await expand(without)
@@ -257,9 +268,9 @@ async def test_groups_named_alike_but_for_letter_case_never_share_a_file(
     assert lower == ["grow", "add_note"]
 
 
-async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_config, connect):
+async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_config):
     config = write_config({"echo": stdio_entry()})
-    await fill_catalog(config, "echo")
+    await warm_catalog(config, "echo")
 
     edited = stdio_entry(
         tools={"exclude": ["pixel"]},
@@ -268,9 +279,10 @@ async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_confi
         start_on_expand=False,  # nothing starts meanwhile, so the expansion alone shows
     )
     config.write_text(json.dumps({"mcpServers": {"echo": edited}}))
-    again = await connect(config)
-    listed = await expand(again)
-    started = upstream_processes(server_process(config))
+    before = running_before()
+    async with Client(build_server(config)) as again:  # a restart on the edited entry
+        listed = await expand(again)
+        started = started_since(before)
 
     assert started == []  # answered from the catalog
     assert "pixel" not in listed and "echo" in listed  # with the new filter
