@@ -49,6 +49,7 @@ ONE_WORKER_FILES = frozenset(
     {
         "tests/test_replicas.py",
         "tests/test_gateway.py",
+        "tests/test_http_serving.py",
     }
 )
 
