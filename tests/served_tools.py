@@ -1,4 +1,5 @@
-"""A warm catalog for tests about what a restarted dynamic-mcp does with one.
+"""A warm catalog for tests about what a restarted dynamic-mcp does with one, and the
+upstream processes an in-memory dynamic-mcp started.
 
 `fill_catalog` starts each group's real upstream to learn its tools. Many tests of one
 worker fill the catalog for the same entry (the echo server, a slow starter), and the
@@ -13,12 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import mcp_types
+import psutil
 from conftest import fill_catalog
 
 from groups.catalog import Catalog
 from groups.config import launch_identity, load_config, variables_for
 
-__all__ = ["warm_catalog"]
+__all__ = ["NewChildren", "warm_catalog"]
 
 _served: dict[str, list[mcp_types.Tool]] = {}  # launch identity: the tools its upstream served
 
@@ -41,3 +43,16 @@ async def warm_catalog(config: Path, *groups: str) -> None:
             _served[identity] = tools
         else:
             await catalog.put(identity, _served[identity])
+
+
+class NewChildren:
+    """This test process as the parent of an in-memory dynamic-mcp's upstreams: `children`,
+    as `psutil.Process` has it, gives only the processes started since this was made, so
+    `conftest.upstream_processes(NewChildren())` works as for a dynamic-mcp process."""
+
+    def __init__(self) -> None:
+        self._me = psutil.Process()
+        self._before = {p.pid for p in self._me.children(recursive=True)}
+
+    def children(self, recursive: bool = False) -> list[psutil.Process]:
+        return [p for p in self._me.children(recursive=recursive) if p.pid not in self._before]

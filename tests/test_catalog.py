@@ -22,7 +22,7 @@ from conftest import (
     wait_gone,
 )
 from fastmcp import Client
-from served_tools import warm_catalog
+from served_tools import NewChildren, warm_catalog
 
 from groups.catalog import Catalog
 from server import build_server
@@ -45,16 +45,6 @@ async def kept_names(kept: Path) -> set[str]:
     return {tool.name for tool in await Catalog().get(kept.stem) or []}
 
 
-def running_before() -> set[int]:
-    """The processes this test process has running, before an in-memory dynamic-mcp starts."""
-    return {p.pid for p in upstream_processes(psutil.Process())}
-
-
-def started_since(before: set[int]) -> list[psutil.Process]:
-    """The processes started since `running_before()`: an in-memory dynamic-mcp's upstreams."""
-    return [p for p in upstream_processes(psutil.Process()) if p.pid not in before]
-
-
 async def pid(client: Client, group: str = "echo") -> int:
     result = await client.call_tool_mcp(
         "call_dynamic_tool", {"group": group, "name": "pid", "args": {}}
@@ -71,10 +61,10 @@ async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
     async with Client(build_server(config)) as first:  # the catalog learns the tools
         listed = await expand(first)
 
-    before = running_before()
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
     async with Client(build_server(config)) as again:  # a restart: the catalog is all it has
         from_catalog = await expand(again)
-        started = started_since(before)
+        started = upstream_processes(server)
         await pid(again)  # a call starts the upstream, as ever
 
     assert from_catalog == listed
@@ -87,10 +77,10 @@ async def test_an_edited_entry_or_no_catalog_asks_the_upstream(write_config, con
     await warm_catalog(config, "echo")
 
     config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry(env={"NEW": "1"})}}))
-    before = running_before()
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
     async with Client(build_server(config)) as edited:
         await expand(edited)
-        after_edit = started_since(before)
+        after_edit = upstream_processes(server)
 
     without = await connect(config, "--no-catalog")
     await expand(without)
@@ -279,10 +269,10 @@ async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_confi
         start_on_expand=False,  # nothing starts meanwhile, so the expansion alone shows
     )
     config.write_text(json.dumps({"mcpServers": {"echo": edited}}))
-    before = running_before()
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
     async with Client(build_server(config)) as again:  # a restart on the edited entry
         listed = await expand(again)
-        started = started_since(before)
+        started = upstream_processes(server)
 
     assert started == []  # answered from the catalog
     assert "pixel" not in listed and "echo" in listed  # with the new filter
