@@ -16,13 +16,13 @@ import psutil
 from conftest import (
     ECHO_SERVER,
     UPSTREAMS,
-    fill_catalog,
     server_process,
     stdio_entry,
     upstream_processes,
     wait_gone,
 )
 from fastmcp import Client
+from served_tools import NewChildren, warm_catalog
 
 from groups.catalog import Catalog
 from server import build_server
@@ -54,17 +54,18 @@ async def pid(client: Client, group: str = "echo") -> int:
 
 
 async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
-    write_config, connect, dynamic_mcp_home: Path
+    write_config, dynamic_mcp_home: Path
 ):
     # Not started meanwhile either (tests/test_start_on_expand.py: by default it would be).
     config = write_config({"echo": stdio_entry(start_on_expand=False)})
     async with Client(build_server(config)) as first:  # the catalog learns the tools
         listed = await expand(first)
 
-    again = await connect(config)  # a restart: the catalog is all it has
-    from_catalog = await expand(again)
-    started = upstream_processes(server_process(config))
-    await pid(again)  # a call starts the upstream, as ever
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
+    async with Client(build_server(config)) as again:  # a restart: the catalog is all it has
+        from_catalog = await expand(again)
+        started = upstream_processes(server)
+        await pid(again)  # a call starts the upstream, as ever
 
     assert from_catalog == listed
     assert started == []
@@ -73,13 +74,13 @@ async def test_a_known_group_is_expanded_from_the_catalog_with_nothing_started(
 
 async def test_an_edited_entry_or_no_catalog_asks_the_upstream(write_config, connect):
     config = write_config({"echo": stdio_entry()})
-    await fill_catalog(config, "echo")
+    await warm_catalog(config, "echo")
 
     config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry(env={"NEW": "1"})}}))
-    edited = await connect(config)
-    await expand(edited)
-    after_edit = upstream_processes(server_process(config))
-    await edited.close()
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
+    async with Client(build_server(config)) as edited:
+        await expand(edited)
+        after_edit = upstream_processes(server)
 
     without = await connect(config, "--no-catalog")
     await expand(without)
@@ -257,9 +258,9 @@ async def test_groups_named_alike_but_for_letter_case_never_share_a_file(
     assert lower == ["grow", "add_note"]
 
 
-async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_config, connect):
+async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_config):
     config = write_config({"echo": stdio_entry()})
-    await fill_catalog(config, "echo")
+    await warm_catalog(config, "echo")
 
     edited = stdio_entry(
         tools={"exclude": ["pixel"]},
@@ -268,9 +269,10 @@ async def test_editing_a_filter_or_a_timeout_keeps_the_catalog_entry(write_confi
         start_on_expand=False,  # nothing starts meanwhile, so the expansion alone shows
     )
     config.write_text(json.dumps({"mcpServers": {"echo": edited}}))
-    again = await connect(config)
-    listed = await expand(again)
-    started = upstream_processes(server_process(config))
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
+    async with Client(build_server(config)) as again:  # a restart on the edited entry
+        listed = await expand(again)
+        started = upstream_processes(server)
 
     assert started == []  # answered from the catalog
     assert "pixel" not in listed and "echo" in listed  # with the new filter

@@ -4,6 +4,9 @@ subscriptions reach the upstream, and its updates reach the subscribed client al
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,8 +16,23 @@ from conftest import UPSTREAMS, serving_http, stdio_entry
 from fastmcp import Client
 from mcp.shared.exceptions import MCPError
 
+from server import build_server
+
 WATCHED = UPSTREAMS / "watched.py"
 HEAR_WAIT = 20.0  # for an update to come through; a loaded machine is slow
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[..., Any]]:
+    """Clients of an in-memory dynamic-mcp per config, closed when the test ends: these tests
+    are about what the root forwards to a real upstream process, not about a transport (the
+    one over HTTP below serves its clients from a process)."""
+    async with contextlib.AsyncExitStack() as clients:
+
+        async def open_client(config: Path, **options: Any) -> Client:
+            return await clients.enter_async_context(Client(build_server(config), **options))
+
+        yield open_client
 
 
 def watched() -> dict[str, Any]:

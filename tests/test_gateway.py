@@ -86,10 +86,15 @@ def gateway(config: Path, log: Path, *args: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def users_url(config: Path, users_file: Path, tmp_path_factory) -> Iterator[str]:
+def users_log(tmp_path_factory) -> Path:
+    """Where the users gateway logs, at debug level."""
+    return tmp_path_factory.mktemp("logs") / "users.log"
+
+
+@pytest.fixture(scope="module")
+def users_url(config: Path, users_file: Path, users_log: Path) -> Iterator[str]:
     """A gateway whose users are alice and bob."""
-    log = tmp_path_factory.mktemp("logs") / "users.log"
-    with gateway(config, log, "--users", str(users_file)) as url:
+    with gateway(config, users_log, "--users", str(users_file)) as url:
         yield url
 
 
@@ -227,15 +232,14 @@ async def test_a_request_without_a_users_token_gets_401(users_url, authorization
     assert response.status_code == 401
 
 
-async def test_no_token_is_ever_written_to_the_log(config, users_file, tmp_path):
-    log = tmp_path / "gateway.log"
-    with gateway(config, log, "--users", str(users_file)) as url:
-        async with as_user(url, BOB) as bob:
-            await bob.call_tool_mcp("get_dynamic_tools", {"group": "open"})
-        async with httpx2.AsyncClient() as http:
-            wrong = {**ACCEPT, "Authorization": f"Bearer {ALICE}x"}
-            await http.post(url, json=INITIALIZE, headers=wrong)
-    written = log.read_text()
+async def test_no_token_is_ever_written_to_the_log(users_url, users_log):
+    # The shared gateway: its log holds this test's requests and any other's so far.
+    async with as_user(users_url, BOB) as bob:
+        await bob.call_tool_mcp("get_dynamic_tools", {"group": "open"})
+    async with httpx2.AsyncClient() as http:
+        wrong = {**ACCEPT, "Authorization": f"Bearer {ALICE}x"}
+        await http.post(users_url, json=INITIALIZE, headers=wrong)
+    written = users_log.read_text()
     assert written  # at debug level it did log, just not them
     assert ALICE not in written and BOB not in written
     assert hashlib.sha256(BOB.encode()).hexdigest() not in written

@@ -19,6 +19,7 @@ from server import build_server
 
 MISBEHAVING = UPSTREAMS / "misbehaving.py"
 NOTICE_WAIT = 15.0  # an idle stop is looked for each second; a loaded machine is slower
+REQUEST_GAP = 0.2  # between regular requests: well inside the 1 s idle timeout
 
 
 def misbehaving(**extra: Any) -> dict[str, Any]:
@@ -94,7 +95,7 @@ async def test_regular_reads_and_prompts_keep_an_upstream_from_being_stopped(wri
                 read = await client.read_resource("pid://read/self")
                 prompt = await client.get_prompt("read_pid_prompt")
                 seen |= {int(read[0].text), int(prompt.messages[0].content.text)}
-                if not await anyio.to_thread.run_sync(lambda: wait_gone([other], 0.05)):
+                if not await anyio.to_thread.run_sync(lambda: wait_gone([other], REQUEST_GAP)):
                     break
         after = await client.read_resource("pid://read/self")
         seen.add(int(after[0].text))
@@ -127,7 +128,7 @@ async def test_regular_completions_keep_an_upstream_from_being_stopped(write_con
         with anyio.fail_after(NOTICE_WAIT * 2):
             for _ in range(1000):  # until an idle check stopped "other", unused since
                 await client.complete(greet, {"name": "name", "value": "a"})
-                if not await anyio.to_thread.run_sync(lambda: wait_gone([other], 0.05)):
+                if not await anyio.to_thread.run_sync(lambda: wait_gone([other], REQUEST_GAP)):
                     break
         after = await watched_pid(client)
 

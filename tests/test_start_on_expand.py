@@ -5,13 +5,14 @@ HTTP, the client it was started for."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ import psutil
 import pytest
 from conftest import (
     UPSTREAMS,
-    fill_catalog,
     free_port,
     server_process,
     serving_http,
@@ -32,6 +32,7 @@ from conftest import (
     wait_gone,
 )
 from fastmcp import Client
+from served_tools import NewChildren, warm_catalog
 
 from groups.catalog import Catalog
 from groups.config import Config
@@ -62,7 +63,19 @@ async def pid(client: Client, group: str) -> int:
     return result.structured_content["result"]
 
 
-async def settled(server: psutil.Process, count: int) -> list[psutil.Process]:
+@pytest.fixture
+async def in_memory() -> AsyncIterator[Callable[[Path], Any]]:
+    """Clients of in-memory dynamic-mcps, closed when the test ends: what starts early is the
+    root's doing, not a transport's; the upstreams are real processes (`NewChildren`)."""
+    async with contextlib.AsyncExitStack() as clients:
+
+        async def open_client(config: Path) -> Client:
+            return await clients.enter_async_context(Client(build_server(config)))
+
+        yield open_client
+
+
+async def settled(server: psutil.Process | NewChildren, count: int) -> list[psutil.Process]:
     """The server's upstream processes once there are `count`, or when waiting is no use."""
     deadline = time.monotonic() + SETTLE_WAIT
     alive: list[psutil.Process] = []
@@ -75,30 +88,29 @@ async def settled(server: psutil.Process, count: int) -> list[psutil.Process]:
 
 
 async def test_an_expansion_from_the_catalog_starts_the_process_the_next_call_uses(
-    write_config, connect
+    write_config,
 ):
     config = write_config({"echo": stdio_entry()})
-    await fill_catalog(config, "echo")
+    await warm_catalog(config, "echo")
 
-    client = await connect(config)  # a restart: the catalog answers, nothing runs yet
-    await expand(client, "echo")
-    server = server_process(config)
-    started = await settled(server, 1)  # with no call made
-    called = await pid(client, "echo")
-    await client.close()
-    left = wait_gone([server, *started])
+    server = NewChildren()
+    async with Client(build_server(config)) as client:  # a restart: nothing runs yet
+        await expand(client, "echo")
+        started = await settled(server, 1)  # with no call made
+        called = await pid(client, "echo")
+    left = wait_gone(started)
 
     assert [p.pid for p in started] == [called]
     assert left == []
 
 
-async def test_a_call_during_the_early_start_shares_its_one_attempt(write_config, connect):
+async def test_a_call_during_the_early_start_shares_its_one_attempt(write_config, in_memory):
     config = write_config({"slow": misbehaving("slow-start", "3")})
-    await fill_catalog(config, "slow")
+    await warm_catalog(config, "slow")
 
-    client = await connect(config)
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
+    client = await in_memory(config)
     await expand(client, "slow")
-    server = server_process(config)
     starting = await settled(server, 1)  # spawned, not serving for a few seconds yet
     called = await pid(client, "slow")
     running = await anyio.to_thread.run_sync(upstream_processes, server)
@@ -107,14 +119,14 @@ async def test_a_call_during_the_early_start_shares_its_one_attempt(write_config
     assert [p.pid for p in running] == [called]
 
 
-async def test_a_group_set_not_to_start_on_expand_starts_nothing(write_config, connect):
+async def test_a_group_set_not_to_start_on_expand_starts_nothing(write_config, in_memory):
     config = write_config({"off": misbehaving("serve", start_on_expand=False), "on": stdio_entry()})
-    await fill_catalog(config, "off", "on")
+    await warm_catalog(config, "off", "on")
 
-    client = await connect(config)
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
+    client = await in_memory(config)
     await expand(client, "off")
     await expand(client, "on")  # after "off": its start would be under way first
-    server = server_process(config)
     started = await settled(server, 1)
     on = await pid(client, "on")  # once "on" serves a call, "off" would have been spawned
     running = {p.pid for p in await anyio.to_thread.run_sync(upstream_processes, server)}
@@ -126,17 +138,17 @@ async def test_a_group_set_not_to_start_on_expand_starts_nothing(write_config, c
 
 
 async def test_the_settings_turn_starting_on_expand_off_for_groups_without_their_own(
-    write_config, connect
+    write_config, in_memory
 ):
     servers = {"off": misbehaving("serve"), "on": stdio_entry(start_on_expand=True)}
     config = write_config(servers)
     config.write_text(json.dumps({"mcpServers": servers, "settings": {"start_on_expand": False}}))
-    await fill_catalog(config, "off", "on")
+    await warm_catalog(config, "off", "on")
 
-    client = await connect(config)
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
+    client = await in_memory(config)
     await expand(client, "off")
     await expand(client, "on")
-    server = server_process(config)
     started = await settled(server, 1)
     on = await pid(client, "on")
     running = {p.pid for p in await anyio.to_thread.run_sync(upstream_processes, server)}
@@ -145,21 +157,21 @@ async def test_the_settings_turn_starting_on_expand_off_for_groups_without_their
     assert running == {on}
 
 
-async def test_a_failing_group_is_not_started_by_an_expansion(write_config, connect, status_url):
+async def test_a_failing_group_is_not_started_by_an_expansion(write_config, in_memory, status_url):
     servers = {"locked": {"description": "Refuses everyone", "url": status_url(401)}}
     servers["echo"] = stdio_entry()
     config = write_config(servers)
-    await fill_catalog(config, "echo")
+    await warm_catalog(config, "echo")
     locked = Config.model_validate({"mcpServers": servers}).servers["locked"]
     tool = mcp_types.Tool(name="open", input_schema={"type": "object"})
     await Catalog().put(launch_identity(locked, {}), [tool])  # as if it had once served
 
-    client = await connect(config)
+    server = NewChildren()  # what the in-memory dynamic-mcp below starts
+    client = await in_memory(config)
     failed = await client.call_tool_mcp("call_dynamic_tool", {"group": "locked", "name": "open"})
     attempted = len(status_url.received)  # a permanent failure: next retry in 30 s
     listed = await expand(client, "locked")  # answered from the catalog
     await expand(client, "echo")
-    server = server_process(config)
     started = await settled(server, 1)
     echo = await pid(client, "echo")  # by now an early start of "locked" would have asked
 
@@ -171,7 +183,7 @@ async def test_a_failing_group_is_not_started_by_an_expansion(write_config, conn
 
 async def test_shutting_down_during_an_early_start_leaves_no_process(write_config, connect):
     config = write_config({"slow": misbehaving("slow-start", "3")})
-    await fill_catalog(config, "slow")
+    await warm_catalog(config, "slow")
 
     client = await connect(config)
     await expand(client, "slow")
@@ -192,7 +204,7 @@ async def test_over_http_an_early_start_is_the_clients_own_and_ends_when_it_leav
     write_config,
 ):
     config = write_config({"echo": stdio_entry(), "slow": misbehaving("slow-start", "3")})
-    await fill_catalog(config, "echo", "slow")
+    await warm_catalog(config, "echo", "slow")
     with serving_http(config) as (url, process):
         server = psutil.Process(process.pid)
         async with client_of(url) as first:

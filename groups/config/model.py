@@ -301,6 +301,11 @@ class Settings(_Strict):
     store: str | None = None
     store_key: str | None = None
     start_on_expand: bool = True  # for groups that set none of their own
+    # A failed group is tried again in the background: after a transient failure at these
+    # delays (default 2, 4, 8 s), then, and after a permanent one, every `retry_interval`
+    # (default 30 s) until it recovers.
+    retry_delays: list[Duration] | None = None
+    retry_interval: Duration | None = None
 
     def idle_seconds(self, server: ServerConfig) -> float | None:
         """Seconds a stdio upstream may sit unused: its own setting, else the default."""
@@ -308,6 +313,16 @@ class Settings(_Strict):
             return None  # remote groups hold no process
         timeout = server.idle_timeout or self.idle_timeout
         return timeout.total_seconds() if timeout is not None else None
+
+    def retry_schedule(self) -> tuple[tuple[float, ...] | None, float | None]:
+        """The background retries' quick delays, then their interval, in seconds; None for
+        the default (`groups.upstream.health`)."""
+        delays = self.retry_delays
+        interval = self.retry_interval
+        return (
+            tuple(delay.total_seconds() for delay in delays) if delays is not None else None,
+            interval.total_seconds() if interval is not None else None,
+        )
 
     def starts_on_expand(self, server: ServerConfig) -> bool:
         """Whether an expansion answered from the catalog starts the upstream meanwhile."""

@@ -32,6 +32,7 @@ __all__ = ["BACKGROUND_RETRY_INTERVAL", "QUICK_RETRY_DELAYS", "Health", "State"]
 
 logger = logging.getLogger(__name__)
 
+# The defaults of settings.retry_delays and settings.retry_interval.
 QUICK_RETRY_DELAYS = (2.0, 4.0, 8.0)  # after a transient failure, as the Rust dynamic-mcp
 BACKGROUND_RETRY_INTERVAL = 30.0  # then, and after a permanent failure, until it recovers
 
@@ -55,6 +56,8 @@ class Health:
         self.retry_at: float | None = None  # time.monotonic() of the next background attempt
         self.failures = 0  # consecutive failed attempts
         self.closing_reason = "dynamic-mcp is shutting down"
+        # The retry schedule in seconds (settings.retry_delays, retry_interval); None: default.
+        self.schedule: tuple[tuple[float, ...] | None, float | None] = (None, None)
         self._on_change = on_change
 
     def __repr__(self) -> str:
@@ -83,10 +86,10 @@ class Health:
         first_failure = self.state is not State.FAILED
         self.failures += 1
         quick = self.failures - 1
-        if not error.permanent and quick < len(QUICK_RETRY_DELAYS):
-            delay = QUICK_RETRY_DELAYS[quick]
-        else:
-            delay = BACKGROUND_RETRY_INTERVAL
+        delays, interval = self.schedule
+        delays = QUICK_RETRY_DELAYS if delays is None else delays
+        interval = BACKGROUND_RETRY_INTERVAL if interval is None else interval
+        delay = delays[quick] if not error.permanent and quick < len(delays) else interval
         self.state, self.error = State.FAILED, error
         self.retry_at = time.monotonic() + delay
         logger.warning("%s (next attempt in %gs)", error, delay)

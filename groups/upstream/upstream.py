@@ -128,6 +128,15 @@ class Upstream:
         """Why the last attempt failed, while the group is FAILED."""
         return self._health.error
 
+    @property
+    def retry_schedule(self) -> tuple[tuple[float, ...] | None, float | None]:
+        """Background retries: the quick delays, then the interval (seconds); None: default."""
+        return self._health.schedule
+
+    @retry_schedule.setter
+    def retry_schedule(self, schedule: tuple[tuple[float, ...] | None, float | None]) -> None:
+        self._health.schedule = schedule  # the next failure's delay follows it
+
     @functools.cached_property
     def proxy(self) -> GroupProxy:
         """The FastMCP server that serves this group's resources and prompts, made on first use."""
