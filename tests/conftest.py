@@ -45,7 +45,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 # HAProxy): all of a file's tests run on one worker, so the fixture starts once, not once
 # per worker. xdist's `--dist loadgroup` would do it from a mark, but it renames node ids
 # through an attribute pytest 9.2 no longer reads (`Item._nodeid`).
-ONE_WORKER_FILES = frozenset({"tests/test_replicas.py"})
+ONE_WORKER_FILES = frozenset(
+    {
+        "tests/test_replicas.py",
+        "tests/test_stdio_end_to_end.py",
+    }
+)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
