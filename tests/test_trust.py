@@ -246,21 +246,21 @@ async def test_a_meta_tool_called_with_bad_arguments_says_which_and_how(
     assert result.content[0].text == message
 
 
-@pytest.mark.parametrize(
-    ("arguments", "answer"),
-    [
-        ({"group": "echo", "name": "echo", "text": "flat"}, "flat"),  # flattened: taken as args
-        ({"group": "echo", "name": "echo", "text": "flat", "args": {"text": "in args"}}, "in args"),
-        ({"group": "echo", "name": "echo", "args": {"text": "in args"}}, "in args"),
-    ],
-)
-async def test_tool_arguments_put_beside_group_and_name_are_taken_as_args(
-    write_config, arguments, answer
-):
+# Tool arguments put beside group and name: flattened, they are taken as args; given both
+# ways, args wins; given in args alone, as usual. One upstream answers every case.
+BESIDE_CASES = [
+    ({"group": "echo", "name": "echo", "text": "flat"}, "flat"),
+    ({"group": "echo", "name": "echo", "text": "flat", "args": {"text": "in args"}}, "in args"),
+    ({"group": "echo", "name": "echo", "args": {"text": "in args"}}, "in args"),
+]
+
+
+async def test_tool_arguments_put_beside_group_and_name_are_taken_as_args(write_config):
     async with Client(build_server(write_config({"echo": stdio_entry()}))) as client:
-        result = await client.call_tool_mcp("call_dynamic_tool", arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.content[0].text == answer
+        for arguments, answer in BESIDE_CASES:
+            result = await client.call_tool_mcp("call_dynamic_tool", arguments)
+            assert not result.is_error, (arguments, result.content[0].text)
+            assert result.content[0].text == answer, arguments
 
 
 async def test_tools_list_as_sent_carries_no_title_or_fastmcp_meta(write_config):
@@ -322,20 +322,26 @@ async def test_a_secret_from_a_file_reaches_the_upstream_and_a_file_others_can_r
 # ---- bookkeeping ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("mode", "kept"), [("legacy", 1), ("auto", 0)])
-async def test_client_connections_are_kept_once_per_client_never_per_request(
-    write_config, mode, kept
-):
-    """A 2026-07-28 client ("auto" here) opens a connection per request: none is kept."""
+async def test_client_connections_are_kept_once_per_client_never_per_request(write_config):
+    """A 2026-07-28 client ("auto" here) opens a connection per request: none is kept; a
+    legacy client's one connection is kept while it stays. One server serves both."""
     notifier = Notifier()
     server = build_server(write_config({"echo": stdio_entry()}), notifier=notifier)
-    async with Client(server, mode=mode) as client:
+    kept = {}
+    async with Client(server, mode="auto") as auto:
         for _ in range(5):
-            await client.list_tools()
-            await expand(client, "echo")
-        during = len(notifier)
-    assert during == kept
-    assert len(notifier) == 0  # and a client that left is forgotten
+            await auto.list_tools()
+            await expand(auto, "echo")
+        kept["auto"] = len(notifier)
+        async with Client(server, mode="legacy") as legacy:
+            for _ in range(5):
+                await legacy.list_tools()
+                await expand(legacy, "echo")
+            kept["legacy"] = len(notifier)
+        left = len(notifier)  # the legacy client left; the auto one is still connected
+    assert kept == {"auto": 0, "legacy": 1}
+    assert left == 0  # a client that left is forgotten
+    assert len(notifier) == 0
 
 
 async def test_a_late_error_from_a_replaced_session_leaves_its_successor_alone(write_config):
