@@ -27,10 +27,12 @@ import time
 from pathlib import Path
 
 
-def exit_before_serving() -> None:
-    """The runs that exit before speaking MCP: they exit before FastMCP is imported too,
-    so each costs a test a fraction of a start."""
+def before_serving() -> None:
+    """What a run does before it speaks MCP, done before FastMCP is imported: a run that
+    exits, or is stopped while it sleeps, costs a test a fraction of a start."""
     mode = sys.argv[1]
+    if mode == "slow-start":
+        time.sleep(float(sys.argv[2]))
     if mode == "exit-at-start":
         sys.exit(3)
     if mode == "fail-first":
@@ -42,10 +44,10 @@ def exit_before_serving() -> None:
 
 
 if __name__ == "__main__":
-    exit_before_serving()
+    before_serving()
 
 # isort: split
-from fastmcp import FastMCP  # noqa: E402 - after the early exits
+from fastmcp import FastMCP  # noqa: E402 - after what comes before serving
 
 mcp = FastMCP("misbehaving-upstream")
 calls_left = [int(sys.argv[2])] if sys.argv[1] == "crash-after" else [None]
@@ -136,8 +138,6 @@ def main() -> None:
     if mode == "junk":
         sys.stdout.write("this is not JSON-RPC\n{broken json\n")
         sys.stdout.flush()
-    if mode == "slow-start":
-        time.sleep(float(sys.argv[2]))
     lean.serving()
     mcp.run(show_banner=False, log_level="ERROR")
 
