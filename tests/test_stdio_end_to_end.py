@@ -132,7 +132,9 @@ async def test_expansion_is_compact_json_of_name_description_and_input_schema(sh
     assert all(set(tool) == {"name", "description", "inputSchema"} for tool in tools.values())
 
 
-# One case per kind of result; one dynamic-mcp and one direct client serve them all.
+# One case per kind of result; one dynamic-mcp and one direct client serve them all. The
+# direct client asks the same echo script over HTTP: the one the shared server's http group
+# reaches, already running.
 RESULT_CASES = [
     ("echo", {"text": "héllo"}),  # plain text
     ("add", {"numbers": [1, 2, 3]}),  # structuredContent beside its text
@@ -143,8 +145,8 @@ RESULT_CASES = [
 
 
 @shared_server
-async def test_results_come_back_exactly_as_the_upstream_sent_them(shared):
-    async with Client(ECHO_SERVER) as direct:
+async def test_results_come_back_exactly_as_the_upstream_sent_them(shared, http_echo_url):
+    async with Client(http_echo_url) as direct:
         for tool, args in RESULT_CASES:
             expected = await direct.call_tool_mcp(tool, args)
             actual = await shared.call_tool_mcp(
