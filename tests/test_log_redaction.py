@@ -85,8 +85,9 @@ async def test_an_upstreams_stderr_pipe_is_read_by_us_alone_and_closed_with_its_
     try:
         async with Client(server) as client:
             await client.call_tool_mcp("get_dynamic_tools", {"group": "chatty"})
-            # This worker may run other tests' shared servers: the upstream is the chatty one.
-            (child,) = [p for p in psutil.Process().children() if str(CHATTY_SERVER) in p.cmdline()]
+            # This worker's other children (a session's shared upstreams) are not it.
+            children = psutil.Process().children()
+            (child,) = [p for p in children if str(CHATTY_SERVER) in p.cmdline()]
             stderr = os.readlink(f"/proc/{child.pid}/fd/2")
             inode = stderr.removeprefix("pipe:[").removesuffix("]")
             ours, childs = _pipe_fds("self", inode), _pipe_fds(child.pid, inode)

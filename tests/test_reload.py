@@ -187,20 +187,22 @@ async def test_filters_timeouts_and_feature_switches_apply_without_a_restart(wat
     assert "keep_summarize" not in [p.name for p in await watching.client.list_prompts()]
 
 
-async def test_a_description_alone_changes_no_upstream(watching: Watching):
+async def test_a_description_or_a_setting_alone_restarts_no_upstream_and_search_adds_its_tool(
+    watching: Watching,
+):
+    """A new description is shown; turning search on adds the third tool; clients are told
+    of each, and the upstream stays the same process throughout."""
     pid = await watching.pid("keep")
-    watching.save({"keep": stdio_entry(description="Kept, described anew")})
+    servers = {"keep": stdio_entry(description="Kept, described anew")}
+    watching.save(servers)
     await watching.told()
     description = (await watching.client.list_tools())[0].description
     assert "- keep: Kept, described anew" in description
     assert await watching.pid("keep") == pid
+    told_before = watching.heard.count("tools")
 
-
-async def test_turning_search_on_adds_the_third_tool_and_clients_are_told(watching: Watching):
-    pid = await watching.pid("keep")
-    servers = {"keep": stdio_entry(), "drop": stdio_entry(), "edit": stdio_entry()}
     watching.config.write_text(json.dumps({"mcpServers": servers, "settings": {"search": True}}))
-    await watching.told()
+    await watching.told(told_before + 1)
     names = [tool.name for tool in await watching.client.list_tools()]
     assert names == ["get_dynamic_tools", "call_dynamic_tool", "search_dynamic_tools"]
     assert await watching.pid("keep") == pid  # a setting restarts no upstream

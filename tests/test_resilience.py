@@ -166,10 +166,18 @@ async def test_slow_resources_and_prompts_time_out_by_their_own_limits(serve):
     assert "Prompt 'slow_slow_prompt' in group 'slow' timed out after 0.3s" in str(prompt.value)
 
 
-async def test_an_upstream_that_writes_junk_to_stdout_still_works(serve):
+async def test_an_upstream_that_writes_junk_to_stdout_still_works_as_a_process_of_its_own(
+    serve,
+):
+    """Also the guard for the tests here: the script is a real upstream, not code run
+    in-process."""
     async with serve({"junk": misbehaving("junk")}) as client:
         result = await call(client, "junk", "echo", {"text": "ok"})
+        pid = (await call(client, "junk", "pid")).structured_content["result"]
+        command_line = psutil.Process(pid).cmdline()
     assert result.content[0].text == "ok"
+    assert pid != os.getpid()
+    assert str(MISBEHAVING) in command_line
 
 
 async def test_a_silent_upstream_fails_after_the_connect_timeout(serve, monkeypatch):
@@ -184,25 +192,6 @@ async def test_a_result_of_several_megabytes_comes_through_whole(serve):
     async with serve({"big": misbehaving("slow-start", "0")}) as client:
         result = await call(client, "big", "big", {"megabytes": 5})
     assert len(result.content[0].text) == 5 * 1024 * 1024
-
-
-async def test_fifty_concurrent_calls_over_five_groups_all_get_their_own_answer(serve):
-    groups = {f"g{i}": stdio_entry() for i in range(5)}
-    async with serve(groups) as client:
-        answers: dict[tuple[str, int], str] = {}
-
-        async def one(group: str, index: int) -> None:
-            result = await call(client, group, "echo", {"text": f"{group}-{index}"})
-            answers[(group, index)] = result.content[0].text
-
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as tasks:
-                for index in range(10):
-                    for group in groups:
-                        tasks.start_soon(one, group, index)
-
-    assert len(answers) == 50
-    assert all(text == f"{group}-{index}" for (group, index), text in answers.items())
 
 
 async def test_a_disabled_group_is_hidden_entirely(serve):
@@ -238,36 +227,21 @@ async def test_features_switch_off_tools_resources_and_prompts(serve):
     assert resources == templates == prompts == []
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        ("not an object", "args"),  # the meta-tool's own schema refuses it
-        ({"wrong": 1}, "text"),  # the upstream's schema refuses it: its own error comes back
-    ],
-)
-async def test_bad_arguments_are_error_results_naming_the_problem(serve, args, expected):
+async def test_bad_arguments_are_error_results_naming_the_problem_the_upstreams_unchanged(
+    serve,
+):
     async with serve({"echo": stdio_entry()}) as client:
-        result = await call(client, "echo", "echo", args)
-    assert result.is_error
-    assert expected in result.content[0].text
-
-
-async def test_the_upstream_error_for_schema_violations_passes_through_unchanged(serve):
-    async with serve({"echo": stdio_entry()}) as client:
-        via_proxy = await call(client, "echo", "echo", {"wrong": 1})
+        # The meta-tool's own schema refuses a string; the upstream's refuses the wrong key.
+        not_an_object = await call(client, "echo", "echo", "not an object")
+        wrong = await call(client, "echo", "echo", {"wrong": 1})
     async with Client(ECHO_SERVER) as direct:
         expected = await direct.call_tool_mcp("echo", {"wrong": 1})
-    assert via_proxy.content[0].text == expected.content[0].text
 
-
-async def test_the_misbehaving_upstream_runs_as_a_process_of_its_own(serve):
-    """Guard for the tests above: the script is a real upstream, not code run in-process."""
-    async with serve({"junk": misbehaving("junk")}) as client:
-        result = await call(client, "junk", "pid")
-        pid = result.structured_content["result"]
-        command_line = psutil.Process(pid).cmdline()
-    assert pid != os.getpid()
-    assert str(MISBEHAVING) in command_line
+    assert not_an_object.is_error
+    assert "args" in not_an_object.content[0].text
+    assert wrong.is_error
+    assert "text" in wrong.content[0].text
+    assert wrong.content[0].text == expected.content[0].text  # its own error, unchanged
 
 
 async def test_an_expanded_groups_resources_and_prompts_reach_the_client(serve):
@@ -333,24 +307,39 @@ async def test_a_refused_connection_is_reported_then_retried_until_it_is_served(
     assert not after.is_error
 
 
-async def test_many_groups_expanded_at_once_all_come_up(serve, monkeypatch):
-    """Cold starts are queued, so a burst of them never times out together and loops."""
+async def test_groups_expanded_at_once_all_come_up_and_fifty_concurrent_calls_get_their_answer(
+    serve, monkeypatch
+):
+    """Cold starts are queued, so a burst of them never times out together and loops; then
+    fifty concurrent calls over the five groups each get their own answer."""
     # The machine's own limit grows with its cores: set one every machine queues behind.
     monkeypatch.setattr("groups.registry.STARTS_AT_ONCE", 2)
-    groups = {f"g{i:02d}": stdio_entry() for i in range(6)}  # three rounds of starts
+    groups = {f"g{i}": stdio_entry() for i in range(5)}  # three rounds of starts
     async with serve(groups) as client:
         results: dict[str, mcp_types.CallToolResult] = {}
+        answers: dict[tuple[str, int], str] = {}
 
-        async def one(group: str) -> None:
+        async def expand_one(group: str) -> None:
             results[group] = await expand(client, group)
+
+        async def call_one(group: str, index: int) -> None:
+            result = await call(client, group, "echo", {"text": f"{group}-{index}"})
+            answers[(group, index)] = result.content[0].text
 
         with anyio.fail_after(90):
             async with anyio.create_task_group() as tasks:
                 for group in groups:
-                    tasks.start_soon(one, group)
+                    tasks.start_soon(expand_one, group)
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tasks:
+                for index in range(10):
+                    for group in groups:
+                        tasks.start_soon(call_one, group, index)
 
     failed = {g: r.content[0].text for g, r in results.items() if r.is_error}
     assert failed == {}
+    assert len(answers) == 50
+    assert all(text == f"{group}-{index}" for (group, index), text in answers.items())
 
 
 async def test_a_tool_filter_hides_tools_from_the_expansion_and_refuses_their_calls(serve):

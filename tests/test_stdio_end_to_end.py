@@ -8,12 +8,16 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+import pytest_asyncio
 from conftest import (
     ECHO_SERVER,
+    REPO,
     raw_debug_session,
     server_process,
     stdio_entry,
@@ -21,45 +25,72 @@ from conftest import (
     wait_gone,
 )
 from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+
+# The tests about what dynamic-mcp answers over its pipes, not about its start, lifetime,
+# failures or shutdown, share one dynamic-mcp process (and each upstream it starts): the
+# file runs on one xdist worker (conftest.ONE_WORKER_FILES), so it starts once per run.
+shared_server = pytest.mark.asyncio(loop_scope="module")
 
 
-async def test_the_client_sees_exactly_the_two_meta_tools(write_config, connect):
-    config = write_config({"echo": stdio_entry(), "other": stdio_entry(description="Other")})
-    client = await connect(config)
+def shared_servers(http_url: str, sse_url: str) -> dict[str, Any]:
+    return {
+        "echo": stdio_entry(env={"CONFIGURED": "token=${DYNAMIC_MCP_TEST_SECRET}"}),
+        "other": stdio_entry(description="Other"),
+        "broken": stdio_entry(args=[str(ECHO_SERVER), "${DYNAMIC_MCP_TEST_NEVER_SET}"]),
+        "time": {
+            "description": "Time",
+            "command": sys.executable,
+            "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+        },
+        "http": {"description": "Remote echo", "type": "http", "url": http_url},
+        "sse": {"description": "Remote echo", "type": "sse", "url": sse_url},
+    }
 
-    tools = {tool.name: tool for tool in await client.list_tools()}
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared(tmp_path_factory, http_echo_url, sse_echo_url) -> AsyncIterator[Client]:
+    """A real MCP client of one `python -m server CONFIG` over stdio, for the whole file,
+    with a home of its own and the user's environment plus two variables."""
+    folder = tmp_path_factory.mktemp("shared")
+    config = folder / "dynamic-mcp.json"
+    servers = shared_servers(http_echo_url, sse_echo_url)
+    config.write_text(json.dumps({"mcpServers": servers}))
+    env = {
+        **os.environ,
+        "DYNAMIC_MCP_HOME": str(folder / "dynamic-mcp-home"),
+        "DYNAMIC_MCP_TEST_INHERITED": "from-the-user",
+        "DYNAMIC_MCP_TEST_SECRET": "s3cret",
+    }
+    env.pop("DYNAMIC_MCP_TEST_NEVER_SET", None)
+    transport = StdioTransport(
+        sys.executable, ["-m", "server", str(config)], env=env, cwd=str(REPO), keep_alive=False
+    )
+    async with Client(transport, init_timeout=30, timeout=60) as client:
+        yield client
+
+
+@shared_server
+async def test_the_client_sees_exactly_the_two_meta_tools(shared):
+    tools = {tool.name: tool for tool in await shared.list_tools()}
 
     assert sorted(tools) == ["call_dynamic_tool", "get_dynamic_tools"]
     description = tools["get_dynamic_tools"].description
     assert "- echo: Echo test server" in description
     assert "- other: Other" in description
     for tool in tools.values():
-        assert tool.input_schema["properties"]["group"]["enum"] == ["echo", "other"]
+        assert tool.input_schema["properties"]["group"]["enum"] == list(shared_servers("", ""))
 
 
-async def test_no_upstream_runs_before_first_use_and_one_serves_five_calls(write_config, connect):
+async def test_no_upstream_runs_before_first_use_and_one_serves_every_call(write_config, connect):
+    """Two concurrent first requests start one process, and it serves the calls after."""
     config = write_config({"echo": stdio_entry()})
     client = await connect(config)
     server = server_process(config)
     assert upstream_processes(server) == []
-
-    pids = set()
-    for _ in range(5):
-        result = await client.call_tool_mcp(
-            "call_dynamic_tool", {"group": "echo", "name": "pid", "args": {}}
-        )
-        pids.add(result.structured_content["result"])
-
-    assert len(pids) == 1
-    assert [p.pid for p in upstream_processes(server)] == list(pids)
-
-
-async def test_two_concurrent_first_requests_for_a_group_spawn_one_process(write_config, connect):
-    config = write_config({"echo": stdio_entry()})
-    client = await connect(config)
     results = []
 
-    async def first_call() -> None:
+    async def call() -> None:
         results.append(
             await client.call_tool_mcp(
                 "call_dynamic_tool", {"group": "echo", "name": "pid", "args": {}}
@@ -67,19 +98,21 @@ async def test_two_concurrent_first_requests_for_a_group_spawn_one_process(write
         )
 
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(first_call)
-        tasks.start_soon(first_call)
+        tasks.start_soon(call)
+        tasks.start_soon(call)
+    first_pids = {result.structured_content["result"] for result in results}
+    for _ in range(5):
+        await call()
+    pids = {result.structured_content["result"] for result in results}
 
-    assert len({result.structured_content["result"] for result in results}) == 1
-    assert len(upstream_processes(server_process(config))) == 1
+    assert len(first_pids) == 1
+    assert pids == first_pids
+    assert [p.pid for p in upstream_processes(server)] == list(pids)
 
 
-async def test_expansion_is_compact_json_of_name_description_and_input_schema(
-    write_config, connect
-):
-    client = await connect(write_config({"echo": stdio_entry()}))
-
-    result = await client.call_tool_mcp("get_dynamic_tools", {"group": "echo"})
+@shared_server
+async def test_expansion_is_compact_json_of_name_description_and_input_schema(shared):
+    result = await shared.call_tool_mcp("get_dynamic_tools", {"group": "echo"})
 
     text = result.content[0].text
     assert not result.is_error
@@ -99,7 +132,9 @@ async def test_expansion_is_compact_json_of_name_description_and_input_schema(
     assert all(set(tool) == {"name", "description", "inputSchema"} for tool in tools.values())
 
 
-# One case per kind of result; one dynamic-mcp and one direct client serve them all.
+# One case per kind of result; one dynamic-mcp and one direct client serve them all. The
+# direct client asks the same echo script over HTTP: the one the shared server's http group
+# reaches, already running.
 RESULT_CASES = [
     ("echo", {"text": "héllo"}),  # plain text
     ("add", {"numbers": [1, 2, 3]}),  # structuredContent beside its text
@@ -109,12 +144,12 @@ RESULT_CASES = [
 ]
 
 
-async def test_results_come_back_exactly_as_the_upstream_sent_them(write_config, connect):
-    via_proxy = await connect(write_config({"echo": stdio_entry()}))
-    async with Client(ECHO_SERVER) as direct:
+@shared_server
+async def test_results_come_back_exactly_as_the_upstream_sent_them(shared, http_echo_url):
+    async with Client(http_echo_url) as direct:
         for tool, args in RESULT_CASES:
             expected = await direct.call_tool_mcp(tool, args)
-            actual = await via_proxy.call_tool_mcp(
+            actual = await shared.call_tool_mcp(
                 "call_dynamic_tool", {"group": "echo", "name": tool, "args": args}
             )
 
@@ -126,22 +161,22 @@ async def test_results_come_back_exactly_as_the_upstream_sent_them(write_config,
             ], case
 
 
-async def test_an_unknown_group_is_an_error_result_listing_the_valid_groups(write_config, connect):
-    client = await connect(write_config({"echo": stdio_entry()}))
-
+@shared_server
+async def test_an_unknown_group_is_an_error_result_listing_the_valid_groups(shared):
     for tool, args in [
         ("get_dynamic_tools", {"group": "ehco"}),
         ("call_dynamic_tool", {"group": "ehco", "name": "echo", "args": {}}),
     ]:
-        result = await client.call_tool_mcp(tool, args)
+        result = await shared.call_tool_mcp(tool, args)
         assert result.is_error
-        assert result.content[0].text == "Unknown group 'ehco'. Valid groups: echo."
+        assert result.content[0].text == (
+            "Unknown group 'ehco'. Valid groups: broken, echo, http, other, sse, time."
+        )
 
 
-async def test_an_unknown_tool_is_an_error_result_listing_the_groups_tools(write_config, connect):
-    client = await connect(write_config({"echo": stdio_entry()}))
-
-    result = await client.call_tool_mcp(
+@shared_server
+async def test_an_unknown_tool_is_an_error_result_listing_the_groups_tools(shared):
+    result = await shared.call_tool_mcp(
         "call_dynamic_tool", {"group": "echo", "name": "ecko", "args": {}}
     )
 
@@ -151,18 +186,12 @@ async def test_an_unknown_tool_is_an_error_result_listing_the_groups_tools(write
     )
 
 
-async def test_a_stdio_upstream_sees_the_whole_environment_plus_its_env(
-    write_config, connect, monkeypatch
-):
-    monkeypatch.setenv("DYNAMIC_MCP_TEST_INHERITED", "from-the-user")
-    monkeypatch.setenv("DYNAMIC_MCP_TEST_SECRET", "s3cret")
-    config = write_config(
-        {"echo": stdio_entry(env={"CONFIGURED": "token=${DYNAMIC_MCP_TEST_SECRET}"})}
-    )
-    client = await connect(config)
-
+@shared_server
+async def test_a_stdio_upstream_sees_the_whole_environment_plus_its_env(shared):
+    # The shared server's environment has DYNAMIC_MCP_TEST_INHERITED=from-the-user and
+    # DYNAMIC_MCP_TEST_SECRET=s3cret; echo's config sets CONFIGURED from the second.
     async def env(name: str) -> str:
-        result = await client.call_tool_mcp(
+        result = await shared.call_tool_mcp(
             "call_dynamic_tool", {"group": "echo", "name": "env", "args": {"name": name}}
         )
         return result.content[0].text
@@ -171,37 +200,24 @@ async def test_a_stdio_upstream_sees_the_whole_environment_plus_its_env(
     assert await env("CONFIGURED") == "token=s3cret"
 
 
-async def test_an_unset_variable_fails_only_its_own_group(write_config, connect):
-    config = write_config(
-        {
-            "broken": stdio_entry(args=[str(ECHO_SERVER), "${DYNAMIC_MCP_TEST_NEVER_SET}"]),
-            "echo": stdio_entry(),
-        }
-    )
-    client = await connect(config)
-
-    broken = await client.call_tool_mcp("get_dynamic_tools", {"group": "broken"})
-    working = await client.call_tool_mcp("get_dynamic_tools", {"group": "echo"})
+@shared_server
+async def test_an_unset_variable_fails_only_its_own_group(shared):
+    broken = await shared.call_tool_mcp("get_dynamic_tools", {"group": "broken"})
+    working = await shared.call_tool_mcp("get_dynamic_tools", {"group": "echo"})
 
     assert broken.is_error
     assert "DYNAMIC_MCP_TEST_NEVER_SET" in broken.content[0].text
     assert not working.is_error
 
 
+@shared_server
 @pytest.mark.parametrize("transport", ["http", "sse"])
-async def test_remote_groups_expand_and_call_over_their_transport(
-    write_config, connect, transport, request
-):
-    url = request.getfixturevalue(f"{transport}_echo_url")
-    client = await connect(
-        write_config({"remote": {"description": "Remote echo", "type": transport, "url": url}})
-    )
-
-    expanded = await client.call_tool_mcp("get_dynamic_tools", {"group": "remote"})
+async def test_remote_groups_expand_and_call_over_their_transport(shared, transport):
+    expanded = await shared.call_tool_mcp("get_dynamic_tools", {"group": transport})
     pids = set()
     for _ in range(3):
-        result = await client.call_tool_mcp(
-            "call_dynamic_tool", {"group": "remote", "name": "pid", "args": {}}
+        result = await shared.call_tool_mcp(
+            "call_dynamic_tool", {"group": transport, "name": "pid", "args": {}}
         )
         pids.add(result.structured_content["result"])
 
@@ -209,20 +225,10 @@ async def test_remote_groups_expand_and_call_over_their_transport(
     assert len(pids) == 1
 
 
-async def test_the_published_time_server_works_through_dynamic_mcp(write_config, connect):
-    config = write_config(
-        {
-            "time": {
-                "description": "Time",
-                "command": sys.executable,
-                "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
-            }
-        }
-    )
-    client = await connect(config)
-
-    expanded = await client.call_tool_mcp("get_dynamic_tools", {"group": "time"})
-    result = await client.call_tool_mcp(
+@shared_server
+async def test_the_published_time_server_works_through_dynamic_mcp(shared):
+    expanded = await shared.call_tool_mcp("get_dynamic_tools", {"group": "time"})
+    result = await shared.call_tool_mcp(
         "call_dynamic_tool",
         {"group": "time", "name": "get_current_time", "args": {"timezone": "Europe/Helsinki"}},
     )
@@ -284,22 +290,11 @@ async def test_no_upstream_process_outlives_the_server(write_config, connect, ho
     assert wait_gone([server, *upstreams]) == []
 
 
-def test_stdout_carries_only_protocol(write_config):
-    """Every stdout line is a JSON-RPC message, even with debug logging on."""
-    config = write_config({"echo": stdio_entry()})
-
-    messages, stderr = raw_debug_session(
-        config, [{"name": "get_dynamic_tools", "arguments": {"group": "echo"}}]
-    )
-
-    assert [m["id"] for m in messages if "id" in m] == [0, 1]
-    assert all(m["jsonrpc"] == "2.0" for m in messages)
-    assert "connecting group echo" in stderr
-
-
-def test_debug_logs_show_upstream_exchanges_but_never_secret_values(
+def test_with_debug_logs_stdout_carries_only_protocol_and_no_log_line_a_secret_value(
     write_config, http_echo_url, monkeypatch
 ):
+    """Every stdout line is a JSON-RPC message, even with debug logging on; the debug log
+    shows upstream exchanges, never a secret's value."""
     monkeypatch.setenv("DYNAMIC_MCP_TEST_ENV_SECRET", "env-secret-value-1")
     monkeypatch.setenv("DYNAMIC_MCP_TEST_TOKEN", "header-secret-value-2")
     config = write_config(
@@ -312,7 +307,7 @@ def test_debug_logs_show_upstream_exchanges_but_never_secret_values(
             },
         }
     )
-    calls = [
+    calls = [{"name": "get_dynamic_tools", "arguments": {"group": "local"}}] + [
         {
             "name": "call_dynamic_tool",
             "arguments": {"group": group, "name": "echo", "args": {"text": "hi"}},
@@ -320,8 +315,11 @@ def test_debug_logs_show_upstream_exchanges_but_never_secret_values(
         for group in ("local", "remote")
     ]
 
-    _, log = raw_debug_session(config, calls)
+    messages, log = raw_debug_session(config, calls)
 
+    assert [m["id"] for m in messages if "id" in m] == [0, 1, 2, 3]
+    assert all(m["jsonrpc"] == "2.0" for m in messages)
+    assert "connecting group local" in log
     assert "→ local tools/call echo {'text': 'hi'}" in log
     assert "← remote tools/call echo" in log
     assert "env-secret-value-1" not in log

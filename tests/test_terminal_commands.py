@@ -28,6 +28,25 @@ def run(*args: str, **options) -> subprocess.CompletedProcess[str]:
     )
 
 
+def check_on_a_terminal(*args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`dynamic-mcp check ARGS` with stderr a terminal: its run, and what the terminal got."""
+    reader, terminal = pty.openpty()
+    try:
+        checked = subprocess.run(
+            [SCRIPT, "check", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=60,
+            text=True,
+        )
+        os.close(terminal)
+        progress = _read_all(reader)
+    finally:
+        os.close(reader)
+    return checked, progress
+
+
 # ---- tools ------------------------------------------------------------------------------
 
 
@@ -111,7 +130,10 @@ def test_call_refuses_args_that_are_not_a_json_object(write_config):
 # ---- check ------------------------------------------------------------------------------
 
 
-def test_check_json_reports_every_group_and_exits_1_when_one_failed(write_config):
+def test_check_json_reports_every_group_exits_1_when_one_failed_and_shows_progress_on_a_tty(
+    write_config,
+):
+    """With stderr a terminal, a progress line per group goes there; the report to stdout."""
     config = write_config(
         {
             "echo": stdio_entry(features={"prompts": False}),
@@ -120,9 +142,9 @@ def test_check_json_reports_every_group_and_exits_1_when_one_failed(write_config
         }
     )
 
-    checked = run("check", str(config), "--json")
+    checked, progress = check_on_a_terminal(str(config), "--json")
 
-    assert checked.returncode == 1, checked.stderr
+    assert checked.returncode == 1, progress
     rows = {row["group"]: row for row in json.loads(checked.stdout)}
     assert list(rows) == ["echo", "broken", "off"]
     echo, broken, off = rows["echo"], rows["broken"], rows["off"]
@@ -134,15 +156,20 @@ def test_check_json_reports_every_group_and_exits_1_when_one_failed(write_config
     assert broken["reason"] == "command not found: '/nonexistent/upstream'"
     assert broken["tools"] is None
     assert (off["status"], off["seconds"]) == ("disabled", None)
+    lines = sorted(line.strip() for line in progress.splitlines())
+    assert len(lines) == 2, progress
+    assert lines[0].startswith("failed  broken (")
+    assert lines[0].endswith("s): command not found: '/nonexistent/upstream'")
+    assert lines[1].startswith("ok  echo (")
 
 
 def test_check_prints_a_table_with_the_saving_and_fills_the_catalog(write_config, dynamic_mcp_home):
     # Two upstreams: "again" starts the same script with another environment.
     config = write_config({"echo": stdio_entry(), "again": stdio_entry(env={"AGAIN": "1"})})
 
-    checked = run("check", str(config))
+    checked, progress = check_on_a_terminal(str(config))
 
-    assert checked.returncode == 0, checked.stderr
+    assert checked.returncode == 0, progress
     header, first, second, blank, total = checked.stdout.splitlines()
     assert header.split("  ")[0] == "group" and header.endswith("status")
     assert first.split()[:5] == ["echo", "stdio", "7", "1", "1"]
@@ -151,32 +178,10 @@ def test_check_prints_a_table_with_the_saving_and_fills_the_catalog(write_config
     assert total.startswith("Tools in context on every turn (≈ tokens): ")
     assert total.endswith("% less.")
     assert len(list((dynamic_mcp_home / "catalog").glob("*.json"))) == 2
-
-
-def test_check_shows_a_progress_line_per_group_when_stderr_is_a_terminal(write_config):
-    config = write_config({"echo": stdio_entry(), "broken": BROKEN})
-    reader, terminal = pty.openpty()
-    try:
-        checked = subprocess.run(
-            [SCRIPT, "check", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            timeout=60,
-            text=True,
-        )
-        os.close(terminal)
-        progress = _read_all(reader)
-    finally:
-        os.close(reader)
-
-    assert checked.returncode == 1
-    lines = sorted(line.strip() for line in progress.splitlines())
-    assert len(lines) == 2, progress
-    assert lines[0].startswith("failed  broken (")
-    assert lines[0].endswith("s): command not found: '/nonexistent/upstream'")
-    assert lines[1].startswith("ok  echo (")
-    assert checked.stdout.startswith("group")  # the table still goes to stdout
+    assert sorted(line.split(" (")[0].strip() for line in progress.splitlines()) == [
+        "ok  again",
+        "ok  echo",
+    ]
 
 
 def test_check_of_an_invalid_config_names_the_field_and_exits_2(tmp_path: Path):

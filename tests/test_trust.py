@@ -44,15 +44,39 @@ async def expand(client: Client, group: str) -> mcp_types.CallToolResult:
     return await client.call_tool_mcp("get_dynamic_tools", {"group": group})
 
 
+LITERAL_QUERY = "literal-query-secret-4c2a"
+LITERAL_PASSWORD = "literal-password-8e1f"
+
+
+def literal_url_secrets(echo_url: str) -> dict[str, Any]:
+    """Two groups of the HTTP echo upstream: a query value and a password in their URLs."""
+    scheme, rest = echo_url.split("://")
+    return {
+        "query_literal": {"description": "Query", "url": f"{echo_url}?api_key={LITERAL_QUERY}"},
+        "password": {"description": "Password", "url": f"{scheme}://me:{LITERAL_PASSWORD}@{rest}"},
+    }
+
+
+def calls_to_echo(groups: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "call_dynamic_tool",
+            "arguments": {"group": group, "name": "echo", "args": {"text": "hi"}},
+        }
+        for group in groups
+    ]
+
+
 # ---- secrets never leave ------------------------------------------------------------------
 
 
-def test_no_resolved_secret_reaches_a_result_a_description_or_the_debug_log(
-    write_config, status_url
+def test_no_secret_resolved_or_written_in_a_url_reaches_a_result_a_description_or_the_debug_log(
+    write_config, status_url, http_echo_url
 ):
     unavailable = status_url(503)
     config = write_config(
         {
+            **literal_url_secrets(http_echo_url),
             "query": {
                 "description": "Query",
                 "url": f"{unavailable}?key=${{DMCP_TEST_QUERY_SECRET}}",
@@ -84,6 +108,7 @@ def test_no_resolved_secret_reaches_a_result_a_description_or_the_debug_log(
             "arguments": {"group": "local", "name": "env", "args": {"name": "API_TOKEN"}},
         }
     ]
+    calls += calls_to_echo(["query_literal", "password"])
 
     messages, log = raw_debug_session(config, calls, list_tools=True, env={**os.environ, **SECRETS})
 
@@ -99,36 +124,24 @@ def test_no_resolved_secret_reaches_a_result_a_description_or_the_debug_log(
     )
     # The upstream's own result passes through unchanged: it is the tool's answer.
     assert responses[4]["result"]["content"][0]["text"] == SECRETS["DMCP_TEST_ENV_SECRET"]
-    description = responses[5]["result"]["tools"][0]["description"]
+    # A query value and a password written in a URL: the calls work, no log line shows them.
+    assert [responses[index]["result"]["content"][0]["text"] for index in (5, 6)] == ["hi", "hi"]
+    description = responses[7]["result"]["tools"][0]["description"]
     assert "Unavailable groups:" in description
     everything_shown = json.dumps([errors, description]) + log
-    for secret in [*SECRETS.values(), LITERAL_HEADER]:
+    for secret in [*SECRETS.values(), LITERAL_HEADER, LITERAL_PASSWORD, LITERAL_QUERY]:
         assert secret not in everything_shown
     assert "HTTP Request: POST" in log  # httpx2's own log line went through the redaction
     assert "${DMCP_TEST_ENV_SECRET}" in log  # the debug preview of the result, hidden
 
 
-LITERAL_QUERY = "literal-query-secret-4c2a"
-LITERAL_PASSWORD = "literal-password-8e1f"
-
-
-@pytest.mark.parametrize("level", ["info", "debug"])
-def test_a_query_value_or_password_written_in_a_url_is_in_no_log_line(
-    http_echo_url, write_config, level
+def test_a_query_value_or_password_written_in_a_url_is_in_no_info_log_line(
+    http_echo_url, write_config
 ):
-    scheme, rest = http_echo_url.split("://")
-    config = {
-        "query": {"description": "Query", "url": f"{http_echo_url}?api_key={LITERAL_QUERY}"},
-        "password": {"description": "Password", "url": f"{scheme}://me:{LITERAL_PASSWORD}@{rest}"},
-    }
-    calls = [
-        {
-            "name": "call_dynamic_tool",
-            "arguments": {"group": group, "name": "echo", "args": {"text": "hi"}},
-        }
-        for group in config
-    ]
-    messages, log = raw_debug_session(write_config(config), calls, log_level=level)
+    """At info level too (the debug log's test is the one above)."""
+    config = literal_url_secrets(http_echo_url)
+    calls = calls_to_echo(config)
+    messages, log = raw_debug_session(write_config(config), calls, log_level="info")
 
     responses = {m["id"]: m for m in messages if "id" in m}
     assert [responses[index]["result"]["content"][0]["text"] for index in (1, 2)] == ["hi", "hi"]
@@ -246,21 +259,21 @@ async def test_a_meta_tool_called_with_bad_arguments_says_which_and_how(
     assert result.content[0].text == message
 
 
-@pytest.mark.parametrize(
-    ("arguments", "answer"),
-    [
-        ({"group": "echo", "name": "echo", "text": "flat"}, "flat"),  # flattened: taken as args
-        ({"group": "echo", "name": "echo", "text": "flat", "args": {"text": "in args"}}, "in args"),
-        ({"group": "echo", "name": "echo", "args": {"text": "in args"}}, "in args"),
-    ],
-)
-async def test_tool_arguments_put_beside_group_and_name_are_taken_as_args(
-    write_config, arguments, answer
-):
+# Tool arguments put beside group and name: flattened, they are taken as args; given both
+# ways, args wins; given in args alone, as usual. One upstream answers every case.
+BESIDE_CASES = [
+    ({"group": "echo", "name": "echo", "text": "flat"}, "flat"),
+    ({"group": "echo", "name": "echo", "text": "flat", "args": {"text": "in args"}}, "in args"),
+    ({"group": "echo", "name": "echo", "args": {"text": "in args"}}, "in args"),
+]
+
+
+async def test_tool_arguments_put_beside_group_and_name_are_taken_as_args(write_config):
     async with Client(build_server(write_config({"echo": stdio_entry()}))) as client:
-        result = await client.call_tool_mcp("call_dynamic_tool", arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.content[0].text == answer
+        for arguments, answer in BESIDE_CASES:
+            result = await client.call_tool_mcp("call_dynamic_tool", arguments)
+            assert not result.is_error, (arguments, result.content[0].text)
+            assert result.content[0].text == answer, arguments
 
 
 async def test_tools_list_as_sent_carries_no_title_or_fastmcp_meta(write_config):
@@ -322,20 +335,26 @@ async def test_a_secret_from_a_file_reaches_the_upstream_and_a_file_others_can_r
 # ---- bookkeeping ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("mode", "kept"), [("legacy", 1), ("auto", 0)])
-async def test_client_connections_are_kept_once_per_client_never_per_request(
-    write_config, mode, kept
-):
-    """A 2026-07-28 client ("auto" here) opens a connection per request: none is kept."""
+async def test_client_connections_are_kept_once_per_client_never_per_request(write_config):
+    """A 2026-07-28 client ("auto" here) opens a connection per request: none is kept; a
+    legacy client's one connection is kept while it stays. One server serves both."""
     notifier = Notifier()
     server = build_server(write_config({"echo": stdio_entry()}), notifier=notifier)
-    async with Client(server, mode=mode) as client:
+    kept = {}
+    async with Client(server, mode="auto") as auto:
         for _ in range(5):
-            await client.list_tools()
-            await expand(client, "echo")
-        during = len(notifier)
-    assert during == kept
-    assert len(notifier) == 0  # and a client that left is forgotten
+            await auto.list_tools()
+            await expand(auto, "echo")
+        kept["auto"] = len(notifier)
+        async with Client(server, mode="legacy") as legacy:
+            for _ in range(5):
+                await legacy.list_tools()
+                await expand(legacy, "echo")
+            kept["legacy"] = len(notifier)
+        left = len(notifier)  # the legacy client left; the auto one is still connected
+    assert kept == {"auto": 0, "legacy": 1}
+    assert left == 0  # a client that left is forgotten
+    assert len(notifier) == 0
 
 
 async def test_a_late_error_from_a_replaced_session_leaves_its_successor_alone(write_config):
