@@ -71,6 +71,19 @@ def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
         time.sleep(0.05)
 
 
+def _listening(command: list[str], port: int) -> subprocess.Popen[bytes]:
+    """A quiet Debian binary run in the foreground, once it listens on `port`."""
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_listening(process, port)
+    except BaseException:
+        _stop(process)  # the caller never held it, so its stop() could not end it
+        raise
+    return process
+
+
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
     if process is not None and process.poll() is None:
         process.terminate()
@@ -90,13 +103,8 @@ class RedisProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_listening(self.process, self.port)
+        command = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+        self.process = _listening(command, self.port)
 
     def stop(self) -> None:
         _stop(self.process)
@@ -207,13 +215,7 @@ class HAProxy:
         return f"http://127.0.0.1:{self.port}/mcp"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(self.config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_listening(self.process, self.port)
+        self.process = _listening(["haproxy", "-db", "-f", str(self.config)], self.port)
 
     def stop(self) -> None:
         _stop(self.process)
