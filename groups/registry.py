@@ -144,7 +144,7 @@ class Registry:
         for name, upstream in upstreams.items():  # settings apply to every group at once
             upstream.catalog = self._active_catalog()
             upstream.idle_timeout = self.settings.idle_seconds(servers[name])
-            upstream.retry_schedule = self.settings.retry_schedule()
+            upstream.retry_on(self.settings.retry_schedule())
         self._upstreams = upstreams  # in the new config's order
         self._watch_idle()
         changes = dataclasses.replace(diff, unmounted=unmounted)
@@ -237,7 +237,7 @@ class Registry:
             idle_timeout=self.settings.idle_seconds(server),
             browser_sign_in=self._browser_sign_in,
         )
-        upstream.retry_schedule = self.settings.retry_schedule()
+        upstream.retry_on(self.settings.retry_schedule())
         return upstream
 
     def _active_catalog(self) -> Catalog | None:

@@ -40,6 +40,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from groups.access import User, current_user, user_of_request
+from groups.config import ServerConfig, StdioServer
 from groups.internals import connection_of
 
 __all__ = ["CallbackRoute", "Caller", "UserKey", "current_caller", "session_key"]
@@ -113,7 +114,7 @@ class UserKey:
     user: str
 
 
-def session_key(caller: Caller | None, *, remote: bool, per_user: bool = False) -> Hashable | None:
+def session_key(caller: Caller | None, config: ServerConfig) -> Hashable | None:
     """Which upstream session of a group serves `caller` (None: the one shared session).
 
     The implicit user keeps `Caller.key`: a client with an HTTP session id has its own,
@@ -121,15 +122,16 @@ def session_key(caller: Caller | None, *, remote: bool, per_user: bool = False) 
     group's session with another user, since it carries the user's own tokens: a client
     with an HTTP session id has its own, a 2026-07-28 client (a connection per request)
     the user's (`UserKey`). A stdio group is one process for every named user, or with
-    `per_user` (`"sessions": "per-user"`) one per user, shared by that user's clients.
+    `"sessions": "per-user"` one per user, shared by that user's clients. `config` is the
+    group's as it is now: a reload may change it.
     """
     if caller is None:
         return None
     if caller.user is None:
         return caller.key
-    if remote:
+    if not isinstance(config, StdioServer):
         return caller.key if caller.key is not None else UserKey(caller.user.name)
-    return UserKey(caller.user.name) if per_user else None
+    return UserKey(caller.user.name) if config.sessions == "per-user" else None
 
 
 class _CurrentCaller:

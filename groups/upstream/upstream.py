@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 
-from groups.config import ServerConfig, StdioServer
+from groups.config import ServerConfig
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor
 from groups.upstream.background import Background
@@ -128,14 +128,10 @@ class Upstream:
         """Why the last attempt failed, while the group is FAILED."""
         return self._health.error
 
-    @property
-    def retry_schedule(self) -> tuple[tuple[float, ...] | None, float | None]:
-        """Background retries: the quick delays, then the interval (seconds); None: default."""
-        return self._health.schedule
-
-    @retry_schedule.setter
-    def retry_schedule(self, schedule: tuple[tuple[float, ...] | None, float | None]) -> None:
-        self._health.schedule = schedule  # the next failure's delay follows it
+    def retry_on(self, schedule: tuple[tuple[float, ...] | None, float | None]) -> None:
+        """Background retries from now: the quick delays, then the interval (seconds; None:
+        the default); the next failure's delay follows it."""
+        self._health.schedule = schedule
 
     @functools.cached_property
     def proxy(self) -> GroupProxy:
@@ -294,11 +290,7 @@ class Upstream:
     # ---- connecting -------------------------------------------------------------------
 
     def _key_of(self, caller: Caller | None) -> SessionKey:
-        """Which session serves `caller` (`callers.session_key`), as the config is now."""
-        config = self.config
-        if isinstance(config, StdioServer):
-            return session_key(caller, remote=False, per_user=config.sessions == "per-user")
-        return session_key(caller, remote=True)
+        return session_key(caller, self.config)  # as the config is now: a reload may change it
 
     async def _admit(self, caller: Caller | None) -> None:
         """Refuse a connection attempt that must not be made now (under the sessions' lock)."""
