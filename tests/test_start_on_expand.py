@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,17 +21,16 @@ import psutil
 import pytest
 from conftest import (
     UPSTREAMS,
-    free_port,
     server_process,
     serving_http,
     stdio_entry,
     upstream_processes,
     use_browser,
-    wait_for_port,
     wait_gone,
 )
 from fastmcp import Client
 from served_tools import NewChildren, warm_catalog
+from test_oauth import serve_oauth
 
 from groups.catalog import Catalog
 from groups.config import Config
@@ -234,12 +232,9 @@ async def test_over_http_an_early_start_is_the_clients_own_and_ends_when_it_leav
 @pytest.fixture
 def oauth_url() -> Iterator[str]:
     """An MCP server behind OAuth on a loopback port, which a client must sign in to."""
-    port = free_port()
-    command = [sys.executable, str(UPSTREAMS / "oauth_server.py"), str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process, url = serve_oauth()
     try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield url
     finally:
         process.terminate()
         process.wait(10)
