@@ -83,7 +83,7 @@ class RootServer(FastMCP):
         config: the config already loaded from `config_path`, if it was.
         registry, notifier: made here unless given (the command line makes the registry
             first, so its redactor can be in logging from the start).
-        auth: who may connect over HTTP (`groups.serving.http_access.BearerToken`).
+        auth: who may connect over HTTP (`groups.serving.bearer_token.BearerToken`).
         watch: apply edits of the config while serving (off for a terminal command).
         """
         self.config_path, self._config, self._watch = config_path, config, watch

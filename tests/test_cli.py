@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,22 @@ def test_a_bad_config_is_one_line_on_stderr_and_exit_code_2(tmp_path: Path, cont
     assert result.stderr.startswith(f"dynamic-mcp: {expected.format(path=path)}")
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_start_refused_for_its_config_imports_none_of_the_server_stack(tmp_path: Path):
+    """A refusal is quick: the config is read and checked before FastMCP is imported."""
+    refused = f"""
+import sys, server
+try:
+    server.main([{str(tmp_path / "missing.json")!r}])
+except SystemExit as exit:
+    print(exit.code, sorted({{name.split(".")[0] for name in sys.modules}} & {{"fastmcp", "mcp"}}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", refused], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "2 []", result.stderr
+    assert "no such file" in result.stderr
 
 
 def test_without_a_config_the_error_says_how_to_give_one(tmp_path: Path):

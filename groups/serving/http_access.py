@@ -19,13 +19,10 @@ Guarantees:
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from fastmcp.server.auth import AccessToken, TokenVerifier
 
 from groups.errors import UnsafeServingError
 from groups.storage.private_files import NotPrivateError, read_private
@@ -37,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TOKEN_ENV_VAR",
-    "BearerToken",
     "browser_guard",
     "http_auth",
     "http_token",
@@ -53,22 +49,6 @@ LOOPBACK_ORIGINS = [
 ]
 
 
-class BearerToken(TokenVerifier):
-    """Accepts exactly one token: the one dynamic-mcp was started with."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token.encode()
-
-    def __repr__(self) -> str:
-        return "BearerToken(***)"
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        if not hmac.compare_digest(token.encode(), self._token):
-            return None
-        return AccessToken(token="***", client_id="dynamic-mcp-client", scopes=[])
-
-
 def http_auth(
     host: str, *, token_file: Path | None, users: Path | None, jwt: JwtSettings
 ) -> AuthProvider | None:
@@ -82,7 +62,11 @@ def http_auth(
     """
     if users is None and not jwt.given:
         token = http_token(host, token_file)
-        return BearerToken(token) if token else None
+        if not token:
+            return None
+        from groups.serving.bearer_token import BearerToken  # FastMCP's auth: once it serves
+
+        return BearerToken(token)
     # Imported only for a gateway: JWT verification brings in a crypto stack.
     from groups.serving.users import UsersFile
 
