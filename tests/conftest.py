@@ -5,13 +5,18 @@ Every wait here is bounded in time; nothing is mocked.
 
 from __future__ import annotations
 
+import atexit
 import compileall
+import contextlib
+import functools
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import webbrowser
@@ -29,6 +34,7 @@ from fastmcp.client.transports import StdioTransport
 REPO = Path(__file__).resolve().parent.parent
 UPSTREAMS = Path(__file__).resolve().parent / "upstreams"
 ECHO_SERVER = UPSTREAMS / "echo_server.py"
+LAUNCHER = UPSTREAMS / "forked.py"  # see python_command
 PORT_WAIT = 20.0  # seconds for an HTTP upstream to start listening (a cold Python import)
 
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
@@ -97,11 +103,89 @@ def use_browser(monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     )
 
 
+def following_browser() -> str:
+    """$BROWSER for a person who signs in at once: tests/upstreams/follow_browser.py."""
+    return shlex.join(python_command(UPSTREAMS / "follow_browser.py")) + " %s"
+
+
 def stdio_entry(
-    script: Path = ECHO_SERVER, description: str = "Echo test server", **extra: Any
+    script: Path = ECHO_SERVER,
+    description: str = "Echo test server",
+    *,
+    warm: bool = True,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """A config entry that starts a Python upstream script over stdio."""
-    return {"description": description, "command": sys.executable, "args": [str(script)], **extra}
+    """A config entry that starts a Python upstream over stdio: `python script`, or
+    `python ARGS...` given `args`, warm (`python_command`) unless told otherwise: a test
+    that looks at the process from outside (its parent, its command line) wants it cold."""
+    args = extra.pop("args", [str(script)])
+    command, *args = python_command(*args) if warm else [sys.executable, *args]
+    return {"description": description, "command": command, "args": args, **extra}
+
+
+def python_command(script: str | Path, *args: str) -> list[str]:
+    """`python SCRIPT ARGS...` for a test upstream, as a fork of this worker's forkserver
+    (tests/upstreams/forkserver.py): the same process to whoever starts it, without a
+    second of importing FastMCP."""
+    return [sys.executable, "-S", str(LAUNCHER), _forkserver().args[-1], str(script), *args]
+
+
+_forkservers: list[subprocess.Popen[bytes]] = []
+
+
+@functools.cache
+def _forkserver() -> subprocess.Popen[bytes]:
+    """This worker's forkserver, started at first use and ended with the worker (its stdin
+    closes); its socket is its last argument."""
+    folder = tempfile.mkdtemp(prefix="forkserver-")
+    path = os.path.join(folder, "socket")
+    forkserver = subprocess.Popen(
+        [sys.executable, str(UPSTREAMS / "forkserver.py"), path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    _forkservers.append(forkserver)
+
+    @atexit.register
+    def stop() -> None:
+        forkserver.stdin.close()  # type: ignore[union-attr]
+        forkserver.wait(PORT_WAIT)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    deadline = time.monotonic() + PORT_WAIT
+    while not os.path.exists(path):  # it listens before it imports: within milliseconds
+        if forkserver.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the forkserver did not start ({forkserver.poll()})")
+        time.sleep(0.01)
+    return forkserver
+
+
+def descendants(process: psutil.Process | None = None) -> list[psutil.Process]:
+    """The processes `process` (this one by default) started, directly or not, with a
+    forked upstream in its launcher's place: the process that serves, as if started there
+    (this worker's forkserver is left out)."""
+    forkservers = {forkserver.pid for forkserver in _forkservers}
+    found = []
+    for child in (process or psutil.Process()).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.pid in forkservers or child.ppid() in forkservers:
+                continue
+            if str(LAUNCHER) not in child.cmdline():
+                found.append(child)
+            elif upstream := _forked(child):
+                found.append(upstream)
+    return found
+
+
+def _forked(launcher: psutil.Process) -> psutil.Process | None:
+    """The upstream a launcher stands for, once forked (`None` if the launcher ends first)."""
+    record = Path(launcher.cmdline()[3]).with_name(str(launcher.pid))
+    deadline = time.monotonic() + PORT_WAIT
+    while launcher.is_running() and time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, psutil.NoSuchProcess):
+            return psutil.Process(int(record.read_text()))
+        time.sleep(0.01)  # the forkserver writes it as it forks: within milliseconds
+    return None
 
 
 @pytest.fixture
@@ -168,7 +252,7 @@ def serve_echo(transport: str, port: int | None = None) -> Iterator[str]:
     """Run the echo upstream over `transport` on a loopback port; yield its URL."""
     port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, str(ECHO_SERVER), transport, "127.0.0.1", str(port)],
+        python_command(ECHO_SERVER, transport, "127.0.0.1", str(port)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -278,7 +362,7 @@ def server_process(config: Path) -> psutil.Process:
 
 def upstream_processes(server: psutil.Process) -> list[psutil.Process]:
     """Live processes started, directly or not, by one dynamic-mcp server."""
-    return [p for p in server.children(recursive=True) if _alive(p)]
+    return [p for p in descendants(server) if _alive(p)]
 
 
 def _alive(process: psutil.Process) -> bool:

@@ -11,7 +11,7 @@ import anyio
 import mcp_types
 import psutil
 import pytest
-from conftest import serving_http, stdio_entry, wait_gone
+from conftest import descendants, serving_http, stdio_entry, wait_gone
 from fastmcp import Client
 from fastmcp.client.elicitation import ElicitResult
 
@@ -103,7 +103,7 @@ async def test_an_http_clients_upstream_sessions_end_when_it_leaves(http_server)
     url, server = http_server
     async with Client(url, mode="legacy") as client:
         await client.call_tool_mcp("get_dynamic_tools", {"group": "echo"})
-        upstreams = server.children(recursive=True)
+        upstreams = descendants(server)
         assert len(upstreams) == 1
 
     assert await anyio.to_thread.run_sync(wait_gone, upstreams) == []

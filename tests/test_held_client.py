@@ -7,12 +7,10 @@ entered in one task serves others, or whether leaving its context ends its proce
 
 from __future__ import annotations
 
-import sys
-
 import anyio
 import psutil
 import pytest
-from conftest import ECHO_SERVER, UPSTREAMS, wait_gone
+from conftest import ECHO_SERVER, UPSTREAMS, descendants, python_command, wait_gone
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
@@ -23,13 +21,14 @@ MISBEHAVING = UPSTREAMS / "misbehaving.py"
 
 
 def stdio_client(script: str, *args: str) -> Client:
-    transport = StdioTransport(sys.executable, [script, *args], keep_alive=False)
+    command, *arguments = python_command(script, *args)
+    transport = StdioTransport(command, arguments, keep_alive=False)
     return Client(transport, init_timeout=10)
 
 
 def started_processes(before: set[int]) -> list[psutil.Process]:
     """This test's child processes that were not there `before` and still run."""
-    children = psutil.Process().children(recursive=True)
+    children = descendants()
     return [p for p in children if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
 
 
@@ -52,7 +51,7 @@ async def test_a_client_opened_by_a_request_that_ended_serves_until_closed_then_
 
 
 async def test_a_client_whose_upstream_exits_at_start_raises_and_leaves_nothing_running():
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    before = {p.pid for p in descendants()}
     client = stdio_client(str(MISBEHAVING), "exit-at-start")
 
     with anyio.fail_after(20), pytest.raises(Exception) as raised:  # FastMCP's wrapping varies
@@ -66,7 +65,7 @@ async def test_a_client_whose_upstream_exits_at_start_raises_and_leaves_nothing_
 
 
 async def test_a_connect_cut_short_by_its_time_limit_leaves_nothing_running():
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    before = {p.pid for p in descendants()}
     client = stdio_client(str(MISBEHAVING), "slow-start", "30")  # never answers in time
 
     with pytest.raises(TimeoutError), anyio.fail_after(1):

@@ -58,12 +58,12 @@ async def recovered(client: Client) -> bool:
     return False
 
 
-async def starting(server: psutil.Process, argument: str) -> None:
-    """Wait (bounded) until an upstream process started with `argument` runs."""
+async def starting(server: psutil.Process, besides: set[int]) -> None:
+    """Wait (bounded) until an upstream process runs `besides` those given."""
     with anyio.fail_after(SETTLE_WAIT):
         while True:
             processes = await anyio.to_thread.run_sync(upstream_processes, server)
-            if any(argument in p.cmdline() for p in processes):
+            if {p.pid for p in processes} - besides:
                 return
             await anyio.sleep(0.05)
 
@@ -95,7 +95,7 @@ async def test_over_http_the_upstreams_alive_are_those_live_clients_hold(
 
             async with client_of(url) as impatient, anyio.create_task_group() as calls:
                 calls.start_soon(pid, impatient, "slow")
-                await starting(server, "slow-start")
+                await starting(server, besides={held})  # "slow", asleep
                 calls.cancel_scope.cancel()  # it leaves during its own connection attempt
             impatient_gone = await settled(server, {held})
         all_gone = await settled(server, set())

@@ -25,7 +25,9 @@ import pytest
 from conftest import (
     REPO,
     UPSTREAMS,
+    following_browser,
     free_port,
+    python_command,
     raw_debug_session,
     serving_http,
     use_browser,
@@ -46,7 +48,7 @@ def serve_oauth(
     port: int | None = None,
 ) -> Any:
     port = port or free_port()
-    command = [sys.executable, str(UPSTREAMS / "oauth_server.py"), str(port), str(token_seconds)]
+    command = python_command(UPSTREAMS / "oauth_server.py", str(port), str(token_seconds))
     if callback_port is not None:
         command.append(str(callback_port))
     env = {**os.environ, "OAUTH_TRANSPORT": transport}
@@ -63,7 +65,7 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    use_browser(monkeypatch, f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
+    use_browser(monkeypatch, following_browser())
     return home
 
 
@@ -459,7 +461,7 @@ def test_a_terminal_call_says_to_run_auth_instead_of_opening_a_browser(
     use_browser(monkeypatch, f"{sys.executable} -c {shlex.quote(record)} %s")
 
     refused = call_whoami(config)
-    use_browser(monkeypatch, f"{sys.executable} {UPSTREAMS / 'follow_browser.py'} %s")
+    use_browser(monkeypatch, following_browser())
     signed = auth_command(home, config, "guarded")
     answered = call_whoami(config)
 

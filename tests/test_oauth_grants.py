@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import pytest
-from conftest import UPSTREAMS, free_port, wait_for_port
+from conftest import UPSTREAMS, free_port, python_command, wait_for_port
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastmcp import Client
@@ -33,7 +33,7 @@ def serve_variants(
     tmp_path: Path, layout: str, token_seconds: int = 3600, public_key: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    command = [sys.executable, str(UPSTREAMS / "oauth_variants.py"), str(port), layout]
+    command = python_command(UPSTREAMS / "oauth_variants.py", str(port), layout)
     command += [str(token_seconds)] + ([str(public_key)] if public_key else [])
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, process)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ import anyio
 import httpx2
 import mcp_types
 import pytest
-from conftest import UPSTREAMS, serving_http
+from conftest import UPSTREAMS, python_command, serving_http
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from test_oauth import auth_command, config_for, home, oauth_servers, oauth_url, signed_in, whoami
@@ -77,7 +76,7 @@ async def follow(link: str) -> None:
     """The person the link was given to signs in with it, in their browser."""
     env = {k: v for k, v in os.environ.items() if k != "BROWSER_HOLD"}
     with anyio.fail_after(WAIT):
-        await anyio.run_process([sys.executable, str(FOLLOW_BROWSER), link], env=env)
+        await anyio.run_process(python_command(FOLLOW_BROWSER, link), env=env)
 
 
 def token_file(user: str | None) -> Path:

@@ -53,10 +53,13 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     directory = tmp_path_factory.mktemp("replicas")
     config = directory / "dynamic-mcp.json"
     servers = {
-        "echo": stdio_entry(),
-        "private": stdio_entry(description="Alice only", access=["alice"]),
+        # Cold starts: a replica's upstreams are its own children (cluster.replica_of).
+        "echo": stdio_entry(warm=False),
+        "private": stdio_entry(description="Alice only", access=["alice"], warm=False),
         # Its calls end only when cancelled, not at the 30 s time limit, within any test.
-        "waiting": stdio_entry(WAITING, "Waits until cancelled", timeout={"tools": "1h"}),
+        "waiting": stdio_entry(
+            WAITING, "Waits until cancelled", timeout={"tools": "1h"}, warm=False
+        ),
     }
     # The expansion alone starts nothing where the catalog has the group's tools.
     settings = {"start_on_expand": False}

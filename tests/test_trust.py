@@ -94,6 +94,7 @@ def test_no_secret_resolved_or_written_in_a_url_reaches_a_result_a_description_o
                 "command": "/nonexistent/${DMCP_TEST_COMMAND_SECRET}/server",
             },
             "local": stdio_entry(
+                warm=False,  # an interpreter option in the arguments
                 args=["-X", "note=${DMCP_TEST_ARG_SECRET}", str(ECHO_SERVER)],
                 env={"API_TOKEN": "${DMCP_TEST_ENV_SECRET}"},
             ),
