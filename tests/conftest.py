@@ -123,11 +123,17 @@ def stdio_entry(
     return {"description": description, "command": command, "args": args, **extra}
 
 
-def python_command(script: str | Path, *args: str) -> list[str]:
-    """`python SCRIPT ARGS...` for a test upstream, as a fork of this worker's forkserver
-    (tests/upstreams/forkserver.py): the same process to whoever starts it, without a
-    second of importing FastMCP."""
-    return [sys.executable, "-S", str(LAUNCHER), _forkserver().args[-1], str(script), *args]
+def python_command(*argv: str | Path) -> list[str]:
+    """`python SCRIPT ARGS...` (or `python -m MODULE ARGS...`) as a fork of this worker's
+    forkserver (tests/upstreams/forkserver.py): the same process to whoever starts it,
+    without a second of importing FastMCP."""
+    return [sys.executable, "-S", str(LAUNCHER), _forkserver().args[-1], *map(str, argv)]
+
+
+def dynamic_mcp_command(*args: str | Path) -> list[str]:
+    """`python -m server ARGS...`, warm (`python_command`). What is about the process's own
+    start (its imports, its output before serving, its signals) starts it cold."""
+    return python_command("-m", "server", *args)
 
 
 _forkservers: list[subprocess.Popen[bytes]] = []
@@ -170,11 +176,28 @@ def descendants(process: psutil.Process | None = None) -> list[psutil.Process]:
         with contextlib.suppress(psutil.NoSuchProcess):
             if child.pid in forkservers or child.ppid() in forkservers:
                 continue
-            if str(LAUNCHER) not in child.cmdline():
+            if str(LAUNCHER) not in _executed(child):
                 found.append(child)
             elif upstream := _forked(child):
                 found.append(upstream)
     return found
+
+
+def _executed(child: psutil.Process) -> list[str]:
+    """The command line of `child` once it runs its own program: between fork and exec it
+    still has its parent's, which would hide a launcher (within milliseconds)."""
+    parent = child.parent()
+    deadline = time.monotonic() + PORT_WAIT
+    while parent and child.cmdline() == parent.cmdline() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return child.cmdline()
+
+
+def process_behind(process: subprocess.Popen[Any]) -> psutil.Process:
+    """The process that runs what `process` started: itself, or the fork its launcher
+    stands for (`python_command`)."""
+    launched = psutil.Process(process.pid)
+    return _forked(launched) if str(LAUNCHER) in launched.cmdline() else launched  # type: ignore[return-value]
 
 
 def _forked(launcher: psutil.Process) -> psutil.Process | None:
@@ -231,9 +254,8 @@ def serving_http(
     default): its URL and process. `env` replaces the inherited environment; `stderr`
     takes its log."""
     port = port or free_port()
-    command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
     process = subprocess.Popen(
-        [*command, "--port", str(port), *args],
+        dynamic_mcp_command(config, "--transport", "http", "--port", str(port), *args),
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -311,9 +333,10 @@ def sse_echo_url() -> Iterator[str]:
 
 def dynamic_mcp_client(config: Path, *extra_args: str, **client_options: Any) -> Client:
     """A real MCP client talking to `python -m server CONFIG` over stdio pipes."""
+    command, *arguments = dynamic_mcp_command(config, *extra_args)
     transport = StdioTransport(
-        sys.executable,
-        ["-m", "server", str(config), *extra_args],
+        command,
+        arguments,
         # The whole environment, as an MCP client on a user's machine would pass it.
         env=dict(os.environ),
         cwd=str(REPO),
@@ -357,6 +380,8 @@ def server_process(config: Path) -> psutil.Process:
         command = child.cmdline()
         if command[1:4] == ["-m", "server", str(config)]:
             return child
+        if command[4:7] == ["-m", "server", str(config)] and (server := _forked(child)):
+            return server
     raise LookupError(f"no dynamic-mcp process serves {config}")
 
 

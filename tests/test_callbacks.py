@@ -9,9 +9,8 @@ from typing import Any
 
 import anyio
 import mcp_types
-import psutil
 import pytest
-from conftest import descendants, serving_http, stdio_entry, wait_gone
+from conftest import descendants, process_behind, serving_http, stdio_entry, wait_gone
 from fastmcp import Client
 from fastmcp.client.elicitation import ElicitResult
 
@@ -64,7 +63,7 @@ async def ask(client: Client, witness: Witness, question: str) -> str:
 def http_server(write_config):
     """dynamic-mcp serving streamable HTTP on 127.0.0.1 in front of the echo upstream."""
     with serving_http(write_config({"echo": stdio_entry()})) as (url, process):
-        yield url, psutil.Process(process.pid)
+        yield url, process_behind(process)
 
 
 async def test_two_http_clients_calling_at_once_each_hear_only_their_own_callbacks(http_server):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import REPO, free_port, stdio_entry, wait_for_port
+from conftest import REPO, dynamic_mcp_command, free_port, stdio_entry, wait_for_port
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 
@@ -37,7 +37,7 @@ def dynamic_mcp(
     """`dynamic-mcp CONFIG --transport http ARGS`; `output=subprocess.PIPE` to read it."""
     without_token = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_HTTP_TOKEN"}
     return subprocess.Popen(
-        [sys.executable, "-m", "server", str(config), "--transport", "http", *args],
+        dynamic_mcp_command(config, "--transport", "http", *args),
         cwd=REPO,
         env={**without_token, **(env or {})},
         stdin=subprocess.DEVNULL,

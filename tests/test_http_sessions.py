@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 import psutil
-from conftest import UPSTREAMS, serving_http, stdio_entry, upstream_processes
+from conftest import UPSTREAMS, process_behind, serving_http, stdio_entry, upstream_processes
 from fastmcp import Client
 
 MISBEHAVING = UPSTREAMS / "misbehaving.py"
@@ -81,7 +81,7 @@ async def test_over_http_the_upstreams_alive_are_those_live_clients_hold(
     retries = {"retry_delays": ["0.2s"]}
     config.write_text(json.dumps(json.loads(config.read_text()) | {"settings": retries}))
     with serving_http(config) as (url, process):
-        server = psutil.Process(process.pid)
+        server = process_behind(process)
         async with client_of(url) as first:
             failed = await first.call_tool_mcp("get_dynamic_tools", {"group": "late"})
             is_back = await recovered(first)  # a background retry found it

@@ -25,6 +25,7 @@ import pytest
 from conftest import (
     REPO,
     UPSTREAMS,
+    dynamic_mcp_command,
     following_browser,
     free_port,
     python_command,
@@ -342,7 +343,7 @@ async def test_scopes_alone_are_registered_and_granted(write_config, oauth_url, 
 def call_whoami(config: Path) -> subprocess.CompletedProcess[str]:
     """`dynamic-mcp call guarded whoami` from a terminal."""
     return subprocess.run(
-        [sys.executable, "-m", "server", "call", "guarded", "whoami", "--config", str(config)],
+        dynamic_mcp_command("call", "guarded", "whoami", "--config", config),
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -353,7 +354,7 @@ def call_whoami(config: Path) -> subprocess.CompletedProcess[str]:
 
 def auth_command(home: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server", "auth", *args, "--config", str(config)],
+        dynamic_mcp_command("auth", *args, "--config", config),
         cwd=REPO,
         env={**os.environ, "HOME": str(home)},
         stdin=subprocess.DEVNULL,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import pytest
-from conftest import UPSTREAMS, free_port, python_command, wait_for_port
+from conftest import UPSTREAMS, dynamic_mcp_command, free_port, python_command, wait_for_port
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastmcp import Client
@@ -186,7 +185,7 @@ def test_a_service_account_signs_with_its_private_key_and_auth_just_fetches_a_to
 
     fetched = auth_command(home, config, "guarded")
     called = subprocess.run(
-        [sys.executable, "-m", "server", "call", "guarded", "whoami", "--config", str(config)],
+        dynamic_mcp_command("call", "guarded", "whoami", "--config", config),
         env={**os.environ, "HOME": str(home)},
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -230,7 +229,7 @@ def test_from_a_terminal_auth_asks_for_the_scope_a_refused_call_wanted(
     home,  # noqa: F811
 ):
     config = config_for(write_config, variants())
-    command = [sys.executable, "-m", "server", "call", "guarded", "write", "--config", str(config)]
+    command = dynamic_mcp_command("call", "guarded", "write", "--config", config)
 
     def call_write() -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "HOME": str(home)}
@@ -271,7 +270,7 @@ async def test_a_refusal_for_a_scope_already_held_is_an_error_naming_the_group_n
         after = await whoami(client)  # the session is still good
     with anyio.fail_after(60):
         called = await anyio.run_process(
-            [sys.executable, "-m", "server", "call", "guarded", "admin", "--config", str(config)],
+            dynamic_mcp_command("call", "guarded", "admin", "--config", config),
             env={**os.environ, "HOME": str(home)},
             stdin=subprocess.DEVNULL,
             check=False,

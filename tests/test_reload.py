@@ -9,7 +9,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import anyio
 import mcp_types
 import psutil
 import pytest
-from conftest import REPO, stdio_entry, wait_gone
+from conftest import REPO, dynamic_mcp_command, stdio_entry, wait_gone
 from fastmcp import Client
 from mcp.client.subscriptions import listen
 from mcp.shared.subscriptions import ToolsListChanged
@@ -306,7 +305,7 @@ def test_sighup_reloads_a_config_the_watcher_cannot_see(tmp_path: Path):
     served.mkdir()
     (served / "dynamic-mcp.json").symlink_to(real)
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", str(served / "dynamic-mcp.json")],
+        dynamic_mcp_command(served / "dynamic-mcp.json"),  # SIGHUP reaches it through its launcher
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,14 @@ from pathlib import Path
 import anyio
 import pytest
 import redis
-from conftest import REPO, free_port, server_process, stdio_entry, upstream_processes
+from conftest import (
+    REPO,
+    dynamic_mcp_command,
+    free_port,
+    server_process,
+    stdio_entry,
+    upstream_processes,
+)
 from fastmcp.client.auth.oauth import TokenStorageAdapter
 from test_catalog import expand
 from test_oauth import auth_command, config_for, home, oauth_servers, oauth_url, whoami
@@ -176,7 +182,7 @@ async def test_a_catalog_entry_one_process_wrote_expands_in_another_with_nothing
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """`dynamic-mcp ARGS` from a terminal, stdin closed (a stdio server then ends)."""
     return subprocess.run(
-        [sys.executable, "-m", "server", *args],
+        dynamic_mcp_command(*args),
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -249,7 +255,7 @@ def test_check_says_whether_the_shared_store_answers_and_fails_when_it_does_not(
     write_config, shared
 ):
     config = write_config({"echo": stdio_entry(enabled=False)})  # the store alone is checked
-    command = [sys.executable, "-m", "server", "check", str(config)]
+    command = dynamic_mcp_command("check", config)
 
     def check() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

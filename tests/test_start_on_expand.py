@@ -21,6 +21,7 @@ import psutil
 import pytest
 from conftest import (
     UPSTREAMS,
+    process_behind,
     server_process,
     serving_http,
     stdio_entry,
@@ -204,7 +205,7 @@ async def test_over_http_an_early_start_is_the_clients_own_and_ends_when_it_leav
     config = write_config({"echo": stdio_entry(), "slow": misbehaving("slow-start", "3")})
     await warm_catalog(config, "echo", "slow")
     with serving_http(config) as (url, process):
-        server = psutil.Process(process.pid)
+        server = process_behind(process)
         async with client_of(url) as first:
             await expand(first, "echo")
             early = await settled(server, 1)

@@ -10,15 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, stdio_entry
+from conftest import REPO, dynamic_mcp_command, stdio_entry
 from test_cli import SCRIPT
 
 BROKEN = {"description": "Cannot start", "command": "/nonexistent/upstream"}
 
 
 def run(*args: str, **options) -> subprocess.CompletedProcess[str]:
+    """`dynamic-mcp ARGS`, warm (test_cli runs the installed script itself)."""
     return subprocess.run(
-        [SCRIPT, *args],
+        dynamic_mcp_command(*args),
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -1,6 +1,7 @@
-"""Start a test upstream as a fork of the warm forkserver (see forkserver.py):
+"""Start a process of the tests as a fork of the warm forkserver (see forkserver.py):
 
     python -S forked.py SOCKET SCRIPT ARGS...   # as `python SCRIPT ARGS...`
+    python -S forked.py SOCKET -m MODULE ARGS... # as `python -m MODULE ARGS...`
 
 Only the standard library, and no site (-S): this process starts in milliseconds. It hands
 its stdin, stdout and stderr to the child and lets go of them, so their ends are the

@@ -1,10 +1,11 @@
-"""A warm start for test upstreams: one process per test worker imports FastMCP once, then
-forks a child for each upstream a test starts, so a start costs milliseconds, not a second
-of imports. The suite starts upstreams by the hundred: most of its CPU went on importing
-FastMCP again and again.
+"""A warm start for test upstreams and dynamic-mcp: one process per test worker imports
+FastMCP (and dynamic-mcp's modules) once, then forks a child for each process a test
+starts, so a start costs milliseconds, not a second of imports. The suite starts processes
+by the hundred: most of its CPU went on importing FastMCP again and again.
 
     python forkserver.py SOCKET                 # serves until its stdin closes
     python -S forked.py SOCKET SCRIPT ARGS...   # an upstream, as `python SCRIPT ARGS...`
+    python -S forked.py SOCKET -m server ARGS... # dynamic-mcp, as `python -m server ARGS...`
 
 `forked.py` hands over its stdin, stdout and stderr, working directory, environment and
 arguments; the child runs SCRIPT as `__main__` on exactly those, in a session of its own.
@@ -36,7 +37,7 @@ REQUEST_LIMIT = 1 << 20  # bytes: arguments, directory and environment of one st
 
 
 def preload() -> None:
-    """What the upstreams in this folder import, so that none of it is imported in a child."""
+    """What the upstreams in this folder and dynamic-mcp import, so that a child need not."""
     import fastmcp
     import fastmcp.server.auth.providers.in_memory
     import fastmcp.tools.base  # noqa: F401
@@ -44,6 +45,28 @@ def preload() -> None:
     import mcp_types  # noqa: F401
     import pydantic  # noqa: F401
     import uvicorn  # noqa: F401
+
+    # dynamic-mcp's own modules, as its start and its commands import them (not `server`,
+    # whose import registers its builder: the child runs it afresh as __main__).
+    import groups.commands.auth
+    import groups.commands.check
+    import groups.commands.tools
+    import groups.registry
+    import groups.root
+    import groups.serving.bearer_token
+    import groups.serving.users  # noqa: F401
+
+
+def run(argv: list[str]) -> None:
+    """`python ARGV...` with the interpreter already started: a script, or `-m MODULE`."""
+    if argv[0] == "-m":
+        sys.argv = argv[1:]
+        sys.path[0] = os.getcwd()
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = argv
+        sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+        runpy.run_path(argv[0], run_name="__main__")
 
 
 class ForkServer:
@@ -111,11 +134,9 @@ class ForkServer:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        sys.argv = request["argv"]
-        sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
         code = 0
         try:
-            runpy.run_path(sys.argv[0], run_name="__main__")
+            run(request["argv"])
         except SystemExit as exit:  # as the interpreter turns sys.exit(...) into a status
             if exit.code is None or isinstance(exit.code, int):
                 code = exit.code or 0
