@@ -185,10 +185,13 @@ def descendants(process: psutil.Process | None = None) -> list[psutil.Process]:
 
 def _executed(child: psutil.Process) -> list[str]:
     """The command line of `child` once it runs its own program: between fork and exec it
-    still has its parent's, which would hide a launcher (within milliseconds)."""
+    has its parent's, then none, which would hide a launcher (for milliseconds)."""
     parent = child.parent()
     deadline = time.monotonic() + PORT_WAIT
-    while parent and child.cmdline() == parent.cmdline() and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        command = child.cmdline()  # empty while the exec is under way
+        if command and not (parent and command == parent.cmdline()):
+            return command
         time.sleep(0.01)
     return child.cmdline()
 
@@ -197,7 +200,7 @@ def process_behind(process: subprocess.Popen[Any]) -> psutil.Process:
     """The process that runs what `process` started: itself, or the fork its launcher
     stands for (`python_command`)."""
     launched = psutil.Process(process.pid)
-    return _forked(launched) if str(LAUNCHER) in launched.cmdline() else launched  # type: ignore[return-value]
+    return _forked(launched) if str(LAUNCHER) in _executed(launched) else launched  # type: ignore[return-value]
 
 
 def _forked(launcher: psutil.Process) -> psutil.Process | None:

@@ -9,13 +9,12 @@ by the hundred: most of its CPU went on importing FastMCP again and again.
 
 `forked.py` hands over its stdin, stdout and stderr, working directory, environment and
 arguments; the child runs SCRIPT as `__main__` on exactly those, in a session of its own.
-The launcher stays as the upstream's stand-in for whoever started it: a signal it gets
-goes to the child's process group, and it exits as the child did (with its status, or by
-its signal). If the launcher is killed outright, the child is killed too. Each child's
-pid is in the file named by its launcher's pid, beside SOCKET, so that tests can tell
-which upstream a launcher stands for. What the child
-does not get fresh is what FastMCP read at import: its settings come from this process's
-environment.
+The launcher stays as the child's stand-in for whoever started it: a signal it gets goes
+to the child's process group, and it exits as the child did (with its status, or by its
+signal). If the launcher is killed outright, the child is killed too. Each child's pid is
+in the file named by its launcher's pid, beside SOCKET, so that tests can tell which
+process a launcher stands for. What a child does not get fresh is what was read at import:
+FastMCP's settings, for one, come from this process's environment.
 """
 
 from __future__ import annotations
@@ -137,11 +136,11 @@ class ForkServer:
         code = 0
         try:
             run(request["argv"])
-        except SystemExit as exit:  # as the interpreter turns sys.exit(...) into a status
-            if exit.code is None or isinstance(exit.code, int):
-                code = exit.code or 0
+        except SystemExit as ending:  # as the interpreter turns sys.exit(...) into a status
+            if ending.code is None or isinstance(ending.code, int):
+                code = ending.code or 0
             else:
-                print(exit.code, file=sys.stderr)
+                print(ending.code, file=sys.stderr)
                 code = 1
         except BaseException:
             traceback.print_exc()
@@ -154,8 +153,12 @@ class ForkServer:
     def relay(self, pid: int, launcher: socket.socket) -> None:
         """A signal the launcher got goes to the child; a launcher gone takes it along."""
         message = launcher.recv(64)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, int(message) if message else signal.SIGKILL)
+        number = int(message) if message else signal.SIGKILL
+        try:
+            os.killpg(pid, number)
+        except ProcessLookupError:  # its session not made yet, or the child gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
         if not message:
             self.forget(pid)
 
