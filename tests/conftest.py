@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 UPSTREAMS = Path(__file__).resolve().parent / "upstreams"
 ECHO_SERVER = UPSTREAMS / "echo_server.py"
 LAUNCHER = UPSTREAMS / "forked.py"  # see python_command
+FORKSERVER = UPSTREAMS / "forkserver.py"
 PORT_WAIT = 20.0  # seconds for an HTTP upstream to start listening (a cold Python import)
 
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
@@ -136,9 +137,6 @@ def dynamic_mcp_command(*args: str | Path) -> list[str]:
     return python_command("-m", "server", *args)
 
 
-_forkservers: list[subprocess.Popen[bytes]] = []
-
-
 @functools.cache
 def _forkserver() -> subprocess.Popen[bytes]:
     """This worker's forkserver, started at first use and ended with the worker (its stdin
@@ -146,11 +144,8 @@ def _forkserver() -> subprocess.Popen[bytes]:
     folder = tempfile.mkdtemp(prefix="forkserver-")
     path = os.path.join(folder, "socket")
     forkserver = subprocess.Popen(
-        [sys.executable, str(UPSTREAMS / "forkserver.py"), path],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        [sys.executable, str(FORKSERVER), path], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
     )
-    _forkservers.append(forkserver)
 
     @atexit.register
     def stop() -> None:
@@ -170,13 +165,13 @@ def descendants(process: psutil.Process | None = None) -> list[psutil.Process]:
     """The processes `process` (this one by default) started, directly or not, with a
     forked upstream in its launcher's place: the process that serves, as if started there
     (this worker's forkserver is left out)."""
-    forkservers = {forkserver.pid for forkserver in _forkservers}
     found = []
     for child in (process or psutil.Process()).children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
-            if child.pid in forkservers or child.ppid() in forkservers:
+            command = _executed(child)
+            if str(FORKSERVER) in command:  # it, or a fork of it (which shows its command line)
                 continue
-            if str(LAUNCHER) not in _executed(child):
+            if str(LAUNCHER) not in command:
                 found.append(child)
             elif upstream := _forked(child):
                 found.append(upstream)
@@ -190,7 +185,8 @@ def _executed(child: psutil.Process) -> list[str]:
     deadline = time.monotonic() + PORT_WAIT
     while time.monotonic() < deadline:
         command = child.cmdline()  # empty while the exec is under way
-        if command and not (parent and command == parent.cmdline()):
+        forked = str(FORKSERVER) in command  # the forkserver's forks never exec
+        if command and (forked or not (parent and command == parent.cmdline())):
             return command
         time.sleep(0.01)
     return child.cmdline()
