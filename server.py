@@ -33,6 +33,8 @@ from groups.errors import DynamicMcpError
 if TYPE_CHECKING:
     from fastmcp import FastMCP
 
+    from groups.config import Config
+    from groups.secrets import Redactor
     from groups.serving.users import JwtSettings
 
 __all__ = ["app", "build_server", "main", "mcp"]  # noqa: F822 - `mcp` comes from __getattr__
@@ -214,7 +216,7 @@ def serve(
     from groups.config import load_config, resolve_config_path, use_configured_store
     from groups.config.public_url import choose_public_url
     from groups.secrets import Redactor
-    from groups.serving import configure_logging, quiet_fastmcp
+    from groups.serving import configure_logging, http_auth
 
     redactor = Redactor()
     configure_logging(log_level, redactor)
@@ -223,20 +225,25 @@ def serve(
     use_configured_store(loaded, path, redactor)  # before anything can use it
     choose_public_url(public_url)
     jwt_settings = (jwt or JwtOptions()).settings()
-    auth = None
-    if transport == "http":
-        from groups.serving import http_auth
-
-        auth = http_auth(host, token_file=token_file, users=users, jwt=jwt_settings)
-    # Only now the server stack: a start refused above took a tenth of the time.
-    from groups.catalog import Catalog
-    from groups.registry import Registry
-
-    registry = Registry(catalog=None if no_catalog else Catalog(), redactor=redactor)
-    quiet_fastmcp()
-    server = build_server(path, config=loaded, registry=registry, auth=auth)
+    http = transport == "http"
+    auth = http_auth(host, token_file=token_file, users=users, jwt=jwt_settings) if http else None
+    server = _server_stack(path, loaded, redactor, auth, catalog=not no_catalog)
     _started()
     _serve_on(server, transport, host, port)
+
+
+def _server_stack(
+    path: Path, config: "Config", redactor: "Redactor", auth: Any, *, catalog: bool
+) -> "FastMCP":
+    """The root server and its registry: FastMCP and the server stack are imported only
+    here, once everything that can refuse a start has been checked (a tenth of the time)."""
+    from groups.catalog import Catalog
+    from groups.registry import Registry
+    from groups.serving import quiet_fastmcp
+
+    registry = Registry(catalog=Catalog() if catalog else None, redactor=redactor)
+    quiet_fastmcp()
+    return build_server(path, config=config, registry=registry, auth=auth)
 
 
 def _serve_on(server: "FastMCP", transport: str, host: str, port: int) -> None:
