@@ -196,11 +196,12 @@ def process_behind(process: subprocess.Popen[Any]) -> psutil.Process:
     """The process that runs what `process` started: itself, or the fork its launcher
     stands for (`python_command`)."""
     launched = psutil.Process(process.pid)
-    return _forked(launched) if str(LAUNCHER) in _executed(launched) else launched  # type: ignore[return-value]
+    forked = _forked(launched) if str(LAUNCHER) in _executed(launched) else None
+    return forked or launched
 
 
 def _forked(launcher: psutil.Process) -> psutil.Process | None:
-    """The upstream a launcher stands for, once forked (`None` if the launcher ends first)."""
+    """The process a launcher stands for, once forked (`None` if the launcher ends first)."""
     record = Path(launcher.cmdline()[3]).with_name(str(launcher.pid))
     deadline = time.monotonic() + PORT_WAIT
     while launcher.is_running() and time.monotonic() < deadline:
