@@ -36,6 +36,7 @@ UPSTREAMS = Path(__file__).resolve().parent / "upstreams"
 ECHO_SERVER = UPSTREAMS / "echo_server.py"
 LAUNCHER = UPSTREAMS / "forked.py"  # see python_command
 FORKSERVER = UPSTREAMS / "forkserver.py"
+FOLLOW_BROWSER = UPSTREAMS / "follow_browser.py"  # a person who follows a sign-in link
 PORT_WAIT = 20.0  # seconds for an HTTP upstream to start listening (a cold Python import)
 
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
@@ -105,8 +106,8 @@ def use_browser(monkeypatch: pytest.MonkeyPatch, command: str) -> None:
 
 
 def following_browser() -> str:
-    """$BROWSER for a person who signs in at once: tests/upstreams/follow_browser.py."""
-    return shlex.join(python_command(UPSTREAMS / "follow_browser.py")) + " %s"
+    """$BROWSER for a person who signs in at once (`FOLLOW_BROWSER`)."""
+    return shlex.join(python_command(FOLLOW_BROWSER)) + " %s"
 
 
 def stdio_entry(

@@ -20,7 +20,7 @@ import anyio
 import httpx2
 import mcp_types
 import pytest
-from conftest import UPSTREAMS, python_command, serving_http
+from conftest import FOLLOW_BROWSER, python_command, serving_http
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from test_oauth import auth_command, config_for, home, oauth_servers, oauth_url, signed_in, whoami
@@ -34,7 +34,6 @@ __all__ = ["home", "oauth_servers", "oauth_url", "redis_server", "shared"]
 
 ALICE, BOB = "alice-token-per-user-1", "bob-token-per-user-2"
 WAIT = 30.0  # seconds: a first call registers a client and starts a sign-in
-FOLLOW_BROWSER = UPSTREAMS / "follow_browser.py"
 
 
 def users_file(tmp_path: Path) -> Path:
