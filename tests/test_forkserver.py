@@ -53,3 +53,11 @@ def test_the_process_gets_the_launchers_pipes_and_ends_when_its_stdin_closes():
     assert b'"id":1' in answer and b"echo-upstream" in answer
     assert ended == 0
     assert wait_gone([upstream]) == []
+
+
+def test_a_process_killed_outright_ends_its_launcher_by_the_same_signal():
+    with subprocess.Popen(python_command(ECHO_SERVER), stdin=subprocess.PIPE) as launcher:
+        process_behind(launcher).kill()  # as a test kills a crashing upstream
+        ended = launcher.wait(30)
+
+    assert ended == -signal.SIGKILL

@@ -43,7 +43,8 @@ def main() -> None:
     ending = forkserver.recv(64)  # the child's status; nothing if the forkserver is gone
     status = int(ending) if ending else 1
     if status < 0:  # ended by a signal: end by the same one
-        signal.signal(-status, signal.SIG_DFL)
+        with contextlib.suppress(OSError):  # SIGKILL has no handler to reset
+            signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
     os._exit(status)
 
