@@ -25,7 +25,7 @@ from typing import Any
 from fastmcp.server.auth import AccessToken
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 
-__all__ = ["User", "UserToken", "current_user", "may_use", "user_of_request"]
+__all__ = ["User", "UserToken", "current_user", "may_use", "user_of_request", "user_of_scope"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,12 @@ def user_of_request(request: Any) -> User | None:
     """The user of an HTTP request as authenticated by FastMCP's server auth (Starlette's
     `scope["user"]`); None for stdio (no request) or when nobody is named."""
     scope = getattr(request, "scope", None)
-    authenticated = scope.get("user") if isinstance(scope, Mapping) else None
+    return user_of_scope(scope) if isinstance(scope, Mapping) else None
+
+
+def user_of_scope(scope: Mapping[str, Any]) -> User | None:
+    """The user FastMCP's server auth put in an ASGI scope, or None when nobody is named."""
+    authenticated = scope.get("user")
     if isinstance(authenticated, AuthenticatedUser):
         return user_of(authenticated.access_token)
     return None

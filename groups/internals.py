@@ -13,6 +13,7 @@
     await take_code_response(oauth, response)
     writer_protocol = pipe_write_protocol()             # asyncio's, for a write-only pipe
     manager = http_session_manager(app)                 # the SDK's sessions of an HTTP app
+    limit_http_sessions(manager(), max_request_body=n)  # our settings, once it runs
     held_session(manager(), session_id)                 # this replica's transport, or None
     await adopt_session(manager(), session_id, owner, serve)  # a session opened elsewhere
     await forget_session(manager(), session_id)         # ended on another replica
@@ -36,6 +37,7 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.transport_security import RequestBodyLimitMiddleware
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.message import SessionMessage
 
@@ -59,6 +61,7 @@ __all__ = [
     "guard_http_with",
     "held_session",
     "http_session_manager",
+    "limit_http_sessions",
     "pipe_write_protocol",
     "redirect_to",
     "refresh_request",
@@ -268,6 +271,15 @@ def http_session_manager(app: Starlette) -> Callable[[], StreamableHTTPSessionMa
         if isinstance(inner, StreamableHTTPASGIApp):
             return lambda: inner.session_manager  # type: ignore[union-attr]
     raise LookupError("no streamable HTTP endpoint in this app")
+
+
+def limit_http_sessions(manager: StreamableHTTPSessionManager, *, max_request_body: int) -> None:
+    """Set the running manager's own limits from our settings (given only when it is made,
+    before the config is read). Its body limit is fixed in the ASGI app it wraps."""
+    manager.max_request_body_size = max_request_body
+    limit = manager.asgi_app
+    if isinstance(limit, RequestBodyLimitMiddleware):
+        limit.max_body_size = max_request_body
 
 
 def held_session(

@@ -57,6 +57,7 @@ ONE_WORKER_FILES = frozenset(
     {
         "tests/test_replicas.py",
         "tests/test_gateway.py",
+        "tests/test_gateway_trust.py",
         "tests/test_http_serving.py",
         "tests/test_stdio_end_to_end.py",
     }

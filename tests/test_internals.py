@@ -297,6 +297,20 @@ async def test_a_session_taken_up_is_held_served_answered_and_forgotten_by_the_s
     assert forgotten is None, UPDATE
 
 
+async def test_limit_http_sessions_sets_the_body_limit_the_sdk_manager_applies():
+    app = FastMCP("probe").http_app(transport="http")
+    over = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"padding": "x" * 200}}
+    headers = {"Accept": "application/json, text/event-stream"}
+
+    async with app.router.lifespan_context(app):
+        internals.limit_http_sessions(internals.http_session_manager(app)(), max_request_body=100)
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            answer = await http.post("/mcp", json=over, headers=headers)
+
+    assert answer.status_code == 413, UPDATE
+
+
 def test_http_session_manager_finds_the_endpoint_behind_fastmcps_auth_wrapper():
     from groups.serving import BearerToken
 

@@ -1,20 +1,17 @@
-"""What the shared-sessions layer reads from a request, in process: which bodies hold a
-client's answers, an `initialize`'s params, and the body given again to what serves it.
+"""What the shared-sessions layer reads from a request's messages, in process: which hold a
+client's answers, an `initialize`'s params, the version it negotiates.
 
 The replicas themselves, behind a real load balancer, are in tests/test_replicas.py.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
-from groups.serving.replica_messages import (
+from groups.serving.request_bodies import (
     answers_in,
-    buffered,
+    cancellations_in,
     initialize_params,
     negotiated,
 )
@@ -24,10 +21,6 @@ REFUSAL = {"jsonrpc": "2.0", "id": 3, "error": {"code": -1, "message": "no"}}
 # An answer whose content has a field named "method" (an elicitation form's) is an answer.
 FORM = {**ANSWER, "result": {"action": "accept", "content": {"method": "card"}}}
 CALL = {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "x"}}
-
-
-def body(value: Any) -> bytes:
-    return json.dumps(value).encode()
 
 
 @pytest.mark.parametrize(
@@ -43,12 +36,19 @@ def body(value: Any) -> bytes:
     ],
 )
 def test_only_a_body_of_answers_is_taken_for_the_clients_answers(sent, answers):
-    assert answers_in(body(sent)) == answers
+    assert answers_in(sent if isinstance(sent, list) else [sent]) == answers
 
 
-@pytest.mark.parametrize("sent", [b"", b"not json", b'{"result": ', None])
-def test_a_body_that_is_not_json_holds_no_answer(sent):
+@pytest.mark.parametrize("sent", [[], [None], ["answer"], [{"result": 1}]])
+def test_values_that_are_not_answers_hold_no_answer(sent):
     assert answers_in(sent) == []
+
+
+def test_cancellations_are_found_among_the_other_messages():
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4}}
+
+    assert cancellations_in([CALL, cancel, ANSWER]) == [cancel]
+    assert cancellations_in([CALL]) == []
 
 
 def test_an_initialize_s_params_are_read_and_its_version_negotiated_as_the_sdk_does():
@@ -56,29 +56,10 @@ def test_an_initialize_s_params_are_read_and_its_version_negotiated_as_the_sdk_d
     unknown = {**params, "protocolVersion": "1999-01-01"}
 
     assert (
-        initialize_params(
-            body({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
-        )
+        initialize_params([{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}])
         == params
     )
-    assert initialize_params(body(CALL)) is None
+    assert initialize_params([CALL]) is None
+    assert initialize_params([{"method": "initialize", "params": "not an object"}]) is None
     assert negotiated(params) == "2025-06-18"
     assert negotiated(unknown) == LATEST_HANDSHAKE_VERSION
-
-
-async def test_a_buffered_body_is_given_again_whole_to_what_serves_the_request():
-    parts = [
-        {"type": "http.request", "body": b'{"a":', "more_body": True},
-        {"type": "http.request", "body": b" 1}", "more_body": False},
-        {"type": "http.disconnect"},
-    ]
-    sent = iter(parts)
-
-    async def receive() -> dict[str, Any]:
-        return next(sent)
-
-    read, again = await buffered(receive)
-    replayed = [await again() for _ in parts]
-
-    assert read == b'{"a": 1}'
-    assert replayed == parts

@@ -24,6 +24,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Discriminator,
     Field,
@@ -40,6 +41,7 @@ __all__ = [
     "Duration",
     "Features",
     "HttpServer",
+    "HttpSettings",
     "ServerConfig",
     "Settings",
     "SigningAlgorithm",
@@ -290,6 +292,14 @@ def plain_group_name(name: str, taken: Collection[str] = ()) -> str:
     return candidate
 
 
+class HttpSettings(_Strict):
+    """What one HTTP client may ask of a gateway: `"settings": {"http": {...}}`. Read when
+    the server starts."""
+
+    # A POST to the endpoint past this is answered 413 unread ("4MiB", "512KiB", bytes).
+    max_request_body: Annotated[ByteSize, Field(gt=0)] = ByteSize(4 * 1024 * 1024)
+
+
 class Settings(_Strict):
     """dynamic-mcp's own settings, beside the servers: `"settings": {...}`."""
 
@@ -306,6 +316,7 @@ class Settings(_Strict):
     # (default 30 s) until it recovers.
     retry_delays: list[Duration] | None = None
     retry_interval: Duration | None = None
+    http: HttpSettings = HttpSettings()
 
     def idle_seconds(self, server: ServerConfig) -> float | None:
         """Seconds a stdio upstream may sit unused: its own setting, else the default."""

@@ -32,12 +32,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
-from mcp_types import INTERNAL_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+from mcp_types import jsonrpc_message_adapter
 from pydantic import ValidationError
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groups.errors import DynamicMcpError, StoreUnavailableError
 from groups.internals import deliver
@@ -52,13 +48,6 @@ __all__ = [
     "RECORD_TTL",
     "ReplicaMessages",
     "SessionRecord",
-    "answers_in",
-    "buffered",
-    "cancellations_in",
-    "initialize_params",
-    "json_error",
-    "negotiated",
-    "reporting_status",
 ]
 
 logger = logging.getLogger(__name__)
@@ -254,101 +243,3 @@ def _asker(request_id: Any) -> str | None:
     """The replica whose request `request_id` is; None: the session's home's (plain ids)."""
     found = _REPLICA_ID.match(request_id) if isinstance(request_id, str) else None
     return found.group(1) if found else None
-
-
-# ---- the HTTP side: bodies, statuses, errors ----------------------------------------------
-
-
-async def buffered(receive: Receive) -> tuple[bytes | None, Receive]:
-    """The request's body (None past the SDK's size limit) and a `receive` that gives it
-    again, so what is served after reads the request unchanged."""
-    messages: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            break
-        size += len(message.get("body", b""))
-        if not message.get("more_body") or size > DEFAULT_MAX_REQUEST_BODY_SIZE:
-            break
-    complete = messages[-1].get("type") == "http.request" and not messages[-1].get("more_body")
-    body = b"".join(m.get("body", b"") for m in messages) if complete else None
-
-    async def replay() -> Message:
-        return messages.pop(0) if messages else await receive()
-
-    return body, replay
-
-
-def _messages_in(body: bytes | None) -> list[Any]:
-    try:
-        parsed = json.loads(body) if body else None
-    except ValueError:
-        return []
-    return parsed if isinstance(parsed, list) else [parsed]
-
-
-def answers_in(body: bytes | None) -> list[dict[str, Any]]:
-    """The client's answers to server requests, when that is all `body` holds."""
-    if not body or (b'"result"' not in body and b'"error"' not in body):
-        return []  # no answer can be in it (most POSTs): not parsed twice
-    found = _messages_in(body)
-    is_answer = [
-        isinstance(m, dict) and "id" in m and "method" not in m and ("result" in m or "error" in m)
-        for m in found
-    ]
-    return found if found and all(is_answer) else []
-
-
-def cancellations_in(body: bytes | None) -> list[dict[str, Any]]:
-    """The client's `notifications/cancelled` in `body`."""
-    if not body or b"notifications/cancelled" not in body:
-        return []
-    return [
-        m
-        for m in _messages_in(body)
-        if isinstance(m, dict) and m.get("method") == "notifications/cancelled"
-    ]
-
-
-def initialize_params(body: bytes | None) -> dict[str, Any] | None:
-    """The params of an `initialize` request, if `body` is one."""
-    found = _messages_in(body)
-    if len(found) == 1 and isinstance(found[0], dict) and found[0].get("method") == "initialize":
-        params = found[0].get("params")
-        return params if isinstance(params, dict) else None
-    return None
-
-
-def negotiated(params: dict[str, Any]) -> str:
-    """The protocol version the SDK answers an `initialize` with (`ServerRunner`'s rule)."""
-    requested = params.get("protocolVersion")
-    return requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
-
-
-def json_error(status: int, message: str | None) -> Response:
-    """An HTTP answer: a JSON-RPC error body (no request id) when there is a message."""
-    if message is None:
-        return Response(status_code=status)
-    error = ErrorData(code=INTERNAL_ERROR, message=message)
-    body = JSONRPCError(jsonrpc="2.0", id=None, error=error)
-    return Response(
-        body.model_dump_json(by_alias=True, exclude_unset=True),
-        status_code=status,
-        media_type="application/json",
-    )
-
-
-async def reporting_status(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> int | None:
-    """Serve the request with `app`; the HTTP status it answered (None if none)."""
-    status: int | None = None
-
-    async def watching(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        await send(message)
-
-    await app(scope, receive, watching)
-    return status

@@ -1,7 +1,8 @@
 """Legacy HTTP sessions any replica can serve: what each `initialize` said, kept in the store.
 
     sessions = SharedSessions("/mcp")                     # the root server, for HTTP
-    app = server.http_app(middleware=[sessions.middleware()])
+    bodies = RequestBodies("/mcp", needs_identity=True, then=sessions.handle)
+    app = server.http_app(middleware=[bodies.middleware()])  # after identity, bodies read
     sessions.attach(app)                                  # finds the SDK's session manager
     async with sessions.serving(store):                   # in the lifespan; Redis only
         ...
@@ -48,7 +49,6 @@ from mcp_types import InitializeRequestParams
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.datastructures import Headers
-from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groups.errors import StoreUnavailableError
@@ -59,15 +59,14 @@ from groups.internals import (
     held_session,
     http_session_manager,
 )
-from groups.serving.replica_messages import (
-    ReplicaMessages,
-    SessionRecord,
+from groups.serving.replica_messages import ReplicaMessages, SessionRecord
+from groups.serving.request_bodies import (
     answers_in,
-    buffered,
     cancellations_in,
     initialize_params,
     json_error,
     negotiated,
+    posted_messages,
     reporting_status,
 )
 from groups.storage.store import LocalStore
@@ -101,9 +100,6 @@ class SharedSessions:
         state = "shared" if self._messages else "local"
         return f"SharedSessions({self.path!r}, replica {self.replica}, {state})"
 
-    def middleware(self) -> Middleware:
-        return Middleware(_SharedSessionsMiddleware, sessions=self)
-
     def attach(self, app: Starlette) -> None:
         """Serve the sessions of `app`'s MCP endpoint."""
         self._manager = http_session_manager(app)
@@ -129,7 +125,8 @@ class SharedSessions:
                 self._messages = None
 
     async def handle(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one HTTP request, taking up or ending a shared session where it must."""
+        """Serve one HTTP request with identity (`RequestBodies` read its body), taking up
+        or ending a shared session where it must."""
         manager = self._manager() if self._manager is not None else None
         messages = self._messages
         if (
@@ -150,11 +147,11 @@ class SharedSessions:
                 await app(scope, receive, send)
             return
         owner = _owner(scope)
-        body, receive = await buffered(receive) if method == "POST" else (None, receive)
+        posted = posted_messages(scope)  # read by `RequestBodies`, after identity
         try:
-            if cancels := cancellations_in(body):
+            if cancels := cancellations_in(posted):
                 await self._cancel_everywhere(messages, session_id, owner, cancels)
-            answers = answers_in(body)
+            answers = answers_in(posted)
             if answers and await messages.forward(session_id, owner, answers, self._is_home):
                 await json_error(202, None)(scope, receive, send)
                 return
@@ -184,8 +181,7 @@ class SharedSessions:
         send: Send,
     ) -> None:
         """Serve an `initialize`, its session's record in the store before the answer."""
-        body, receive = await buffered(receive)
-        params = initialize_params(body)
+        params = initialize_params(posted_messages(scope))
         if params is None:
             await app(scope, receive, send)
             return
@@ -315,14 +311,6 @@ class SharedSessions:
             }
         self._refreshed[session_id] = now
         messages.refresh_soon(session_id)
-
-
-class _SharedSessionsMiddleware:
-    def __init__(self, app: ASGIApp, sessions: SharedSessions) -> None:
-        self.app, self.sessions = app, sessions
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.sessions.handle(self.app, scope, receive, send)
 
 
 def _modern(scope: Scope) -> bool:

@@ -1,0 +1,144 @@
+"""One member of a team against another, on a real gateway: two replicas of dynamic-mcp
+behind HAProxy (no stickiness), a real redis-server, two users with their own tokens.
+
+Each test does what an outside review did to the gateway (issue "Gateway trust") and
+checks the other users are not touched by it. One cluster serves the module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from conftest import stdio_entry
+from mcp_types import INVALID_REQUEST, PARSE_ERROR
+
+from bench.cluster import Cluster, missing_parts, redis_commands
+
+pytestmark = [
+    pytest.mark.skipif(missing_parts() is not None, reason=str(missing_parts())),
+]
+
+ALICE, BOB = "alice-token-31be07", "bob-token-c5d920"
+WAIT = 30  # seconds: a first request reaches a cold replica on a busy machine
+BODY_LIMIT = 64 * 1024  # settings.http.max_request_body, below the 4 MiB default
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"},
+    },
+}
+TOO_DEEP = b"[" * 30_000 + b"]" * 30_000  # valid JSON; no JSON-RPC message nests so deep
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    directory = tmp_path_factory.mktemp("trust")
+    config = directory / "dynamic-mcp.json"
+    servers = {"echo": stdio_entry(warm=False)}
+    settings = {"start_on_expand": False, "http": {"max_request_body": "64KiB"}}
+    config.write_text(json.dumps({"mcpServers": servers, "settings": settings}))
+    users = directory / "users.json"
+    bob = "sha256:" + hashlib.sha256(BOB.encode()).hexdigest()
+    users.write_text(json.dumps({"alice": ALICE, "bob": bob}))
+    users.chmod(0o600)
+    with Cluster(directory, config, users) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(timeout=WAIT) as client:
+        yield client
+
+
+def headers(token: str | None = None, session: str | None = None) -> dict[str, str]:
+    sent = dict(ACCEPT)
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    if session is not None:
+        sent["Mcp-Session-Id"] = session
+    return sent
+
+
+def logged(cluster: Cluster) -> str:
+    return "".join(replica.log.read_text() for replica in cluster.replicas)
+
+
+def error_of(response: httpx2.Response) -> dict[str, Any]:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    return response.json()["error"]
+
+
+# ---- 5. nothing before identity ---------------------------------------------------------
+
+
+async def test_a_request_without_identity_is_401_its_body_unread_and_the_store_not_asked(
+    cluster, http
+):
+    redis = cluster.redis.client()
+    before = redis_commands(redis)
+    for replica in cluster.replicas:  # each replica, not whichever the balancer picks
+        deep = await http.post(replica.url, content=TOO_DEEP, headers=headers())
+        made_up = await http.post(
+            replica.url, json=INITIALIZE, headers=headers(session="made-up-session-id")
+        )
+        wrong = await http.post(replica.url, json=INITIALIZE, headers=headers("not-a-token"))
+        assert [deep.status_code, made_up.status_code, wrong.status_code] == [401, 401, 401]
+
+    assert redis_commands(redis) == before
+    assert "Traceback" not in logged(cluster)
+    assert "RecursionError" not in logged(cluster)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(TOO_DEEP, "recursion limit"), (b'{"jsonrpc": "2.0", "id": 1, "method": ', "EOF")],
+    ids=["too deep", "cut short"],
+)
+async def test_a_body_that_is_not_json_is_400_with_a_parse_error_and_one_log_line(
+    cluster, http, body, reason
+):
+    lines_before = logged(cluster).count("is not JSON")
+    answers = [
+        await http.post(replica.url, content=body, headers=headers(ALICE))
+        for replica in cluster.replicas
+    ]
+    lines = [line for line in logged(cluster).splitlines() if "is not JSON" in line]
+
+    assert [answer.status_code for answer in answers] == [400, 400]
+    assert all(error_of(answer)["code"] == PARSE_ERROR for answer in answers)
+    assert all(reason in error_of(answer)["message"] for answer in answers)
+    assert len(lines) == lines_before + 2  # one each
+    assert "user 'alice'" in lines[-1]
+    assert "Traceback" not in logged(cluster)
+
+
+async def test_a_body_over_the_limit_is_413_with_a_json_rpc_error_naming_the_setting(cluster, http):
+    padding = "x" * (BODY_LIMIT + 1)
+    over = {**INITIALIZE, "params": {**INITIALIZE["params"], "padding": padding}}
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        data = json.dumps(over).encode()
+        for start in range(0, len(data), 8192):
+            yield data[start : start + 8192]
+
+    declared = await http.post(cluster.url, json=over, headers=headers(BOB))
+    chunked = await http.post(cluster.url, content=streamed(), headers=headers(BOB))
+    under = {**INITIALIZE, "params": {**INITIALIZE["params"], "padding": "x" * 60_000}}
+    served = await http.post(cluster.url, json=under, headers=headers(BOB))
+
+    for answer in (declared, chunked):
+        assert answer.status_code == 413
+        assert error_of(answer)["code"] == INVALID_REQUEST
+        assert "65536 bytes (settings.http.max_request_body)" in error_of(answer)["message"]
+    assert served.status_code == 200, served.text
