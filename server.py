@@ -148,7 +148,13 @@ class JwtOptions:
     user_claim
         The JWT claim that names the user.
     groups_claim
-        The JWT claim listing the user's groups, which a group's "access" may name.
+        The JWT claim listing the user's groups, which a group's "access" may name as
+        "group:NAME".
+    jwt_leeway
+        How far the identity provider's clock may be ahead of ours: a JWT whose "nbf" or
+        "iat" is further ahead is refused ("60s", "2min").
+    jwt_max_lifetime
+        Refuse a JWT good for longer than this from its "iat" ("8h"); by default any.
     """
 
     jwks_url: Annotated[str | None, _gateway("jwks_url")] = None
@@ -157,6 +163,8 @@ class JwtOptions:
     jwt_audience: Annotated[str | None, _gateway("jwt_audience")] = None
     user_claim: Annotated[str, _gateway("user_claim")] = "sub"
     groups_claim: Annotated[str | None, _gateway("groups_claim")] = None
+    jwt_leeway: Annotated[str, _gateway("jwt_leeway")] = "60s"
+    jwt_max_lifetime: Annotated[str | None, _gateway("jwt_max_lifetime")] = None
 
     def settings(self) -> "JwtSettings":
         from groups.serving.users import JwtSettings
@@ -168,6 +176,8 @@ class JwtOptions:
             self.jwt_audience,
             self.user_claim,
             self.groups_claim,
+            self.jwt_leeway,
+            self.jwt_max_lifetime,
         )
 
 

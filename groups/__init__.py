@@ -30,6 +30,8 @@ GATEWAY_ENV_VARS = {
     "jwt_audience": "DYNAMIC_MCP_JWT_AUDIENCE",
     "user_claim": "DYNAMIC_MCP_USER_CLAIM",
     "groups_claim": "DYNAMIC_MCP_GROUPS_CLAIM",
+    "jwt_leeway": "DYNAMIC_MCP_JWT_LEEWAY",
+    "jwt_max_lifetime": "DYNAMIC_MCP_JWT_MAX_LIFETIME",
     "public_url": "DYNAMIC_MCP_PUBLIC_URL",  # where sign-ins end (`groups.config.public_url`)
 }
 

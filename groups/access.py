@@ -12,12 +12,14 @@ Guarantees:
   carries any other token, or none, is the implicit user, and never reaches us unnamed
   where named users are configured (FastMCP answers it 401 first);
 - a named user may use a group whose entry has no `access`, or whose `access` lists the
-  user's name or one of the user's groups (the identity provider's groups claim); a
-  group with `access: []` is nobody's but the implicit user's.
+  user's name or, as `group:NAME`, one of the user's groups (the identity provider's
+  groups claim): user names and group names never stand for each other; a group with
+  `access: []` is nobody's but the implicit user's.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,20 @@ from typing import Any
 from fastmcp.server.auth import AccessToken
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 
-__all__ = ["User", "UserToken", "current_user", "may_use", "user_of_request", "user_of_scope"]
+__all__ = [
+    "GROUP_PREFIX",
+    "User",
+    "UserToken",
+    "current_user",
+    "may_use",
+    "user_of_request",
+    "user_of_scope",
+]
+
+GROUP_PREFIX = "group:"  # an `access` entry naming an identity provider's group
+
+logger = logging.getLogger(__name__)
+_told_bare_names: set[str] = set()  # bare `access` names the operator was warned of
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,29 @@ def may_use(user: User | None, access: Sequence[str] | None) -> bool:
     """Whether `user` (None: the implicit user) may see and use a group with `access`."""
     if user is None or access is None:
         return True
-    return user.name in access or not user.groups.isdisjoint(access)
+    entries = [_entry(entry) for entry in access]
+    if any(name in user.groups if is_group else name == user.name for is_group, name in entries):
+        return True
+    for is_group, name in entries:
+        if not is_group and name in user.groups and name not in _told_bare_names:
+            _told_bare_names.add(name)  # once per name: this runs on every request
+            logger.warning(
+                "access names %r, a user name, and user %r is in the group %r: to let that "
+                'group in, write "%s%s"',
+                name,
+                user.name,
+                name,
+                GROUP_PREFIX,
+                name,
+            )
+    return False
+
+
+def _entry(entry: str) -> tuple[bool, str]:
+    """An `access` entry: (True, group) for `group:NAME`, else (False, user name). Two
+    namespaces: nobody can take a user name that grants a group's access."""
+    group = entry.removeprefix(GROUP_PREFIX)
+    return group != entry, group
 
 
 def user_of(token: Any) -> User | None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,10 +27,11 @@ from conftest import UPSTREAMS, free_port, serving_http, stdio_entry
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from fastmcp.server.auth.providers.jwt import RSAKeyPair
-from joserfc import jwk
+from joserfc import jwk, jwt
 from mcp.shared.exceptions import MCPError
 from test_http_serving import ACCEPT, INITIALIZE, dynamic_mcp
 
+from groups.access import User, may_use
 from groups.config import Config, launch_identity
 from groups.serving import http_auth
 from groups.serving.users import JwtSettings, UsersFile
@@ -43,7 +46,7 @@ def servers() -> dict[str, Any]:
     return {
         "open": stdio_entry(description="Open to everyone"),
         "private": stdio_entry(description="Alice only", access=["alice"]),
-        "platform": stdio_entry(description="The platform team", access=["platform-team"]),
+        "platform": stdio_entry(description="The platform team", access=["group:platform-team"]),
         "watched": stdio_entry(WATCHED, "Completes and is watched", access=["alice"]),
     }
 
@@ -100,6 +103,12 @@ def users_url(config: Path, users_file: Path, users_log: Path) -> Iterator[str]:
 
 def as_user(url: str, token: str, **options: Any) -> Client:
     return Client(url, auth=BearerAuth(token), init_timeout=WAIT, timeout=WAIT, **options)
+
+
+def headers(token: str, session: str | None = None) -> dict[str, str]:
+    """What a raw request to the endpoint sends, as `token`'s holder, on `session`."""
+    sent = {**ACCEPT, "Authorization": f"Bearer {token}"}
+    return sent | ({"Mcp-Session-Id": session} if session else {})
 
 
 async def meta_tools(client: Client) -> dict[str, mcp_types.Tool]:
@@ -253,6 +262,7 @@ async def test_no_token_is_ever_written_to_the_log(users_url, users_log):
         ({"alice": ""}, 0o600, "gives user 'alice' no token"),
         ({"alice": "sha256:abc"}, 0o600, "gives user 'alice' a sha256: token that is not 64 hex"),
         ({"alice": ALICE, "bob": ALICE}, 0o600, "gives users 'alice' and 'bob' the same token"),
+        ({"group:ops": ALICE}, 0o600, "names a user 'group:ops': 'group:' begins a group's"),
     ],
 )
 def test_an_unsafe_or_malformed_users_file_is_refused_at_start(
@@ -315,16 +325,27 @@ def jwt_url(config: Path, keys: RSAKeyPair, tmp_path_factory) -> Iterator[str]:
     public_key.write_text(keys.public_key)
     args = ["--jwt-public-key", str(public_key), "--jwt-issuer", ISSUER]
     args += ["--jwt-audience", AUDIENCE, "--user-claim", "email", "--groups-claim", "groups"]
+    args += ["--jwt-max-lifetime", "8h"]
     with gateway(config, folder / "jwt.log", *args) as url:
         yield url
+
+
+def unexpiring_jwt(keys: RSAKeyPair, user: str) -> str:
+    """A JWT signed with `keys` as the identity provider's, with no `exp` at all."""
+    claims = {"sub": user, "email": user, "iss": ISSUER, "aud": AUDIENCE, "iat": int(time.time())}
+    key = jwk.import_key(keys.private_key.get_secret_value(), "RSA")
+    return jwt.encode({"alg": "RS256", "kid": "test-key"}, claims, key)
 
 
 async def test_a_jwt_names_the_user_by_its_claim_and_a_groups_claim_gives_access(jwt_url, keys):
     alice = jwt_for(keys, "id-1", additional_claims={"email": "alice"})
     carol = jwt_for(keys, "id-2", additional_claims={"email": "carol", "groups": ["platform-team"]})
     dave = jwt_for(keys, "id-3", additional_claims={"email": "dave", "groups": ["sales"]})
+    # A user who takes a group's name as theirs is not let in by `group:platform-team`.
+    squatter = jwt_for(keys, "id-4", additional_claims={"email": "platform-team"})
     shown = {}
-    for name, token in (("alice", alice), ("carol", carol), ("dave", dave)):
+    named = (("alice", alice), ("carol", carol), ("dave", dave), ("platform-team", squatter))
+    for name, token in named:
         async with as_user(jwt_url, token) as client:
             shown[name] = shown_groups(await meta_tools(client))[0]
     async with as_user(jwt_url, carol) as client:
@@ -340,6 +361,7 @@ async def test_a_jwt_names_the_user_by_its_claim_and_a_groups_claim_gives_access
         "alice": ["open", "private", "watched"],  # by name
         "carol": ["open", "platform"],  # by group
         "dave": ["open"],
+        "platform-team": ["open"],
     }
     assert not called.is_error
     assert refused.is_error and text(refused) == "Unknown group 'platform'. Valid groups: open."
@@ -352,7 +374,12 @@ async def test_a_jwt_names_the_user_by_its_claim_and_a_groups_claim_gives_access
         {"issuer": "https://elsewhere.example.test"},
         {"expires_in_seconds": -60},
         {"additional_claims": {}},  # no `email` claim to name the user
+        {"additional_claims": {"email": "alice", "nbf": time.time() + 3 * 365 * 86400}},
+        {"additional_claims": {"email": "alice", "iat": time.time() + 3600}},
+        {"additional_claims": {"email": "alice", "nbf": "tomorrow"}},
+        {"expires_in_seconds": 30 * 86400},  # good for a month: past --jwt-max-lifetime
     ],
+    ids=["audience", "issuer", "expired", "no user", "nbf ahead", "iat ahead", "nbf text", "long"],
 )
 async def test_a_jwt_that_fails_a_check_gets_401(jwt_url, keys, options):
     options.setdefault("additional_claims", {"email": "alice"})
@@ -361,6 +388,32 @@ async def test_a_jwt_that_fails_a_check_gets_401(jwt_url, keys, options):
         headers = {**ACCEPT, "Authorization": f"Bearer {token}"}
         response = await http.post(jwt_url, json=INITIALIZE, headers=headers)
     assert response.status_code == 401
+
+
+async def test_a_jwt_without_exp_gets_401_and_one_within_the_leeway_is_served(jwt_url, keys):
+    timely = jwt_for(keys, "id-1", additional_claims={"email": "alice", "nbf": time.time() + 20})
+    async with httpx2.AsyncClient() as http:
+        answers = [
+            await http.post(jwt_url, json=INITIALIZE, headers=headers(token))
+            for token in (unexpiring_jwt(keys, "alice"), timely)
+        ]
+
+    assert [answer.status_code for answer in answers] == [401, 200]
+
+
+async def test_two_users_of_one_client_app_never_own_one_legacy_session(jwt_url, keys):
+    app = {"azp": "team-chat-app"}  # one client app; `sub` the app's, as some IdPs do
+    alice = jwt_for(keys, "team-chat-app", additional_claims={**app, "email": "alice"})
+    bob = jwt_for(keys, "team-chat-app", additional_claims={**app, "email": "bob"})
+    async with httpx2.AsyncClient() as http:
+        opened = await http.post(jwt_url, json=INITIALIZE, headers=headers(alice))
+        session = opened.headers["mcp-session-id"]
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        own = await http.post(jwt_url, json=listing, headers=headers(alice, session))
+        taken = await http.post(jwt_url, json=listing, headers=headers(bob, session))
+
+    assert [opened.status_code, own.status_code] == [200, 200]
+    assert taken.status_code == 404  # as for a session that does not exist
 
 
 async def test_a_jwt_signed_by_another_key_gets_401(jwt_url):
@@ -443,6 +496,26 @@ def test_incomplete_or_unsafe_jwt_options_are_refused_at_start(config, args, pro
 
 
 # ---- `access` in the config -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("access", [[""], ["group:"], ["alice", "  "]])
+def test_an_access_entry_that_names_nobody_is_refused_with_its_path(access):
+    entry = {**stdio_entry(description="d"), "access": access}
+    with pytest.raises(ValueError, match=r"(?s)private\..*access.*names nobody"):
+        Config.model_validate({"mcpServers": {"private": entry}})
+
+
+def test_a_bare_name_that_is_one_of_a_users_groups_lets_nobody_in_and_is_warned_of(caplog):
+    carol = User("carol", frozenset({"platform-team"}))
+    squatter = User("platform-team")
+
+    with caplog.at_level(logging.WARNING, logger="groups.access"):
+        refused = [may_use(carol, ["platform-team"]) for _ in range(3)]
+    allowed = may_use(carol, ["group:platform-team"]), may_use(squatter, ["platform-team"])
+
+    assert refused == [False] * 3 and allowed == (True, True)
+    assert len(caplog.records) == 1  # once, not at each request
+    assert '"group:platform-team"' in caplog.records[0].getMessage()
 
 
 def test_access_is_applied_in_place_not_part_of_the_launch_identity():

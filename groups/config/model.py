@@ -139,8 +139,12 @@ def _non_empty(value: str) -> str:
 
 def _named(names: list[str]) -> list[str]:
     for name in names:
-        if not name.strip():
-            raise PydanticCustomError("empty_access", "names a user or group; '' names nobody")
+        if not name.strip() or name == "group:":
+            raise PydanticCustomError(
+                "empty_access",
+                "names a user, or a group as 'group:NAME'; {name} names nobody",
+                {"name": repr(name)},
+            )
     return names
 
 
@@ -148,7 +152,7 @@ class _Server(_Strict):
     description: Annotated[str, AfterValidator(_non_empty)]
     enabled: bool = True
     # On a gateway with named users: only these users, or members of these groups of the
-    # identity provider, see and use the group (everyone, when absent). `groups.access`.
+    # identity provider ("group:NAME"), see and use the group (everyone, when absent).
     access: Annotated[list[str], AfterValidator(_named)] | None = None
     features: Features = Features()
     timeout: Timeouts = Timeouts()

@@ -14,9 +14,13 @@ Guarantees:
 - a presented token is compared with every user's by SHA-256 digest in constant time;
   neither it nor a stored token is ever logged, kept in the access token, or shown;
 - a JWT is verified by FastMCP's `JWTVerifier` (signature against the JWKS URL or the
-  public key, expiry, issuer and audience, both required); the user is its `user_claim`
-  (`sub` by default), a non-empty string, else the request gets 401; the user's groups
-  are its `groups_claim` (a list of strings, or one string), none when absent;
+  public key, expiry, issuer and audience, both required), then says when it holds: an
+  `exp` is required, an `nbf` or `iat` in the future (past `leeway`) is refused, and so
+  is a lifetime (`exp` from `iat`, or from now) past `max_lifetime` when one is set;
+- the user is its `user_claim` (`sub` by default), a non-empty string, else the request
+  gets 401, and is the token's subject: what the SDK compares a legacy session's owner
+  by, so two users of one client app never own one session; the user's groups are its
+  `groups_claim` (a list of strings, or one string), none when absent;
 - a JWKS URL is https, or http on loopback only: keys fetched in the clear from
   elsewhere could be anyone's.
 """
@@ -29,6 +33,7 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +43,8 @@ from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.auth.providers.jwt import JWTVerifier
 
 from groups import GATEWAY_ENV_VARS
-from groups.access import UserToken
+from groups.access import GROUP_PREFIX, UserToken
+from groups.config import parse_duration
 from groups.errors import UnsafeServingError
 from groups.serving.http_access import is_loopback
 from groups.storage.private_files import NotPrivateError, read_private
@@ -55,6 +61,7 @@ HASHED_PREFIX = "sha256:"
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 # What an access token shows of the secret it stood for: nothing.
 HIDDEN = "***"
+DEFAULT_LEEWAY = "60s"  # how far the identity provider's clock may be ahead of ours
 
 
 class UsersFile(TokenVerifier):
@@ -112,6 +119,8 @@ def _digests(path: Path, data: Any) -> dict[str, bytes]:
     for user, token in data.items():
         if not user.strip():
             raise refuse("has an empty user name")
+        if user.startswith(GROUP_PREFIX):
+            raise refuse(f"names a user {user!r}: {GROUP_PREFIX!r} begins a group's name")
         if not isinstance(token, str) or not token.strip():
             raise refuse(f"gives user {user!r} no token (a non-empty string)")
         if token.startswith(HASHED_PREFIX):
@@ -138,17 +147,21 @@ class JwtSettings:
     audience: str | None = None
     user_claim: str = "sub"
     groups_claim: str | None = None
+    leeway: str = DEFAULT_LEEWAY  # a duration: the clocks of the IdP and ours may differ
+    max_lifetime: str | None = None  # a duration: no token is good for longer
 
     @classmethod
     def from_env(cls) -> JwtSettings:
         """The settings `$DYNAMIC_MCP_JWKS_URL`, `…_JWT_ISSUER` and the rest give
         (`groups.GATEWAY_ENV_VARS`): for `fastmcp run`, which passes no such flags."""
+        named = {"jwks_url", "jwt_issuer", "jwt_audience", "user_claim", "groups_claim"}
+        named |= {"jwt_leeway", "jwt_max_lifetime"}
         given = {
-            name.removeprefix("jwt_"): os.environ[env]  # `jwt_issuer` is `issuer` here
-            for name, env in GATEWAY_ENV_VARS.items()
-            if name != "users" and os.environ.get(env)
+            name.removeprefix("jwt_"): os.environ[GATEWAY_ENV_VARS[name]]  # `issuer` here
+            for name in named
+            if os.environ.get(GATEWAY_ENV_VARS[name])
         }
-        key = given.pop("public_key", None)
+        key = os.environ.get(GATEWAY_ENV_VARS["jwt_public_key"])
         return cls(**given, public_key=Path(key) if key else None)
 
     @property
@@ -186,7 +199,16 @@ class JwtSettings:
                 ) from None
         if self.jwks_url is not None:
             _check_jwks_url(self.jwks_url)
-        return OrganisationTokens(self, public_key=key)
+        leeway = _seconds("--jwt-leeway", self.leeway)
+        lifetime = _seconds("--jwt-max-lifetime", self.max_lifetime) if self.max_lifetime else None
+        return OrganisationTokens(self, public_key=key, leeway=leeway, max_lifetime=lifetime)
+
+
+def _seconds(flag: str, duration: str) -> float:
+    try:
+        return parse_duration(duration).total_seconds()
+    except ValueError as exc:  # pydantic-core's error carries the rule
+        raise UnsafeServingError(f"{flag}: {exc}") from None
 
 
 def _check_jwks_url(url: str) -> None:
@@ -202,7 +224,14 @@ def _check_jwks_url(url: str) -> None:
 class OrganisationTokens(JWTVerifier):
     """FastMCP's JWT verifier, naming the user by a claim of the verified token."""
 
-    def __init__(self, settings: JwtSettings, *, public_key: str | None) -> None:
+    def __init__(
+        self,
+        settings: JwtSettings,
+        *,
+        public_key: str | None,
+        leeway: float,
+        max_lifetime: float | None,
+    ) -> None:
         super().__init__(
             public_key=public_key,
             jwks_uri=settings.jwks_url,
@@ -211,6 +240,7 @@ class OrganisationTokens(JWTVerifier):
         )
         self._user_claim = settings.user_claim
         self._groups_claim = settings.groups_claim
+        self._leeway, self._max_lifetime = leeway, max_lifetime
 
     def __repr__(self) -> str:
         return f"OrganisationTokens(issuer={self.issuer!r}, audience={self.audience!r})"
@@ -223,12 +253,37 @@ class OrganisationTokens(JWTVerifier):
         if not isinstance(user, str) or not user:
             logger.info("refused a JWT without a %r claim naming the user", self._user_claim)
             return None
+        if (untimely := self._untimely(verified.claims)) is not None:
+            logger.info("refused a JWT of user %r: %s", user, untimely)
+            return None
         return UserToken(
-            **verified.model_dump(exclude={"token"}),
+            **verified.model_dump(exclude={"token", "subject"}),
             token=HIDDEN,
+            subject=user,  # the SDK's owner of a session is this person, whatever `sub` says
             user=user,
             user_groups=self._groups(verified.claims),
         )
+
+    def _untimely(self, claims: dict[str, Any]) -> str | None:
+        """Why the token does not hold now (its signature and `exp` checked), or None."""
+        now = time.time()
+        times = {name: claims.get(name) for name in ("exp", "nbf", "iat")}
+        for name, value in times.items():
+            if value is not None and not _is_number(value):
+                return f"its {name!r} is not a number of seconds"
+        exp, nbf, iat = times["exp"], times["nbf"], times["iat"]
+        if exp is None:
+            return "it has no 'exp': a token must expire"
+        if nbf is not None and nbf > now + self._leeway:
+            return "its 'nbf' is still to come"
+        if iat is not None and iat > now + self._leeway:
+            return "its 'iat' is in the future"
+        lifetime = exp - (iat if iat is not None else now)
+        if self._max_lifetime is not None and lifetime > self._max_lifetime + self._leeway:
+            return (
+                f"it is good for {lifetime:.0f}s, past the most allowed, {self._max_lifetime:.0f}s"
+            )
+        return None
 
     def _groups(self, claims: dict[str, Any]) -> tuple[str, ...]:
         value = claims.get(self._groups_claim) if self._groups_claim else None
@@ -237,3 +292,7 @@ class OrganisationTokens(JWTVerifier):
         if isinstance(value, list):
             return tuple(group for group in value if isinstance(group, str))
         return ()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
