@@ -13,7 +13,7 @@
     await take_code_response(oauth, response)
     writer_protocol = pipe_write_protocol()             # asyncio's, for a write-only pipe
     manager = http_session_manager(app)                 # the SDK's sessions of an HTTP app
-    limit_http_sessions(manager(), max_request_body=n)  # our settings, once it runs
+    limit_http_sessions(manager(), max_sessions=n, …)   # our settings, once it runs
     held_session(manager(), session_id)                 # this replica's transport, or None
     await adopt_session(manager(), session_id, owner, serve)  # a session opened elsewhere
     await forget_session(manager(), session_id)         # ended on another replica
@@ -273,9 +273,18 @@ def http_session_manager(app: Starlette) -> Callable[[], StreamableHTTPSessionMa
     raise LookupError("no streamable HTTP endpoint in this app")
 
 
-def limit_http_sessions(manager: StreamableHTTPSessionManager, *, max_request_body: int) -> None:
-    """Set the running manager's own limits from our settings (given only when it is made,
-    before the config is read). Its body limit is fixed in the ASGI app it wraps."""
+def limit_http_sessions(
+    manager: StreamableHTTPSessionManager,
+    *,
+    max_request_body: int,
+    max_sessions: int,
+    idle_timeout: float,
+) -> None:
+    """Set the running manager's own limits from our settings: FastMCP makes it, with
+    defaults, before our lifespan reads the config. It reads `max_sessions` and the idle
+    timeout at each new session; its body limit is fixed in the ASGI app it wraps."""
+    manager.max_sessions = max_sessions
+    manager.session_idle_timeout = idle_timeout
     manager.max_request_body_size = max_request_body
     limit = manager.asgi_app
     if isinstance(limit, RequestBodyLimitMiddleware):

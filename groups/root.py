@@ -39,15 +39,12 @@ from groups import LogLevel, version
 from groups.catalog import Catalog
 from groups.config import (
     Config,
-    HttpSettings,
     load_config,
     resolve_config_path,
     use_configured_store,
 )
 from groups.internals import (
     guard_http_with,
-    http_session_manager,
-    limit_http_sessions,
     serve_listen,
     serve_resource_subscriptions,
     serve_streams,
@@ -61,11 +58,9 @@ from groups.serving.notifier import Notifier
 
 if TYPE_CHECKING:
     from fastmcp.server.auth import AuthProvider
-    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
     from starlette.applications import Starlette
 
-    from groups.serving.request_bodies import RequestBodies
-    from groups.serving.shared_sessions import SharedSessions
+    from groups.serving.http_front import HttpFront
 
 __all__ = ["RootServer", "for_fastmcp_run"]
 
@@ -102,9 +97,7 @@ class RootServer(FastMCP):
         self.notifier.on_leave = self.registry.release
         self.meta_tools = MetaTools(self.registry, self.notifier)
         self.registry.on_change = self._changed
-        self.request_bodies: RequestBodies | None = None  # made with the HTTP app
-        self.shared_sessions: SharedSessions | None = None  # made with the HTTP app
-        self._http_sessions: Callable[[], StreamableHTTPSessionManager | None] | None = None
+        self.http_front: HttpFront | None = None  # made with the HTTP app
         super().__init__("dynamic-mcp", version=version(), lifespan=self._serving, auth=auth)
         self.add_middleware(HoldWhileInFlight())  # outermost: holds across the time limits
         self.add_middleware(GroupTimeLimits(self.registry))
@@ -135,13 +128,13 @@ class RootServer(FastMCP):
         config = self._config or load_config(path)
         store = use_configured_store(config, path, registry.redactor)  # before any use
         registry.configure(config, config_path=path)
-        self._limit_http(config.settings.http)
         self.meta_tools.changed()
         reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
         watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
-        sharing = self.shared_sessions.serving(store) if self.shared_sessions else nullcontext()
+        front = self.http_front
+        fronting = front.serving(store, config.settings.http) if front else nullcontext()
         try:
-            async with sharing:
+            async with fronting:
                 yield {"registry": registry, "reloader": reloader}
         finally:
             if reloader is not None and watching is not None:
@@ -150,14 +143,6 @@ class RootServer(FastMCP):
                     await asyncio.wait({watching}, timeout=STOP_WATCHING_TIMEOUT)
             await self.notifier.aclose()
             await registry.aclose()
-
-    def _limit_http(self, settings: HttpSettings) -> None:
-        """Apply `settings.http` to this server's HTTP side, if it serves HTTP."""
-        if self.request_bodies is not None:
-            self.request_bodies.limit = settings.max_request_body
-        manager = self._http_sessions() if self._http_sessions is not None else None
-        if manager is not None:
-            limit_http_sessions(manager, max_request_body=settings.max_request_body)
 
     # ---- serving: the same rules however it is started -------------------------------
 
@@ -227,24 +212,21 @@ class RootServer(FastMCP):
         transport: str = "http",
         **options: Any,
     ) -> Starlette:
-        """FastMCP's HTTP app, its legacy sessions served by any replica sharing a Redis
-        store (`groups.serving.shared_sessions`; nothing changes with the local store)."""
+        """FastMCP's HTTP app behind our front (`groups.serving.http_front`): bodies read
+        after identity, each user's session limits, legacy sessions any replica serves."""
         import fastmcp
 
         if transport not in ("http", "streamable-http"):
             return super().http_app(path, middleware, *args, transport=transport, **options)  # type: ignore[arg-type]
-        from groups.serving.request_bodies import RequestBodies
-        from groups.serving.shared_sessions import SharedSessions
+        from groups.serving.http_front import HttpFront
 
         endpoint = path or fastmcp.settings.streamable_http_path
         # After FastMCP's authentication: nothing is read or looked up before identity.
-        sessions = SharedSessions(endpoint)
-        bodies = RequestBodies(endpoint, needs_identity=self.auth is not None, then=sessions.handle)
-        middleware = [bodies.middleware(), *(middleware or [])]
+        front = HttpFront(endpoint, needs_identity=self.auth is not None)
+        middleware = [front.middleware(), *(middleware or [])]
         app = super().http_app(path, middleware, *args, transport=transport, **options)  # type: ignore[arg-type]
-        sessions.attach(app)
-        self.request_bodies, self.shared_sessions = bodies, sessions
-        self._http_sessions = http_session_manager(app)
+        front.attach(app)
+        self.http_front = front
         return app
 
     def _own_log_level(self, log_level: str | None) -> None:

@@ -303,6 +303,24 @@ def test_named_users_are_auth_enough_off_loopback(users_file):
     assert isinstance(auth, UsersFile)
 
 
+async def test_without_a_shared_store_a_users_sessions_are_capped_in_the_one_process(
+    users_file, tmp_path
+):
+    config = tmp_path / "dynamic-mcp.json"
+    http_settings = {"sessions_per_user": 2}
+    config.write_text(json.dumps({"mcpServers": servers(), "settings": {"http": http_settings}}))
+    with gateway(config, tmp_path / "capped.log", "--users", str(users_file)) as url:
+        async with httpx2.AsyncClient() as http:
+            alices = [
+                await http.post(url, json=INITIALIZE, headers=headers(ALICE)) for _ in range(3)
+            ]
+            bobs = await http.post(url, json=INITIALIZE, headers=headers(BOB))
+
+    assert [answer.status_code for answer in alices] == [200, 200, 429]
+    assert "settings.http.sessions_per_user" in alices[-1].json()["error"]["message"]
+    assert bobs.status_code == 200
+
+
 # ---- the organisation's JWTs ----------------------------------------------------------
 
 

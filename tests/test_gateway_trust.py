@@ -24,6 +24,10 @@ pytestmark = [
 ]
 
 ALICE, BOB = "alice-token-31be07", "bob-token-c5d920"
+CAROL, DAVE = "carol-token-8e4f11", "dave-token-27aa6c"
+SESSIONS_PER_USER, OPENS_PER_MINUTE = 5, 8
+IDLE = 600  # seconds: settings.http.session_idle_timeout
+RECORDS = "dynamic-mcp__http-sessions/legacy/records::*"  # session records, in Redis
 WAIT = 30  # seconds: a first request reaches a cold replica on a busy machine
 BODY_LIMIT = 64 * 1024  # settings.http.max_request_body, below the 4 MiB default
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -45,11 +49,17 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     directory = tmp_path_factory.mktemp("trust")
     config = directory / "dynamic-mcp.json"
     servers = {"echo": stdio_entry(warm=False)}
-    settings = {"start_on_expand": False, "http": {"max_request_body": "64KiB"}}
+    http = {
+        "max_request_body": "64KiB",
+        "sessions_per_user": SESSIONS_PER_USER,
+        "session_opens_per_minute": OPENS_PER_MINUTE,
+        "session_idle_timeout": f"{IDLE}s",
+    }
+    settings = {"start_on_expand": False, "http": http}
     config.write_text(json.dumps({"mcpServers": servers, "settings": settings}))
     users = directory / "users.json"
     bob = "sha256:" + hashlib.sha256(BOB.encode()).hexdigest()
-    users.write_text(json.dumps({"alice": ALICE, "bob": bob}))
+    users.write_text(json.dumps({"alice": ALICE, "bob": bob, "carol": CAROL, "dave": DAVE}))
     users.chmod(0o600)
     with Cluster(directory, config, users) as running:
         yield running
@@ -142,3 +152,63 @@ async def test_a_body_over_the_limit_is_413_with_a_json_rpc_error_naming_the_set
         assert error_of(answer)["code"] == INVALID_REQUEST
         assert "65536 bytes (settings.http.max_request_body)" in error_of(answer)["message"]
     assert served.status_code == 200, served.text
+
+
+# ---- 1. nobody exhausts the gateway for the others --------------------------------------
+
+
+async def open_session(http: httpx2.AsyncClient, url: str, token: str) -> httpx2.Response:
+    return await http.post(url, json=INITIALIZE, headers=headers(token))
+
+
+def refused_for(answer: httpx2.Response, setting: str) -> str:
+    """The refusal's message, once it is checked to be a 429 that says when to retry."""
+    assert answer.status_code == 429, answer.text
+    assert 1 <= int(answer.headers["retry-after"]) <= IDLE + IDLE / 3
+    message = error_of(answer)["message"]
+    assert f"(settings.http.{setting})" in message
+    return message
+
+
+async def test_a_users_sessions_are_capped_across_replicas_and_nobody_else_is_touched(
+    cluster, http
+):
+    first, second = cluster.replicas
+    opened = [await open_session(http, first.url, CAROL) for _ in range(3)]
+    opened += [await open_session(http, second.url, CAROL) for _ in range(2)]
+    refused = await open_session(http, first.url, CAROL)  # 3 here: 5 with the other's
+    alices = await open_session(http, first.url, ALICE)
+    ended = opened[0].headers["mcp-session-id"]
+    deleted = await http.delete(second.url, headers=headers(CAROL, ended))  # the other one
+    again = await open_session(http, first.url, CAROL)
+
+    assert [answer.status_code for answer in opened] == [200] * SESSIONS_PER_USER
+    assert "user 'carol' holds 5 sessions" in refused_for(refused, "sessions_per_user")
+    assert alices.status_code == 200
+    assert deleted.status_code == 200
+    assert again.status_code == 200, again.text
+
+
+async def test_a_user_opening_sessions_too_fast_is_slowed_alone(cluster, http):
+    answers = []
+    for _ in range(OPENS_PER_MINUTE + 1):  # each ended at once: only the rate can refuse
+        answers.append(answer := await open_session(http, cluster.url, DAVE))
+        if answer.status_code == 200:
+            session = answer.headers["mcp-session-id"]
+            await http.delete(cluster.url, headers=headers(DAVE, session))
+    others = await open_session(http, cluster.url, BOB)
+
+    assert [answer.status_code for answer in answers[:-1]] == [200] * OPENS_PER_MINUTE
+    message = refused_for(answers[-1], "session_opens_per_minute")
+    assert "user 'dave' opened 8 sessions in the last minute" in message
+    assert int(answers[-1].headers["retry-after"]) <= 60
+    assert others.status_code == 200
+
+
+async def test_a_sessions_record_lives_as_long_as_the_session_can_not_a_day(cluster, http):
+    opened = await open_session(http, cluster.url, ALICE)
+    session = opened.headers["mcp-session-id"]
+    redis = cluster.redis.client()
+    record = next(key for key in redis.scan_iter(match=RECORDS) if key.endswith(session))
+
+    assert 0 < redis.ttl(record) <= IDLE + IDLE / 3

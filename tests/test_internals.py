@@ -297,18 +297,27 @@ async def test_a_session_taken_up_is_held_served_answered_and_forgotten_by_the_s
     assert forgotten is None, UPDATE
 
 
-async def test_limit_http_sessions_sets_the_body_limit_the_sdk_manager_applies():
+async def test_limit_http_sessions_sets_the_limits_the_sdk_manager_applies():
     app = FastMCP("probe").http_app(transport="http")
-    over = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"padding": "x" * 200}}
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c"}}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    over = {**initialize, "params": {**params, "padding": "x" * 1000}}
     headers = {"Accept": "application/json, text/event-stream"}
 
     async with app.router.lifespan_context(app):
-        internals.limit_http_sessions(internals.http_session_manager(app)(), max_request_body=100)
+        manager = internals.http_session_manager(app)()
+        internals.limit_http_sessions(
+            manager, max_request_body=500, max_sessions=1, idle_timeout=42.0
+        )
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-            answer = await http.post("/mcp", json=over, headers=headers)
+            too_big = await http.post("/mcp", json=over, headers=headers)
+            first = await http.post("/mcp", json=initialize, headers=headers)
+            second = await http.post("/mcp", json=initialize, headers=headers)
+        held = internals.held_session(manager, first.headers.get("mcp-session-id", ""))
 
-    assert answer.status_code == 413, UPDATE
+    assert [too_big.status_code, first.status_code, second.status_code] == [413, 200, 503], UPDATE
+    assert held is not None and held._idle_timeout == 42.0, UPDATE
 
 
 def test_http_session_manager_finds_the_endpoint_behind_fastmcps_auth_wrapper():

@@ -302,6 +302,33 @@ class HttpSettings(_Strict):
 
     # A POST to the endpoint past this is answered 413 unread ("4MiB", "512KiB", bytes).
     max_request_body: Annotated[ByteSize, Field(gt=0)] = ByteSize(4 * 1024 * 1024)
+    # Legacy sessions (2025-11-25 and earlier): each named user's own limits, refused
+    # with 429 past them, counted across replicas with a shared store...
+    sessions_per_user: Annotated[int, Field(gt=0)] = 100
+    session_opens_per_minute: Annotated[int, Field(gt=0)] = 30
+    # ...and the SDK's, for everybody: sessions one replica holds (503 past it), and how
+    # long one lives unused.
+    max_sessions: Annotated[int, Field(gt=0)] = 10_000
+    session_idle_timeout: Duration = timedelta(minutes=30)
+
+    @property
+    def renew_every(self) -> float:
+        """Seconds between writes that keep a session's record and place in a shared store
+        (a third of its idle timeout, at most 10 minutes)."""
+        return min(600.0, self.session_idle_timeout.total_seconds() / 3)
+
+    @property
+    def session_lifetime(self) -> float:
+        """Seconds a store keeps what stands for a session after its last write: past the
+        moment the session itself can end."""
+        return self.session_idle_timeout.total_seconds() + self.renew_every
+
+    @field_validator("session_idle_timeout")
+    @classmethod
+    def _some_time(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise PydanticCustomError("duration", "a session must live some time: give 30s, 30min…")
+        return value
 
 
 class Settings(_Strict):

@@ -8,9 +8,9 @@
         await messages.cancel_everywhere(session_id, owner, notices)  # to the replica running it
         await messages.end(session_id)            # record gone, every replica told
 
-Records are values in the store (`RECORDS`, expiring after `RECORD_TTL` unless written
-again); messages are Redis pub/sub: `ENDED` and `CANCELLED` to every replica, and the
-channel of one replica for the answers to its own questions.
+Records are values in the store (`RECORDS`, expiring unless written again, after as long
+as their session can live); messages are Redis pub/sub: `ENDED` and `CANCELLED` to every
+replica, and the channel of one replica for the answers to its own questions.
 
 Guarantees: a record is one value, written whole or not at all; an answer the asking
 replica did not hear is sent again for a few seconds (it may be listening anew after
@@ -45,7 +45,6 @@ __all__ = [
     "CANCELLED",
     "ENDED",
     "RECORDS",
-    "RECORD_TTL",
     "ReplicaMessages",
     "SessionRecord",
 ]
@@ -53,7 +52,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RECORDS = "http-sessions/legacy/records"  # the store's collection of session records
-RECORD_TTL = 24 * 3600.0  # seconds a record lives unwritten: past any replica's idle timeout
 ENDED = "http-sessions/ended"  # channel: a session a client ended, for every replica
 ANSWERS = "http-sessions/answers/"  # + a replica: the channel of answers to its questions
 CANCELLED = "http-sessions/cancelled"  # channel: a client cancelled one of its requests
@@ -82,15 +80,18 @@ class ReplicaMessages:
         replica: str,
         holds: Callable[[str], Any],
         forget: Callable[[str], Awaitable[None]],
+        record_ttl: float,
     ) -> None:
         """Args:
         store: the gateway's shared store.
         replica: this replica's id (`PrefixedIds` carry it).
         holds: the transport of a session this replica holds, else None.
         forget: let go of a session another replica ended.
+        record_ttl: seconds a record lives unwritten: as long as its session can.
         """
         self._store, self.replica = store, replica
         self._holds, self._forget = holds, forget
+        self._record_ttl = record_ttl
         self._tasks: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
@@ -109,7 +110,7 @@ class ReplicaMessages:
                 tasks.cancel_scope.cancel()
 
     async def record(self, session_id: str, record: SessionRecord) -> None:
-        await self._store.put(session_id, asdict(record), collection=RECORDS, ttl=RECORD_TTL)
+        await self._store.put(session_id, asdict(record), collection=RECORDS, ttl=self._record_ttl)
 
     async def find(self, session_id: str) -> SessionRecord | None:
         value = await self._store.get(session_id, collection=RECORDS)
@@ -125,7 +126,7 @@ class ReplicaMessages:
         await self._store.publish(ENDED, session_id)
 
     def refresh_soon(self, session_id: str) -> None:
-        """Write the record again in the background, so it outlives `RECORD_TTL` in use."""
+        """Write the record again in the background, so it outlives its TTL in use."""
         if self._tasks is not None:
             self._tasks.start_soon(self._refresh, session_id)
 

@@ -24,7 +24,8 @@ Guarantees, with a shared store (Redis):
   the ids of server requests name their replica, so two replicas asking on one session
   never collide; a client's cancellation of a request reaches the replica running it;
 - a request on a session this replica holds makes no Redis round trip (its record is
-  written again in the background, at most every `RECORD_REFRESH`);
+  written again in the background, at most every `settings.http`'s `renew_every`, and
+  lives as long as the session can: its idle timeout past the last write);
 - the store down or slow: opening or taking up a session fails with 503 and a JSON-RPC
   error naming the store, nothing is held half-made, the replica keeps serving what it
   holds; listening to other replicas resumes by itself;
@@ -81,7 +82,10 @@ __all__ = ["RECORD_REFRESH", "SharedSessions"]
 
 logger = logging.getLogger(__name__)
 
-RECORD_REFRESH = 600.0  # seconds: a held session's record is written again at most this often
+# Seconds: by default a held session's record is written again at most this often, and
+# lives this long unwritten (`keep_records`: from the settings).
+RECORD_REFRESH = 600.0
+DEFAULT_RECORD_TTL = 1800.0 + RECORD_REFRESH  # the SDK's idle timeout, and a refresh's margin
 FORGET_REFRESHES_FROM = 1024  # entries in `_refreshed` past which old ones are let go
 
 
@@ -95,10 +99,16 @@ class SharedSessions:
         self._messages: ReplicaMessages | None = None  # set while serving with Redis
         self._refreshed: dict[str, float] = {}  # session id -> when its record was written
         self._adopted: set[str] = set()  # sessions held here that another replica opened
+        self._record_ttl, self._refresh_every = DEFAULT_RECORD_TTL, RECORD_REFRESH
 
     def __repr__(self) -> str:
         state = "shared" if self._messages else "local"
         return f"SharedSessions({self.path!r}, replica {self.replica}, {state})"
+
+    def keep_records(self, ttl: float, refresh_every: float) -> None:
+        """Records live `ttl` seconds, written again at most every `refresh_every` while
+        their session is in use (`HttpSettings.session_lifetime`, `.renew_every`)."""
+        self._record_ttl, self._refresh_every = ttl, refresh_every
 
     def attach(self, app: Starlette) -> None:
         """Serve the sessions of `app`'s MCP endpoint."""
@@ -116,7 +126,7 @@ class SharedSessions:
             running = manager()
             return held_session(running, session_id) if running is not None else None
 
-        messages = ReplicaMessages(store, self.replica, holds, self._forget)  # type: ignore[arg-type]
+        messages = ReplicaMessages(store, self.replica, holds, self._forget, self._record_ttl)  # type: ignore[arg-type]
         async with messages.listening():
             self._messages = messages
             try:
@@ -301,13 +311,13 @@ class SharedSessions:
 
     def _refresh_soon(self, messages: ReplicaMessages, session_id: str) -> None:
         now = time.monotonic()
-        if now - self._refreshed.get(session_id, 0.0) < RECORD_REFRESH:
+        if now - self._refreshed.get(session_id, 0.0) < self._refresh_every:
             return
         if len(self._refreshed) >= FORGET_REFRESHES_FROM:
             # Sessions end without telling us (idle timeout, the client gone); one not
             # refreshed for a whole period is refreshed at its next request, if any.
             self._refreshed = {
-                held: at for held, at in self._refreshed.items() if now - at < RECORD_REFRESH
+                held: at for held, at in self._refreshed.items() if now - at < self._refresh_every
             }
         self._refreshed[session_id] = now
         messages.refresh_soon(session_id)

@@ -46,6 +46,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from groups.errors import StoreSettingError, StoreUnavailableError
@@ -95,6 +96,7 @@ class SharedStore:
             lambda collection: secret if _area(collection) in SECRET_AREAS else None,
             default_store=plain,
         )
+        self._scripts: dict[str, AsyncScript] = {}  # by source: loaded once, run by digest
 
     def __repr__(self) -> str:
         return f"SharedStore({self.shown!r})"
@@ -170,6 +172,16 @@ class SharedStore:
         finally:
             with suppress(RedisError, OSError):  # the connection is gone already
                 await pubsub.aclose()
+
+    async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the Lua `script` in Redis, atomically, on `keys` (names under the store's
+        namespace, as channels are) with `args`: for what one value cannot do alone, such
+        as counting a user's sessions across replicas."""
+        runner = self._scripts.get(script)
+        if runner is None:
+            runner = self._scripts[script] = self._redis.register_script(script)
+        names = [_channel(key) for key in keys]
+        return await self._answer(lambda: runner(keys=names, args=list(args)))
 
     async def foreign(self, prefix: str, *, take: bool = False) -> dict[str, Any]:
         """Nothing: the files of older versions are local; Redis never held them."""

@@ -1,0 +1,75 @@
+"""What stands before the MCP endpoint of a served HTTP app, in the order it acts.
+
+    front = HttpFront("/mcp", needs_identity=True)
+    app = server.http_app(middleware=[front.middleware()])  # after FastMCP's auth
+    front.attach(app)
+    async with front.serving(store, settings.http):         # in the server's lifespan
+        ...
+
+A request reaches the endpoint through: FastMCP's authentication (who is asking); the
+body, read once within its limit (`groups.serving.request_bodies`: nothing before
+identity); each user's limits on sessions (`groups.serving.session_limits`); the
+legacy sessions every replica can serve (`groups.serving.shared_sessions`); the SDK's
+session manager, its own limits set from the same settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from starlette.middleware import Middleware
+
+from groups.internals import http_session_manager, limit_http_sessions
+from groups.serving.request_bodies import RequestBodies
+from groups.serving.session_limits import SessionLimits
+from groups.serving.shared_sessions import SharedSessions
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from groups.config import HttpSettings
+    from groups.storage.store import Store
+
+__all__ = ["HttpFront"]
+
+
+class HttpFront:
+    """The parts before one MCP endpoint (see the module)."""
+
+    def __init__(self, path: str, *, needs_identity: bool) -> None:
+        self.sessions = SharedSessions(path)
+        self.limits = SessionLimits(then=self.sessions.handle)
+        self.bodies = RequestBodies(path, needs_identity=needs_identity, then=self.limits.handle)
+        self._manager = None
+
+    def __repr__(self) -> str:
+        return f"HttpFront({self.bodies!r}, {self.limits!r}, {self.sessions!r})"
+
+    def middleware(self) -> Middleware:
+        return self.bodies.middleware()
+
+    def attach(self, app: Starlette) -> None:
+        """Serve `app`'s MCP endpoint."""
+        self._manager = http_session_manager(app)
+        self.sessions.attach(app)
+
+    @asynccontextmanager
+    async def serving(self, store: Store, settings: HttpSettings) -> AsyncIterator[None]:
+        """Apply `settings` and share sessions through `store` while this runs."""
+        self.bodies.limit = settings.max_request_body
+        self.limits.use(store, settings)
+        # A session's record lives as long as the session can, written again as often
+        # as its place.
+        self.sessions.keep_records(settings.session_lifetime, settings.renew_every)
+        manager = self._manager() if self._manager is not None else None
+        if manager is not None:
+            limit_http_sessions(
+                manager,
+                max_request_body=settings.max_request_body,
+                max_sessions=settings.max_sessions,
+                idle_timeout=settings.session_idle_timeout.total_seconds(),
+            )
+        async with self.sessions.serving(store):
+            yield
