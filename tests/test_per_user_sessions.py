@@ -1,4 +1,4 @@
-"""A stdio group on a team gateway: one process for every user, or `"sessions": "per-user"`.
+"""A stdio group on a team gateway: one process per user, or `"sessions": "shared"`.
 
 A real gateway on 127.0.0.1 with alice and bob in its users file, spoken to by the
 official client as each of them; the upstreams are real processes (tests/upstreams/),
@@ -69,14 +69,18 @@ class Person:
         return int(await self.call(group, "pid"))
 
 
-async def test_a_stdio_group_is_one_process_for_every_user_by_default(tmp_path):
-    config = write(tmp_path, shared=stdio_entry())
+async def test_a_stdio_group_is_a_process_per_user_by_default_and_one_for_all_when_shared(
+    tmp_path,
+):
+    config = write(tmp_path, own=stdio_entry(), shared=stdio_entry(sessions="shared"))
     with gateway(config, tmp_path) as (url, _):
         alice, bob = Person(url, "alice", ALICE), Person(url, "bob", BOB)
         async with alice.client, bob.client:
-            pids = [await alice.pid("shared"), await bob.pid("shared")]
+            own = [await alice.pid("own"), await bob.pid("own")]
+            shared = [await alice.pid("shared"), await bob.pid("shared")]
 
-    assert pids[0] == pids[1]
+    assert own[0] != own[1]
+    assert shared[0] == shared[1]
 
 
 async def test_per_user_sessions_give_each_user_a_process_their_clients_share(tmp_path):
@@ -114,10 +118,10 @@ async def test_a_users_own_process_stops_after_their_idle_time_and_others_keep_t
     assert alice_after not in (alices.pid, bobs)
 
 
-async def test_on_a_shared_process_callbacks_reach_a_user_only_while_only_their_calls_run(
+async def test_on_a_shared_process_callbacks_reach_a_user_only_while_it_served_only_them(
     tmp_path,
 ):
-    config = write(tmp_path, shared=stdio_entry(GATHERING))
+    config = write(tmp_path, shared=stdio_entry(GATHERING, sessions="shared"))
     with gateway(config, tmp_path) as (url, _):
         alice, bob = Person(url, "alice", ALICE), Person(url, "bob", BOB)
         async with alice.client, bob.client:
@@ -139,11 +143,30 @@ async def test_on_a_shared_process_callbacks_reach_a_user_only_while_only_their_
     assert alone == "q1 -> answer from alice"
     assert alice.questions == ["q1"] and any("q1: asking" in line for line in alice.logs)
     # Two users' calls in flight on one session: no one is asked, nothing is heard.
-    refused = " -> refused (elicitation/create cannot be answered: calls of several users"
+    refused = " -> refused (elicitation/create cannot be answered: this upstream's one process"
     assert answers["alice"].startswith("asked by alice's call" + refused), answers
     assert answers["bob"].startswith("asked by bob's call" + refused), answers
     assert bob.questions == [] and bob.logs == []
     assert alice.questions == ["q1"] and not any("asked by" in line for line in alice.logs)
+
+
+async def test_a_call_past_its_time_limit_never_logs_to_the_next_users_call(tmp_path):
+    entry = stdio_entry(GATHERING, sessions="shared", timeout={"tools": "1s"})
+    config = write(tmp_path, shared=entry)
+    with gateway(config, tmp_path) as (url, log):
+        alice, bob = Person(url, "alice", ALICE), Person(url, "bob", BOB)
+        async with alice.client, bob.client:
+            arguments = {"text": "ALICE-PAYROLL-42", "times": 12, "every": 0.2}
+            late = await alice.client.call_tool_mcp(
+                "call_dynamic_tool", {"group": "shared", "name": "keep_logging", "args": arguments}
+            )
+            # Hers logs on for a second and more, while bob's call is in flight.
+            bobs = await bob.call("shared", "keep_logging", text="BOB", times=4, every=0.2)
+
+    assert late.is_error and "timed out" in text(late)
+    assert bobs == "logged BOB 4 times"
+    assert not any("ALICE" in line for line in bob.logs), bob.logs
+    assert "upstream log messages are dropped from now on" in log.read_text()
 
 
 @pytest.mark.parametrize("value", ["per-person", "PER-USER", True])
@@ -158,7 +181,7 @@ def test_a_bad_sessions_value_is_a_config_error_naming_the_field(tmp_path, value
 
 
 async def test_a_reload_to_per_user_sessions_gives_each_user_a_process_of_their_own(tmp_path):
-    config = write(tmp_path, memo=stdio_entry())
+    config = write(tmp_path, memo=stdio_entry(sessions="shared"))
     with gateway(config, tmp_path) as (url, _):
         alice, bob = Person(url, "alice", ALICE), Person(url, "bob", BOB)
         async with alice.client, bob.client:

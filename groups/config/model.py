@@ -171,9 +171,10 @@ class StdioServer(_Server):
     env: dict[str, str] = {}
     cwd: str | None = None
     idle_timeout: Duration | None = None  # stop the process after this long unused
-    # On a gateway with named users: one process for every user ("shared"), or one for
-    # each user (a server that keeps a user's state: a memory). `groups.upstream.callers`.
-    sessions: Literal["shared", "per-user"] = "shared"
+    # On a gateway with named users: one process for each user (the default: what the
+    # process says, logs or asks is that user's alone), or one for every user ("shared":
+    # fewer processes, no callbacks once it served two users). `groups.upstream.callers`.
+    sessions: Literal["shared", "per-user"] = "per-user"
 
 
 # What a private key may sign a `private_key_jwt` client assertion with (RFC 7518 names).

@@ -12,11 +12,12 @@ Guarantees:
   names the call that caused them, so an upstream session serves one client only (HTTP
   clients each get their own, see `Caller.key`); they go to that client, on the stream of
   its latest call in flight on the session, else on its connection's own stream;
-- on a gateway with named users, a stdio group's one process serves every user
-  (`session_key`), so such callbacks go to a client only while every call in flight on
-  the session is that one user's; between calls, only if the session never served
-  another user. Otherwise a request is answered with an error and a log message is
-  dropped: one user's client never hears what another's call caused;
+- on a gateway with named users, a stdio group's process is each user's own by default
+  (`session_key`); one shared by every user (`"sessions": "shared"`) passes callbacks
+  only while it has served one user: once a second user called, nothing can prove whose
+  call a log line or a question is (a call past its time limit runs on, its caller gone),
+  so each request is answered with an error and each log message dropped, and the
+  operator is told once: one user's client never hears what another's call caused;
 - with no client to reach, a request is answered with an error and a log message is
   dropped with a debug line, never delivered to another client.
 """
@@ -121,8 +122,8 @@ def session_key(caller: Caller | None, config: ServerConfig) -> Hashable | None:
     every other request shares one. A gateway's named user never shares a remote
     group's session with another user, since it carries the user's own tokens: a client
     with an HTTP session id has its own, a 2026-07-28 client (a connection per request)
-    the user's (`UserKey`). A stdio group is one process for every named user, or with
-    `"sessions": "per-user"` one per user, shared by that user's clients. `config` is the
+    the user's (`UserKey`). A stdio group is one process per user, shared by that user's
+    clients, or with `"sessions": "shared"` one for every named user. `config` is the
     group's as it is now: a reload may change it.
     """
     if caller is None:
@@ -167,6 +168,7 @@ class CallbackRoute:
         self._calls: list[Caller] = []  # in flight on this session, oldest first
         self._owner: Connection | None = None  # the connection of the latest caller
         self._users: set[str | None] = set()  # every user it served (None: the implicit)
+        self._told_dropping = False  # the operator knows its log messages are dropped
 
     def __repr__(self) -> str:
         return f"CallbackRoute({self.group!r}, {len(self._calls)} calls in flight)"
@@ -205,6 +207,14 @@ class CallbackRoute:
                 )
             elif owner is not None:
                 await owner.log(params.level, params.data, params.logger)
+            elif self._serves_several_users and not self._told_dropping:
+                self._told_dropping = True  # once: it may log at every step of every call
+                logger.warning(
+                    "%s: upstream log messages are dropped from now on: its one process "
+                    "serves several users, and nothing says whose call they are about "
+                    '(give the group "sessions": "per-user")',
+                    self.group,
+                )
             else:
                 logger.debug("%s: an upstream log message with no client to show it", self.group)
 
@@ -235,18 +245,21 @@ class CallbackRoute:
             return await caller.session.send_request(request, result_type, metadata=metadata)
         if owner is not None:
             return await owner.send_request(request)
-        if len({_name(call) for call in self._calls}) > 1:
+        if self._serves_several_users:
             raise RuntimeError(
-                f"{request.method} cannot be answered: calls of several users are in flight "
-                "on this session, and nothing says whose call asks"
+                f"{request.method} cannot be answered: this upstream's one process serves "
+                "several users, and nothing says whose call asks"
             )
         raise RuntimeError(f"no client of dynamic-mcp is there to answer {request.method}")
 
+    @property
+    def _serves_several_users(self) -> bool:
+        return len(self._users) > 1
+
     def _whose(self) -> tuple[Caller | None, Connection | None]:
-        """Who a callback goes to: the latest call in flight while every call in flight is
-        one user's, else (none in flight) the latest caller's connection while the session
-        served one user only; (None, None) when no one client is sure to be the right one."""
-        if self._calls:
-            one_user = len({_name(call) for call in self._calls}) == 1
-            return (self._calls[-1] if one_user else None), None
-        return None, self._owner if len(self._users) <= 1 else None
+        """Who a callback goes to: the latest call in flight, else the latest caller's
+        connection, while the session has served one user only; (None, None) otherwise,
+        or with no client to reach."""
+        if self._serves_several_users:
+            return None, None
+        return (self._calls[-1], None) if self._calls else (None, self._owner)

@@ -7,6 +7,7 @@ flight at once, sends a log line and asks its client `question` (elicitation), w
 until all of them have had their answer, and returns `<question> -> <answer>`, or
 `-> refused (<the error>)` when the question was answered with an error. One process serves every
 caller, so a test can put several users' calls in flight on one upstream session.
+`keep_logging(text, times, every)` logs `text #n` for a while: past a caller's time limit.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ async def gather(count: int, question: str, meeting: str, ctx: Context) -> str:
         said = f"refused ({exc})"
     await _meet(f"{meeting}/answered", count)
     return f"{question} -> {said}"
+
+
+@mcp.tool
+async def keep_logging(text: str, times: int, every: float, ctx: Context) -> str:
+    """Log `text #n` `times` times, `every` seconds apart, deaf to cancellation (as work
+    in a thread is): a call that outlives its caller's time limit goes on logging what
+    was its caller's."""
+    with anyio.CancelScope(shield=True):
+        for n in range(1, times + 1):
+            await ctx.info(f"{text} #{n}")
+            await anyio.sleep(every)
+    return f"logged {text} {times} times"
 
 
 if __name__ == "__main__":
