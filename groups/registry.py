@@ -17,7 +17,8 @@ needs it; a failure in one group is reported for that group alone, and retried i
 the background until `aclose()`; every change of a group's availability, and every reload
 that changes something, is announced through `on_change` (tools/list_changed, and
 resources/prompts when a mounted group went or switched them, or its upstream said they
-changed), which must not block; a client's own upstream sessions end when it leaves
+changed), which must not block, with `group=` for news of one group (its users alone may
+hear it); a client's own upstream sessions end when it leaves
 (`release`). On a reload, a group whose launch identity (`groups.config.identity`) is unchanged
 keeps its upstream and sessions and takes its new description, filters, timeouts, idle
 time and feature switches in place; a changed or removed one is unmounted at once and
@@ -297,12 +298,12 @@ class Registry:
             self._retries.add(retry)
             retry.add_done_callback(self._retries.discard)
         if self.on_change is not None:
-            self.on_change("tools")
+            self.on_change("tools", group=upstream.name)
 
     def _lists_changed(self, upstream: Upstream, kind: str) -> None:
         """An upstream's resources or prompts changed: tell the clients, if they see them."""
         if upstream.name in self.mounted and self.on_change is not None:
-            self.on_change(kind)
+            self.on_change(kind, group=upstream.name)
 
     def _use(self, group: str, caller: Caller | None) -> Upstream:
         """The group's upstream, mounted on the root server on first use.
@@ -317,7 +318,7 @@ class Registry:
             features = upstream.config.features
             changed = [k for k in ("resources", "prompts") if getattr(features, k)]
             if changed and self.on_change is not None:
-                self.on_change(*changed)
+                self.on_change(*changed, group=group)
         return upstream
 
 

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import anyio
 from fastmcp import FastMCP
-from mcp.server.subscriptions import ListenHandler
 
 from groups import LogLevel, version
 from groups.catalog import Catalog
@@ -106,7 +105,7 @@ class RootServer(FastMCP):
         forwarded = ForwardedRequests(self.registry)
         self.add_completion_handler(forwarded.complete)
         serve_resource_subscriptions(self, forwarded.subscribe, forwarded.unsubscribe)
-        serve_listen(self, ListenHandler(self.notifier.bus))
+        serve_listen(self, self.notifier.listen)
 
     def serve_meta_tools(
         self, get_tools: MetaToolFunction, call_tool: MetaToolFunction, search: MetaToolFunction
@@ -114,10 +113,15 @@ class RootServer(FastMCP):
         """Answer tools/list and tools/call with the meta-tools declared on this server."""
         self.meta_tools.serve(self, get_tools, call_tool, search)
 
-    def _changed(self, *kinds: str) -> None:
+    def _changed(self, *kinds: str, group: str | None = None) -> None:
+        """Lists changed: for everyone, or (`group`) for the users who may use that group."""
         if "tools" in kinds:
             self.meta_tools.changed()
-        self.notifier.announce(*kinds)
+        if group is None:
+            self.notifier.announce(*kinds)
+            return
+        registry = self.registry
+        self.notifier.announce(*kinds, hears=lambda user: group in registry.group_names(user))
 
     @asynccontextmanager
     async def _serving(self, server: FastMCP) -> AsyncIterator[dict[str, Any]]:

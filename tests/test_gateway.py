@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types
 import pytest
@@ -319,6 +320,49 @@ async def test_without_a_shared_store_a_users_sessions_are_capped_in_the_one_pro
     assert [answer.status_code for answer in alices] == [200, 200, 429]
     assert "settings.http.sessions_per_user" in alices[-1].json()["error"]["message"]
     assert bobs.status_code == 200
+
+
+LIST_CHANGED = {
+    mcp_types.ToolListChangedNotification: "tools",
+    mcp_types.ResourceListChangedNotification: "resources",
+    mcp_types.PromptListChangedNotification: "prompts",
+}
+
+
+class Hearing:
+    """What list_changed notifications one legacy client heard, in order."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    async def __call__(self, message: Any) -> None:
+        if type(message) in LIST_CHANGED:
+            self.heard.append(LIST_CHANGED[type(message)])
+
+
+async def test_a_groups_first_mount_and_failure_are_announced_only_to_its_users(
+    users_file, tmp_path
+):
+    broken = stdio_entry(description="Alice only, broken", access=["alice"])
+    broken["args"] = [str(tmp_path / "no-such-server.py")]
+    entries = {**servers(), "broken": broken}
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": entries}))
+    alices, bobs = Hearing(), Hearing()
+    with gateway(config, tmp_path / "announced.log", "--users", str(users_file)) as url:
+        async with (
+            as_user(url, ALICE, mode="legacy", message_handler=alices) as alice,
+            as_user(url, BOB, mode="legacy", message_handler=bobs) as bob,
+        ):
+            await alice.list_tools(), await bob.list_tools()  # both heard from now on
+            for group in ("private", "broken", "open"):  # hers, hers, everyone's
+                await alice.call_tool_mcp("get_dynamic_tools", {"group": group})
+            with anyio.fail_after(WAIT):  # the last announcement, everyone's, reached both
+                while alices.heard.count("resources") < 2 or "prompts" not in bobs.heard:  # noqa: ASYNC110 - notifications, no event to wait on
+                    await anyio.sleep(0.05)
+
+    assert "tools" in alices.heard  # the failure of hers, told to her
+    assert bobs.heard == ["resources", "prompts"]  # of "open" alone
 
 
 # ---- the organisation's JWTs ----------------------------------------------------------
