@@ -16,13 +16,14 @@ import mcp_types
 import psutil
 import pytest
 from conftest import UPSTREAMS, stdio_entry, wait_gone
-from fastmcp import Client
+from fastmcp import Client, FastMCP
 from fastmcp.client.auth import BearerAuth
 from fastmcp.client.elicitation import ElicitResult
 from test_per_user import ALICE, BOB, gateway, text
 
-from groups.config import load_config
+from groups.config import Features, load_config
 from groups.errors import ConfigError
+from groups.mounting.proxy import GroupProxy
 
 WAIT = 30.0  # seconds: a first call starts a Python upstream
 GATHERING = UPSTREAMS / "gathering.py"
@@ -167,6 +168,31 @@ async def test_a_call_past_its_time_limit_never_logs_to_the_next_users_call(tmp_
     assert bobs == "logged BOB 4 times"
     assert not any("ALICE" in line for line in bob.logs), bob.logs
     assert "upstream log messages are dropped from now on" in log.read_text()
+
+
+async def test_a_groups_proxy_answers_a_lookup_from_the_callers_own_listing_alone():
+    """In process: the proxy of a per-user group, its factory giving each caller their own
+    upstream (two real FastMCP servers, in memory), as a gateway's sessions do."""
+    alices_upstream, bobs_upstream = FastMCP("alice's"), FastMCP("bob's")
+
+    @alices_upstream.resource("note://salary")
+    def salary() -> str:
+        return "ALICE-PAYROLL-42"
+
+    @alices_upstream.prompt
+    def raise_for(amount: str) -> str:
+        return f"ask for {amount}"
+
+    callers = {"alice": Client(alices_upstream), "bob": Client(bobs_upstream)}
+    calling = ["alice"]
+    provider = GroupProxy("notes", lambda: callers[calling[0]], Features).providers[-1]
+
+    listed = await provider.list_resources(), await provider.list_prompts()  # as alice
+    calling[0] = "bob"
+    looked_up = await provider.get_resource("note://salary"), await provider.get_prompt("raise_for")
+
+    assert [str(r.uri) for r in listed[0]] == ["note://salary"] and listed[1]
+    assert looked_up == (None, None)  # bob's upstream has neither
 
 
 @pytest.mark.parametrize("value", ["per-person", "PER-USER", True])

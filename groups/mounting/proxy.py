@@ -4,10 +4,11 @@
     mounted.mount("time", lambda: proxy)   # its resources and prompts reach the client
 
 Guarantees: the proxy talks only through the client its factory returns (the caller's
-session of the group), offers only the resources and prompts the config leaves on (read at
-each listing, so a reload that switches one applies at once), and no tools at all: a
-group's tools are reached through `call_dynamic_tool` alone, with its time limit and its
-errors, never by a namespaced name.
+session of the group) and keeps no listing between requests (a lookup lists anew through
+the caller's session: one user's listing never answers another's lookup); it offers only
+the resources and prompts the config leaves on (read at each listing, so a reload that
+switches one applies at once), and no tools at all: a group's tools are reached through
+`call_dynamic_tool` alone, with its time limit and its errors, never by a namespaced name.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ class FeatureFilter(ProxyProvider):
     """A proxy provider of resources and prompts, minus the features a group turns off."""
 
     def __init__(self, client_factory: ClientFactoryT, features: Callable[[], Features]) -> None:
-        super().__init__(client_factory)
+        # No cache: FastMCP's is one per provider, shared by every session, and a lookup
+        # (a read, a prompt) would be answered from whichever user listed last; uncached,
+        # it lists through the caller's own session, one round trip more.
+        super().__init__(client_factory, cache_ttl=0)
         self._features = features
 
     @property
