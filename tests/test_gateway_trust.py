@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from conftest import stdio_entry
@@ -212,3 +213,41 @@ async def test_a_sessions_record_lives_as_long_as_the_session_can_not_a_day(clus
     record = next(key for key in redis.scan_iter(match=RECORDS) if key.endswith(session))
 
     assert 0 < redis.ttl(record) <= IDLE + IDLE / 3
+
+
+# ---- 6. the store is not a back door -----------------------------------------------------
+
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+ENDED = "http-sessions/ended"  # the channel replicas tell each other a session ended on
+
+
+async def test_a_session_record_rewritten_in_redis_gives_nobody_the_session(cluster, http):
+    opener, other = cluster.replicas
+    opened = await open_session(http, opener.url, ALICE)
+    session = opened.headers["mcp-session-id"]
+    redis = cluster.redis.client()
+    record = next(key for key in redis.scan_iter(match=RECORDS) if key.endswith(session))
+    # What anyone who can write to Redis can do: make the record say bob opened it.
+    redis.set(record, redis.get(record).replace("alice", "bob"), keepttl=True)
+    taken = await http.post(other.url, json=TOOLS_LIST, headers=headers(BOB, session))
+
+    assert opened.status_code == 200
+    assert taken.status_code == 404  # as for a session that does not exist
+    assert "its record in the store was not written by a replica with this" in logged(cluster)
+
+
+async def test_a_forged_session_ended_message_ends_nothing(cluster, http):
+    opener = cluster.replicas[0]
+    opened = await open_session(http, opener.url, BOB)
+    session = opened.headers["mcp-session-id"]
+    redis = cluster.redis.client()
+    forged = json.dumps({"text": json.dumps({"session": session}), "mac": "0" * 64})
+    channel = f"dynamic-mcp__{ENDED}"  # in Redis, under the store's namespace
+    heard = [redis.publish(channel, session), redis.publish(channel, forged)]
+    with anyio.fail_after(WAIT):  # both heard and dropped by the replicas listening
+        while logged(cluster).count(f"dropped a message on {ENDED}") < 4:  # noqa: ASYNC110 - another process's log
+            await anyio.sleep(0.05)
+    still = await http.post(opener.url, json=TOOLS_LIST, headers=headers(BOB, session))
+
+    assert heard == [2, 2]
+    assert still.status_code == 200, still.text

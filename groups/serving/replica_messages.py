@@ -19,6 +19,13 @@ client not answered; a session ended while a replica was not listening stays hel
 until its idle timeout; listening survives Redis going away and coming
 back, with a warning each time it stops and an info line when it resumes; a message that
 is not what a replica sends is dropped with a debug line, never raised.
+
+The store is not a back door: every record and message is sealed with a MAC under a key
+derived from the store key (`groups.storage.seal`), over what it says, where it is and
+which session it is about. A record that does not open is taken for no session; a
+message that does not open, or is older than `MESSAGE_FRESH` (a replay), is dropped; each
+with a warning for the operator. Whoever can write to Redis without the store key can
+neither take, end, cancel in nor answer for another's session.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -58,6 +66,7 @@ CANCELLED = "http-sessions/cancelled"  # channel: a client cancelled one of its 
 LISTEN_POLL = 1.0  # seconds a listener waits for a message before it looks again
 LISTEN_AGAIN_AFTER = 1.0  # seconds between tries to listen while Redis is away
 PUBLISH_TRIES = 3  # an answer no replica heard is sent again, LISTEN_AGAIN_AFTER apart
+MESSAGE_FRESH = 30.0  # seconds a message is good for: past it, a replay (clocks agree)
 _REPLICA_ID = re.compile(r"^dmcp-([0-9a-f]{12})-\d+$")  # `PrefixedIds` of a replica
 
 
@@ -110,12 +119,25 @@ class ReplicaMessages:
                 tasks.cancel_scope.cancel()
 
     async def record(self, session_id: str, record: SessionRecord) -> None:
-        await self._store.put(session_id, asdict(record), collection=RECORDS, ttl=self._record_ttl)
+        sealed = self._store.seal.sealed(RECORDS, session_id, json.dumps(asdict(record)))
+        value = {"sealed": sealed}
+        await self._store.put(session_id, value, collection=RECORDS, ttl=self._record_ttl)
 
     async def find(self, session_id: str) -> SessionRecord | None:
         value = await self._store.get(session_id, collection=RECORDS)
+        if value is None:
+            return None
+        sealed = value.get("sealed")
+        opened = self._store.seal.opened(RECORDS, session_id, sealed) if sealed else None
+        if opened is None:
+            logger.warning(
+                "session %s…: its record in the store was not written by a replica with "
+                "this store key (forged, or the key changed): taken for no session",
+                session_id[:8],
+            )
+            return None
         try:
-            return SessionRecord(**value) if value is not None else None
+            return SessionRecord(**json.loads(opened))
         except TypeError:
             logger.debug("session %s…: its record is not one this version writes", session_id[:8])
             return None
@@ -123,7 +145,7 @@ class ReplicaMessages:
     async def end(self, session_id: str) -> None:
         """Delete the record and tell every replica to let the session go."""
         await self._store.delete(session_id, collection=RECORDS)
-        await self._store.publish(ENDED, session_id)
+        await self._publish(ENDED, {"session": session_id})
 
     def refresh_soon(self, session_id: str) -> None:
         """Write the record again in the background, so it outlives its TTL in use."""
@@ -152,20 +174,20 @@ class ReplicaMessages:
             if target == self.replica:
                 await self._deliver(session_id, answer)
                 continue
-            payload = json.dumps({"session": session_id, "message": answer})
-            if await self._store.publish(ANSWERS + target, payload):
+            payload = {"session": session_id, "message": answer}
+            if await self._publish(ANSWERS + target, payload):
                 logger.info("the client's answer went on to replica %s, which asked", target)
             elif self._tasks is not None:
                 self._tasks.start_soon(self._publish_again, target, payload)
         return True
 
-    async def _publish_again(self, target: str, payload: str) -> None:
+    async def _publish_again(self, target: str, payload: dict[str, Any]) -> None:
         """Try again while a replica may be listening anew (Redis came back a moment ago);
         a replica that stays silent is gone, and the call that asked went with it."""
         for _ in range(PUBLISH_TRIES):
             await anyio.sleep(LISTEN_AGAIN_AFTER)
             try:
-                if await self._store.publish(ANSWERS + target, payload):
+                if await self._publish(ANSWERS + target, payload):
                     logger.info("the client's answer went on to replica %s, which asked", target)
                     return
             except DynamicMcpError:
@@ -182,7 +204,26 @@ class ReplicaMessages:
             return
         for notice in notices:
             payload = {"session": session_id, "message": notice, "from": self.replica}
-            await self._store.publish(CANCELLED, json.dumps(payload))
+            await self._publish(CANCELLED, payload)
+
+    async def _publish(self, channel: str, payload: dict[str, Any]) -> int:
+        """Send `payload`, sealed and dated, to the replicas listening on `channel`; how
+        many heard it."""
+        text = json.dumps({**payload, "at": time.time()})
+        return await self._store.publish(channel, self._store.seal.sealed(channel, "", text))
+
+    def _opened(self, channel: str, data: str) -> dict[str, Any] | None:
+        """What a replica sealed on `channel` a moment ago, else None (and a warning)."""
+        text = self._store.seal.opened(channel, "", data)
+        payload = json.loads(text) if text is not None else None
+        if not isinstance(payload, dict):
+            logger.warning("dropped a message on %s no replica with this key sent", channel)
+            return None
+        at = payload.get("at")
+        if not isinstance(at, int | float) or abs(time.time() - at) > MESSAGE_FRESH:
+            logger.warning("dropped a message on %s sent long ago: replayed", channel)
+            return None
+        return payload
 
     async def _refresh(self, session_id: str) -> None:
         try:
@@ -216,14 +257,15 @@ class ReplicaMessages:
             await anyio.sleep(LISTEN_AGAIN_AFTER)
 
     async def _heard(self, channel: str, data: str) -> None:
-        if channel == ENDED:
-            await self._forget(data)
+        payload = self._opened(channel, data)
+        if payload is None:
             return
         try:
-            payload = json.loads(data)
-            if payload.get("from") != self.replica:  # the sender served it itself
+            if channel == ENDED:
+                await self._forget(payload["session"])
+            elif payload.get("from") != self.replica:  # the sender served it itself
                 await self._deliver(payload["session"], payload["message"])
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             logger.debug("dropped a message that no replica sends on %s", channel)
 
     async def _deliver(self, session_id: str, answer: dict[str, Any]) -> None:

@@ -52,6 +52,7 @@ from redis.exceptions import RedisError
 from groups.errors import StoreSettingError, StoreUnavailableError
 from groups.secrets import shown_url
 from groups.storage.home import USERS_AREA, user_prefix
+from groups.storage.seal import Seal
 from groups.storage.store import OnValue, Scope
 
 __all__ = [
@@ -97,6 +98,7 @@ class SharedStore:
             default_store=plain,
         )
         self._scripts: dict[str, AsyncScript] = {}  # by source: loaded once, run by digest
+        self.seal = Seal(key)  # for what replicas write for each other (session records…)
 
     def __repr__(self) -> str:
         return f"SharedStore({self.shown!r})"
