@@ -270,3 +270,86 @@ def test_check_says_whether_the_shared_store_answers_and_fails_when_it_does_not(
     assert answered.stdout.splitlines()[-1] == f"the store {shared.url} answered."
     assert refused.returncode == 1
     assert f"the store {shared.url} is unavailable" in refused.stdout.splitlines()[-1]
+
+
+# ---- over TLS, as a gateway beyond one machine reaches it ------------------------------
+
+# The Redis user docs/gateway.md gives a gateway: its own keys and channels, nothing more.
+GATEWAY_ACL = ["dmcp", "on", ">dmcp-password", "~dynamic-mcp__*", "&dynamic-mcp__*"]
+GATEWAY_ACL += ["+@all", "-@dangerous"]
+
+
+def tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate for 127.0.0.1 it signed, with its key (openssl, bounded)."""
+    ca_key, ca, key, request, cert = (
+        str(directory / name)
+        for name in ("ca.key", "ca.pem", "redis.key", "redis.csr", "redis.pem")
+    )
+    names = directory / "names.ext"
+    names.write_text("subjectAltName = IP:127.0.0.1\n")
+    new_key = ["-newkey", "rsa:2048", "-nodes"]
+    self_signed = ["req", "-x509", *new_key, "-days", "1", "-subj", "/CN=test CA"]
+    self_signed += ["-keyout", ca_key, "-out", ca]
+    asked = ["req", *new_key, "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", request]
+    signed = ["x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial"]
+    signed += ["-days", "1", "-extfile", str(names), "-out", cert]
+    for command in (self_signed, asked, signed):
+        subprocess.run(["openssl", *command], check=True, capture_output=True, timeout=30)
+    return Path(ca), Path(cert), Path(key)
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[str, redis.Redis]]:
+    """A redis-server answering only over TLS, only to the gateway's ACL user: the URL a
+    gateway is given, and a client of that user."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl makes the test's certificates")
+    ca, cert, key = tls_files(tmp_path)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *("redis-server", "--bind", "127.0.0.1", "--port", "0", "--save", ""),
+            *("--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+            *("--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"),
+            *("--user", "default", "off", "--user", *GATEWAY_ACL),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(
+        host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(ca), username="dmcp",
+        password="dmcp-password", decode_responses=True, socket_timeout=5,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + REDIS_WAIT
+        while True:  # bounded: until it answers over TLS
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"rediss://dmcp:dmcp-password@127.0.0.1:{port}/0?ssl_ca_certs={ca}", client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+
+
+async def test_a_store_reached_over_tls_by_its_own_acl_user_serves_the_gateway(
+    tmp_path, tls_redis, connect, monkeypatch
+):
+    url, as_the_gateway = tls_redis
+    monkeypatch.setenv("DYNAMIC_MCP_STORE", url)
+    monkeypatch.setenv("DYNAMIC_MCP_STORE_KEY", KEY)
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry()}}))
+    client = await connect(config)
+    listed = await expand(client)
+    await client.close()
+    written = list(as_the_gateway.scan_iter(match="dynamic-mcp__catalog/*"))
+
+    assert "echo" in listed
+    assert len(written) == 1  # the catalog, written over TLS by the gateway's own user
