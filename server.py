@@ -122,6 +122,11 @@ for command, name, summary in (
         "Sign GROUP in to its OAuth server now, sign it out, or list remote groups' sign-ins.",
     ),
     ("importers.command:import_", "import", "Convert TOOL's MCP servers into a dynamic-mcp.json."),
+    (
+        "groups.commands.rekey:rekey",
+        "rekey",
+        "Write every encrypted value of the shared store again with the newest store key.",
+    ),
 ):
     app.command(command, name=name, help=summary)
 

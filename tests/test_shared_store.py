@@ -31,7 +31,8 @@ from fastmcp.client.auth.oauth import TokenStorageAdapter
 from test_catalog import expand
 from test_oauth import auth_command, config_for, home, oauth_servers, oauth_url, whoami
 
-from groups.storage.shared import SharedStore
+from groups.errors import StoreSettingError
+from groups.storage.shared import SharedStore, key_name
 from groups.storage.store import Scope
 
 REDIS_WAIT = 10.0  # seconds for redis-server to answer PING after it starts
@@ -270,6 +271,44 @@ def test_check_says_whether_the_shared_store_answers_and_fails_when_it_does_not(
     assert answered.stdout.splitlines()[-1] == f"the store {shared.url} answered."
     assert refused.returncode == 1
     assert f"the store {shared.url} is unavailable" in refused.stdout.splitlines()[-1]
+
+
+# ---- rotating the store key -------------------------------------------------------------
+
+NEW_KEY = "a brand new key, rotated in"
+TOKEN = {"access_token": "rotated-access-7f3e", "token_type": "Bearer"}
+
+
+async def stored_token(url: str, key: str) -> dict | None:
+    """alice's token of the group as a replica given `key` reads it."""
+    store = SharedStore(url, key)
+    try:
+        return await store.scope("oauth-servers", "guarded", user="alice").get("token")
+    finally:
+        await store.aclose()
+
+
+async def test_the_store_key_rotates_without_losing_a_sign_in(tmp_path, shared, monkeypatch):
+    written = SharedStore(shared.url, KEY)
+    await written.scope("oauth-servers", "guarded", user="alice").put("token", TOKEN)
+    await written.aclose()
+    with pytest.raises(StoreSettingError) as wrong:  # a replica given only the new key
+        await stored_token(shared.url, NEW_KEY)
+    both = f"{NEW_KEY}\n{KEY}"  # the new key first, the old one still read
+    during = await stored_token(shared.url, both)
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry()}}))
+    monkeypatch.setenv("DYNAMIC_MCP_STORE_KEY", both)
+    rekeyed = run("rekey", str(config))
+    after = await stored_token(shared.url, NEW_KEY)  # the old key dropped
+
+    assert f"none of the store keys given (key {key_name(NEW_KEY)})" in str(wrong.value)
+    assert during == TOKEN
+    assert rekeyed.returncode == 0, rekeyed.stderr
+    assert rekeyed.stdout.startswith("Wrote 1 encrypted value of")
+    assert f"key {key_name(KEY)} can now be dropped" in rekeyed.stdout
+    assert after == TOKEN
+    assert KEY not in rekeyed.stdout + rekeyed.stderr and NEW_KEY not in rekeyed.stdout
 
 
 # ---- over TLS, as a gateway beyond one machine reaches it ------------------------------

@@ -1,8 +1,8 @@
 """What replicas write for each other, sealed with a MAC only holders of the store key make.
 
-    seal = Seal(store_key)
-    text = seal.sealed("records", session_id, '{"owner": …}')   # to write
-    seal.opened("records", session_id, text)                   # what was sealed, or None
+    seal = Seal(["new key", "old key"])                         # the store keys, newest first
+    text = seal.sealed("records", session_id, '{"owner": …}')   # sealed with the newest
+    seal.opened("records", session_id, text)                   # any key's seal, or None
 
 Anyone who can write to Redis (a second application, a leaked password) could otherwise
 rewrite a session record's owner, end or cancel another user's session, or answer their
@@ -11,9 +11,10 @@ from the operator's `store_key` (never the key itself, which also encrypts token
 what it says, where it is written (`kind`: a collection or a channel) and what it is
 about (`subject`: a session id), so a sealed value cannot be replayed elsewhere either.
 
-Guarantees: `opened` returns None for a value not sealed by this key (forged, written
-by an older version, or cut), never raises; the comparison is in constant time; the
-key appears in no message or log line.
+Guarantees: `sealed` uses the newest key, `opened` accepts the seal of any key given (a
+key being rotated out still verifies) and returns None for a value no key sealed
+(forged, written by an older version, or cut), never raising; comparisons are in
+constant time; no key appears in a message or log line.
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ _LABEL = b"dynamic-mcp replica messages, v1"  # what the derived key is for
 class Seal:
     """Seals and opens the values replicas exchange (see the module)."""
 
-    def __init__(self, store_key: str) -> None:
-        self._key = hmac.new(store_key.encode(), _LABEL, hashlib.sha256).digest()
+    def __init__(self, store_keys: list[str]) -> None:
+        self._keys = [hmac.new(key.encode(), _LABEL, hashlib.sha256).digest() for key in store_keys]
 
     def __repr__(self) -> str:
         return "Seal(***)"
 
     def sealed(self, kind: str, subject: str, text: str) -> str:
         """`text`, with its MAC, as one JSON string."""
-        return json.dumps({"text": text, "mac": self._mac(kind, subject, text)})
+        return json.dumps({"text": text, "mac": self._mac(self._keys[0], kind, subject, text)})
 
     def opened(self, kind: str, subject: str, sealed: str) -> str | None:
         """The text `sealed` holds, if this key sealed it for `kind` and `subject`."""
@@ -49,8 +50,10 @@ class Seal:
             return None
         if not isinstance(text, str) or not isinstance(mac, str):
             return None
-        return text if hmac.compare_digest(mac, self._mac(kind, subject, text)) else None
+        macs = [self._mac(key, kind, subject, text) for key in self._keys]
+        return text if any([hmac.compare_digest(mac, made) for made in macs]) else None
 
-    def _mac(self, kind: str, subject: str, text: str) -> str:
+    @staticmethod
+    def _mac(key: bytes, kind: str, subject: str, text: str) -> str:
         message = json.dumps([kind, subject, text]).encode()  # unambiguous: no joins to forge
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return hmac.new(key, message, hashlib.sha256).hexdigest()

@@ -32,14 +32,20 @@ Guarantees:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, SupportsFloat, TypeVar
 
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from key_value.aio.errors import DecryptionError
 from key_value.aio.stores.redis import RedisStore
 from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
+from key_value.aio.wrappers.encryption.fernet import KDF_ITERATIONS
 from key_value.aio.wrappers.prefix_collections import PrefixCollectionsWrapper
 from key_value.aio.wrappers.routing import RoutingWrapper
 from redis.asyncio import Redis
@@ -62,6 +68,8 @@ __all__ = [
     "STORE_TIMEOUT",
     "Listener",
     "SharedStore",
+    "key_name",
+    "store_keys",
 ]
 
 # What is encrypted: tokens and registrations, and sign-ins waiting for a browser (their
@@ -92,16 +100,20 @@ class SharedStore:
             retry=Retry(ExponentialWithJitterBackoff(), STORE_RETRIES),
         )
         plain = PrefixCollectionsWrapper(RedisStore(client=self._redis), prefix=NAMESPACE)
-        secret = FernetEncryptionWrapper(plain, source_material=key, salt=_SALT)
+        keys = store_keys(key)
+        self.key_names = [key_name(each) for each in keys]  # shown for keys: never the keys
+        # The newest key encrypts; every key given decrypts (MultiFernet): a rotation.
+        fernet = MultiFernet([Fernet(_fernet_key(each)) for each in keys])
+        secret = FernetEncryptionWrapper(plain, fernet=fernet)
         self._values = RoutingWrapper(
             lambda collection: secret if _area(collection) in SECRET_AREAS else None,
             default_store=plain,
         )
         self._scripts: dict[str, AsyncScript] = {}  # by source: loaded once, run by digest
-        self.seal = Seal(key)  # for what replicas write for each other (session records…)
+        self.seal = Seal(keys)  # for what replicas write for each other (session records…)
 
     def __repr__(self) -> str:
-        return f"SharedStore({self.shown!r})"
+        return f"SharedStore({self.shown!r}, keys {self.key_names})"
 
     def scope(
         self, area: str, name: str, on_value: OnValue | None = None, user: str | None = None
@@ -200,6 +212,29 @@ class SharedStore:
         found = await self._answer(scan)
         return found[:limit]
 
+    async def rekey(self) -> int:
+        """Write every encrypted value again with the newest key, each scope under its lock
+        (a token refreshed meanwhile is not overwritten with its older self); how many.
+        Values TTLs are kept. Once it ran, older keys can be dropped from `store_key`."""
+        pattern = _match(f"{NAMESPACE}__")
+
+        async def secret_collections() -> set[str]:
+            found = self._redis.scan_iter(match=pattern)
+            named = [key.removeprefix(f"{NAMESPACE}__").split("::", 1) async for key in found]
+            return {
+                parts[0] for parts in named if len(parts) == 2 and _area(parts[0]) in SECRET_AREAS
+            }
+
+        written = 0
+        for collection in sorted(await self._answer(secret_collections)):
+            async with self.locked(_scope_of(collection)):  # the lock its writers take
+                for key in await self.keys(collection):
+                    value, ttl = await self.ttl(key, collection=collection)
+                    if value is not None:
+                        await self.put(key, value, collection=collection, ttl=ttl)
+                        written += 1
+        return written
+
     # ---- AsyncKeyValue: py-key-value's wrappers, Redis's failures named once -------------
 
     async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
@@ -257,9 +292,12 @@ class SharedStore:
             cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailableError(self.shown, cause) from exc
         except DecryptionError:
+            tried = ", ".join(f"key {name}" for name in self.key_names)
             raise StoreSettingError(
-                f"the store {self.shown} holds values that do not decrypt with this store_key: "
-                "every replica needs the key the values were written with"
+                f"the store {self.shown} holds values that decrypt with none of the store "
+                f"keys given ({tried}): every replica needs the key the values were written "
+                "with; to change keys, give the new one first and the old one on the next "
+                "line, and run `dynamic-mcp rekey`"
             ) from None
 
 
@@ -281,8 +319,35 @@ class Listener:
         return got["channel"].removeprefix(f"{NAMESPACE}__"), got["data"]
 
 
+def store_keys(given: str) -> list[str]:
+    """The store keys in a `store_key` setting: one per line, the newest first."""
+    return [line.strip() for line in given.splitlines() if line.strip()]
+
+
+def key_name(key: str) -> str:
+    """A key's public name, for logs and errors: the start of a digest no key is derived
+    from (so it tells keys apart without telling anything of them)."""
+    return hashlib.sha256(b"dynamic-mcp store key name\0" + key.encode()).hexdigest()[:8]
+
+
+def _fernet_key(key: str) -> bytes:
+    """The Fernet key py-key-value derives from `key` (its PBKDF2, its iterations): the
+    same values stay readable whether one key is given or several."""
+    derived = PBKDF2HMAC(
+        algorithm=hashes.SHA256(), length=32, salt=_SALT.encode(), iterations=KDF_ITERATIONS
+    ).derive(key.encode())
+    return base64.urlsafe_b64encode(derived)
+
+
 def _channel(name: str) -> str:
     return f"{NAMESPACE}__{name}"
+
+
+def _scope_of(collection: str) -> str:
+    """The prefix of the scope a collection is in: `<area>/<name>`, or a named user's
+    `users/<user>/<area>/<name>` (`scope`)."""
+    parts = collection.split("/")
+    return "/".join(parts[: 4 if parts[0] == USERS_AREA else 2])
 
 
 def _area(collection: str | None) -> str:
