@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx2
 import pytest
 from conftest import free_port, serving_http
@@ -75,6 +76,43 @@ async def test_a_sign_in_started_on_one_replica_ends_on_the_public_route_of_anot
     assert bobs_link != link  # bob's own sign-in, never alice's tokens
     assert replayed.status_code == 400
     assert "unknown, expired or used already" in replayed.text
+
+
+CALLBACKS_AT_ONCE = 8  # half to each replica: enough that two would read the flow at once
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+async def test_a_callback_sent_to_two_replicas_at_once_is_finished_by_exactly_one(
+    write_config, oauth_url, home, shared, tmp_path
+):
+    config = config_for(write_config, oauth_url)
+    ports = free_port(), free_port()
+    public = f"http://127.0.0.1:{ports[0]}"
+    with (
+        replica(config, tmp_path, ports[0], public) as first,
+        replica(config, tmp_path, ports[1], public) as second,
+    ):
+        async with as_user(first, ALICE) as alice:
+            link = link_in(await whoami(alice))
+        async with httpx2.AsyncClient(timeout=30) as browser:
+            granted = await browser.get(link)  # the authorization server's redirect
+            query = urlsplit(granted.headers["location"]).query
+            answers: list[httpx2.Response] = []
+
+            async def call_back(url: str) -> None:
+                base = url.removesuffix("/mcp")
+                answers.append(await browser.get(f"{base}/oauth/callback?{query}"))
+
+            async with anyio.create_task_group() as all_at_once:  # the same callback, often
+                for _ in range(CALLBACKS_AT_ONCE // 2):
+                    all_at_once.start_soon(call_back, first)
+                    all_at_once.start_soon(call_back, second)
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200] + [400] * (CALLBACKS_AT_ONCE - 1), statuses
+    assert all(
+        "unknown, expired or used already" in a.text for a in answers if a.status_code == 400
+    )
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")

@@ -130,13 +130,15 @@ class Handover:
 
 async def take_flow(state: str) -> Mapping[str, Any] | None:
     """The flow kept under `state`, removed from the store (used once); None if there is
-    none: unknown, expired, or finished already."""
+    none: unknown, expired, or finished already. Of two callbacks taking it at once (two
+    replicas, one link opened twice), exactly one gets it: the one whose removal, under
+    the scope's lock, found it still there."""
     if not state or not all(c.isalnum() or c in "-_" for c in state):
         return None  # not a state of ours: it could not name a store entry anyway
     scope = _flow_scope(state)
     flow = await scope.get("flow", collection="flow")
-    if flow is not None:
-        await scope.remove()
+    if flow is None or not await scope.remove():
+        return None
     return flow
 
 
