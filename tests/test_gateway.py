@@ -365,6 +365,44 @@ async def test_a_groups_first_mount_and_failure_are_announced_only_to_its_users(
     assert bobs.heard == ["resources", "prompts"]  # of "open" alone
 
 
+async def test_a_subscription_hears_no_update_once_access_no_longer_lets_its_user_in(
+    users_file, tmp_path
+):
+    watched = stdio_entry(WATCHED, "Watched by alice, then bob's", sessions="shared")
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"watched": {**watched, "access": ["alice"]}}}))
+    updates: list[str] = []
+
+    async def heard(message: Any) -> None:
+        if isinstance(message, mcp_types.ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+
+    def touch(client: Client) -> Any:
+        arguments = {"group": "watched", "name": "touch", "args": {"uri": "counter://one"}}
+        return client.call_tool_mcp("call_dynamic_tool", arguments)
+
+    with gateway(config, tmp_path / "watched.log", "--users", str(users_file)) as url:
+        async with (
+            as_user(url, ALICE, mode="legacy", message_handler=heard) as alice,
+            as_user(url, BOB, mode="legacy") as bob,
+        ):
+            await alice.call_tool_mcp("get_dynamic_tools", {"group": "watched"})
+            await subscribe(alice, "counter://watched/one")
+            await touch(alice)
+            with anyio.fail_after(WAIT):  # hers while she may use the group
+                while not updates:  # noqa: ASYNC110 - a notification, no event to wait on
+                    await anyio.sleep(0.05)
+            config.write_text(
+                json.dumps({"mcpServers": {"watched": {**watched, "access": ["bob"]}}})
+            )
+            with anyio.fail_after(WAIT):  # the edit applied: the group is bob's now
+                while (await touch(bob)).is_error:  # noqa: ASYNC110
+                    await anyio.sleep(0.1)
+            await alice.list_tools()  # a round trip: an update sent before it has arrived
+
+    assert updates == ["counter://watched/one"]  # the one before the edit, none after
+
+
 # ---- the organisation's JWTs ----------------------------------------------------------
 
 

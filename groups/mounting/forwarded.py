@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import mcp_types
 from mcp.shared.exceptions import MCPError
 
-from groups.access import User
+from groups.access import User, may_use
 from groups.errors import DynamicMcpError
 from groups.upstream import Caller
 
@@ -118,7 +118,10 @@ class ForwardedRequests:
             if resources is None or not resources.subscribe:
                 message = f"Group {upstream.name!r} offers no resource subscriptions"
                 raise MCPError(mcp_types.INVALID_PARAMS, message)
-            session.subscribers.add(theirs, uri, caller.connection)
+            user, group = caller.user, upstream  # its access as it is at each update
+            session.subscribers.add(
+                theirs, uri, caller.connection, lambda: may_use(user, group.config.access)
+            )
             request = mcp_types.SubscribeRequest(
                 params=mcp_types.SubscribeRequestParams(uri=theirs)
             )
