@@ -36,12 +36,7 @@ from fastmcp import FastMCP
 
 from groups import LogLevel, version
 from groups.catalog import Catalog
-from groups.config import (
-    Config,
-    load_config,
-    resolve_config_path,
-    use_configured_store,
-)
+from groups.config import Config, load_config, resolve_config_path, use_configured_store
 from groups.internals import (
     guard_http_with,
     serve_listen,

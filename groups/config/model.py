@@ -328,7 +328,7 @@ class HttpSettings(_Strict):
     @classmethod
     def _some_time(cls, value: timedelta) -> timedelta:
         if value.total_seconds() <= 0:
-            raise PydanticCustomError("duration", "a session must live some time: give 30s, 30min…")
+            raise PydanticCustomError("duration", "a session must live a while: 30s, 30min…")
         return value
 
 

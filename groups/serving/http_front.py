@@ -15,7 +15,7 @@ session manager, its own limits set from the same settings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from groups.serving.session_limits import SessionLimits
 from groups.serving.shared_sessions import SharedSessions
 
 if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
     from starlette.applications import Starlette
 
     from groups.config import HttpSettings
@@ -42,7 +43,7 @@ class HttpFront:
         self.sessions = SharedSessions(path)
         self.limits = SessionLimits(then=self.sessions.handle)
         self.bodies = RequestBodies(path, needs_identity=needs_identity, then=self.limits.handle)
-        self._manager = None
+        self._manager: Callable[[], StreamableHTTPSessionManager | None] | None = None
 
     def __repr__(self) -> str:
         return f"HttpFront({self.bodies!r}, {self.limits!r}, {self.sessions!r})"

@@ -16,8 +16,8 @@ Guarantees:
   and a JSON-RPC error naming the user, the limit and its setting; it counts against that
   user alone, never another;
 - a session holds its place while it can live: `session_idle_timeout` from its last use
-  (renewed at most every `HttpSettings.renew_every` with a shared store), and gives it back when its
-  client ends it (DELETE); one ended by the SDK's idle timeout frees its place by then;
+  (renewed at most every `HttpSettings.renew_every` with a shared store), and gives it
+  back when its client ends it (DELETE); one the SDK's idle timeout ends frees it then;
 - the implicit user (stdio, loopback, one shared token) and 2026-07-28 requests, which
   open no session, are left to the SDK's own limit (`max_sessions`);
 - the store down: an open is `503` naming the store, as for the session's record.
@@ -137,7 +137,7 @@ class SessionLimits:
             refusal = await self._places.take(
                 user.name,
                 place,
-                lifetime=self.settings.session_lifetime,
+                lifetime=settings.session_lifetime,
                 most=settings.sessions_per_user,
                 rate=settings.session_opens_per_minute,
             )
