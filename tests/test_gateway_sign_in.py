@@ -21,7 +21,7 @@ import httpx2
 import pytest
 from conftest import free_port, serving_http
 from test_oauth import config_for, home, oauth_servers, oauth_url, signed_in, whoami
-from test_per_user import ALICE, BOB, as_user, follow, link_in, text, users_file
+from test_per_user import ALICE, BOB, as_user, link_in, text, users_file
 from test_shared_store import redis_server, shared
 
 from groups.config.public_url import choose_public_url
@@ -29,6 +29,27 @@ from groups.errors import PublicUrlError
 
 # test_oauth's and test_shared_store's fixtures, used here by name
 __all__ = ["home", "oauth_servers", "oauth_url", "redis_server", "shared"]
+
+
+TOKENS = {"alice": ALICE, "bob": BOB}
+
+
+async def sign_in_page(browser: httpx2.AsyncClient, link: str, token: str) -> httpx2.Response:
+    """A person opens a sign-in link and shows they are its user: the page's answer, a
+    redirect to the OAuth server (with the browser's cookie) when they are."""
+    page = await browser.get(link)
+    assert page.status_code == 200, page.text
+    parts = urlsplit(link)
+    state = parse_qs(parts.query)["state"][0]
+    origin = {"Origin": f"{parts.scheme}://{parts.netloc}"}  # as a browser's form sends it
+    return await browser.post(link, data={"state": state, "token": token}, headers=origin)
+
+
+async def follow_as(link: str, user: str) -> httpx2.Response:
+    """`user` opens their link, shows their token, and follows the OAuth server back to
+    the gateway, in one browser: the callback's page."""
+    async with httpx2.AsyncClient(timeout=30, follow_redirects=True) as browser:
+        return await sign_in_page(browser, link, TOKENS[user])
 
 
 @contextmanager
@@ -58,7 +79,7 @@ async def test_a_sign_in_started_on_one_replica_ends_on_the_public_route_of_anot
             async with as_user(second, ALICE) as alice:
                 same = link_in(await whoami(alice))  # another replica: the same flow
         # The first replica is gone; its flow is in the store, finished by the second.
-        await follow(link)
+        finished = await follow_as(link, "alice")
         async with as_user(second, ALICE) as alice, as_user(second, BOB) as bob:
             as_alice = await signed_in(alice)
             bobs_link = link_in(await whoami(bob))
@@ -66,16 +87,49 @@ async def test_a_sign_in_started_on_one_replica_ends_on_the_public_route_of_anot
             async with as_user(first, ALICE) as alice:
                 restarted = await whoami(alice)  # her tokens are in the store, not in memory
         async with httpx2.AsyncClient(timeout=10) as browser:
-            granted = await browser.get(link)  # the same link once more: authorized again...
-            replayed = await browser.get(granted.headers["location"])  # ...but used already
+            replayed = await browser.get(link)  # the same link once more: used already
 
-    redirect = parse_qs(urlsplit(link).query)["redirect_uri"]
+    assert finished.status_code == 200, finished.text
+    assert link.startswith(f"{public}/oauth/sign-in?state=")  # the gateway's own page first
+    assert finished.history[0].headers["location"].startswith(oauth_url.removesuffix("/mcp"))
+    redirect = parse_qs(urlsplit(finished.history[0].headers["location"]).query)["redirect_uri"]
     assert redirect == [f"{public}/oauth/callback"]
     assert same == link
     assert not restarted.is_error and text(restarted) == text(as_alice)
     assert bobs_link != link  # bob's own sign-in, never alice's tokens
     assert replayed.status_code == 400
     assert "unknown, expired or used already" in replayed.text
+
+
+async def test_a_sign_in_link_finishes_only_for_its_user_in_the_browser_that_opened_it(
+    write_config, oauth_url, home, tmp_path
+):
+    config = config_for(write_config, oauth_url)
+    port = free_port()
+    with replica(config, tmp_path, port, f"http://127.0.0.1:{port}") as url:
+        async with as_user(url, BOB) as bob:
+            bobs_link = link_in(await whoami(bob))
+        async with httpx2.AsyncClient(timeout=30) as alices_browser:
+            page = await alices_browser.get(bobs_link)  # bob sent alice his link
+            refused = await sign_in_page(alices_browser, bobs_link, ALICE)  # she is not bob
+        async with httpx2.AsyncClient(timeout=30) as bobs_browser:
+            onwards = await sign_in_page(bobs_browser, bobs_link, BOB)
+            granted = await bobs_browser.get(onwards.headers["location"])
+        callback = granted.headers["location"]
+        async with httpx2.AsyncClient(timeout=30) as another_browser:  # no cookie of his
+            elsewhere = await another_browser.get(callback)
+        async with httpx2.AsyncClient(timeout=30, cookies=bobs_browser.cookies) as his_again:
+            finished = await his_again.get(callback)
+        async with as_user(url, BOB) as bob:
+            as_bob = await signed_in(bob)
+
+    assert "gateway user <b>bob</b>" in page.text and "127.0.0.1" in page.text
+    assert refused.status_code == 403 and "not the token of this user" in refused.text
+    assert onwards.status_code == 303 and "dynamic-mcp-sign-in-" in onwards.headers["set-cookie"]
+    assert "HttpOnly" in onwards.headers["set-cookie"]
+    assert elsewhere.status_code == 403 and "not started in this browser" in elsewhere.text
+    assert finished.status_code == 200, finished.text  # still his to finish
+    assert not as_bob.is_error, text(as_bob)
 
 
 CALLBACKS_AT_ONCE = 8  # half to each replica: enough that two would read the flow at once
@@ -95,11 +149,12 @@ async def test_a_callback_sent_to_two_replicas_at_once_is_finished_by_exactly_on
         async with as_user(first, ALICE) as alice:
             link = link_in(await whoami(alice))
         async with httpx2.AsyncClient(timeout=30) as browser:
-            granted = await browser.get(link)  # the authorization server's redirect
+            onwards = await sign_in_page(browser, link, ALICE)
+            granted = await browser.get(onwards.headers["location"])  # the OAuth server's
             query = urlsplit(granted.headers["location"]).query
             answers: list[httpx2.Response] = []
 
-            async def call_back(url: str) -> None:
+            async def call_back(url: str) -> None:  # from alice's browser: her cookie
                 base = url.removesuffix("/mcp")
                 answers.append(await browser.get(f"{base}/oauth/callback?{query}"))
 
@@ -127,7 +182,7 @@ async def test_in_redis_a_waiting_sign_in_is_encrypted_and_outlives_the_replica_
             link = link_in(await whoami(alice))
     waiting = shared.values("dynamic-mcp__oauth-pending/*")
     with replica(config, tmp_path, port, public) as url:  # restarted: nothing in memory
-        await follow(link)
+        await follow_as(link, "alice")
         async with as_user(url, ALICE) as alice:
             as_alice = await signed_in(alice)
 

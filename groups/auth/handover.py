@@ -5,7 +5,9 @@ whichever replica the person's browser reaches.
     handover = Handover.configured("linear", "alice", tokens, redactor)   # None: loopback
     link = await handover.begin(oauth, authorization_url)  # the link given to alice
     link = await handover.waiting_link(url)               # asked again meanwhile: the same
-    flow = await take_flow(state)                         # the callback route, any replica
+    flow = await find_flow(state)                         # her link's page, any replica
+    secret = await bind_flow(state, flow)                 # she showed she is alice
+    flow = await take_flow(state, secret)                 # the callback, in her browser
     await finish(oauth, flow, code)                       # alice's tokens, in alice's scope
 
 Without a public URL a sign-in ends on a loopback port of the machine that started it,
@@ -15,11 +17,15 @@ the OAuth server sends the browser to `<public URL>/oauth/callback`, a route of 
 gateway (`groups.auth.callback_route`), which the person's browser can reach wherever it is.
 
 Guarantees:
-- the link carries a `state` and a PKCE challenge of our own; what finishing needs (the
-  verifier, whose sign-in it is, the group and endpoint, the server's metadata) is kept
-  in the store under that state for `CALLBACK_TIMEOUT`, so any replica finishes it and a
-  restart does not lose it; a flow is taken from the store once, so a link finishes one
-  sign-in at most;
+- the link is the gateway's page (`<public URL>/oauth/sign-in?state=…`), which names the
+  user and the upstream, and sends on to the OAuth server only a browser whose person
+  showed they are the flow's user (their gateway token or JWT); the flow is then bound
+  to that browser, and its callback from any other browser finishes nothing;
+- the OAuth server's link carries a `state` and a PKCE challenge of our own; what
+  finishing needs (the verifier, whose sign-in it is, the group and endpoint, the
+  server's metadata) is kept in the store under that state for `CALLBACK_TIMEOUT`, so any
+  replica finishes it and a restart does not lose it; a flow is taken from the store
+  once, so a link finishes one sign-in at most;
 - the tokens go to the scope of the user the flow was started for: nothing in the
   callback request names a user, so one user's browser can never put tokens in
   another's name by choosing a parameter;
@@ -30,6 +36,8 @@ Guarantees:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Mapping
@@ -41,7 +49,7 @@ from mcp.client.auth.oauth2 import PKCEParameters
 from mcp.shared.auth import OAuthMetadata, ProtectedResourceMetadata
 
 from groups.auth.step_up import StepUp
-from groups.config.public_url import callback_url
+from groups.config.public_url import CALLBACK_PATH, SIGN_IN_PATH, callback_url
 from groups.internals import code_exchange_request, take_code_response
 from groups.storage.default import default_store
 
@@ -103,12 +111,16 @@ class Handover:
         parts = urlsplit(authorization_url)
         query = dict(parse_qsl(parts.query))
         query.update(state=state, code_challenge=pkce.code_challenge)
-        link = parts._replace(query=urlencode(query)).geturl()
+        authorize = parts._replace(query=urlencode(query)).geturl()
+        # The person is given the gateway's page, which sends on to `authorize` only the
+        # browser of someone who showed they are the flow's user (`callback_route`).
+        link = f"{self.callback.removesuffix(CALLBACK_PATH)}{SIGN_IN_PATH}?state={state}"
         context = oauth.context
         flow = {
             "group": self.group,
             "user": self.user,
             "url": oauth.mcp_url,
+            "authorize": authorize,
             "verifier": pkce.code_verifier,
             "scope": query.get("scope"),
             "protocol_version": context.protocol_version,
@@ -128,18 +140,53 @@ class Handover:
         return str(waiting["link"]) if waiting is not None else None
 
 
-async def take_flow(state: str) -> Mapping[str, Any] | None:
-    """The flow kept under `state`, removed from the store (used once); None if there is
-    none: unknown, expired, or finished already. Of two callbacks taking it at once (two
-    replicas, one link opened twice), exactly one gets it: the one whose removal, under
-    the scope's lock, found it still there."""
+async def find_flow(state: str) -> Mapping[str, Any] | None:
+    """The flow kept under `state`, left in the store; None if there is none."""
     if not state or not all(c.isalnum() or c in "-_" for c in state):
         return None  # not a state of ours: it could not name a store entry anyway
-    scope = _flow_scope(state)
-    flow = await scope.get("flow", collection="flow")
-    if flow is None or not await scope.remove():
+    return await _flow_scope(state).get("flow", collection="flow")
+
+
+async def bind_flow(state: str, flow: Mapping[str, Any]) -> str:
+    """Bind the flow to one browser: the secret that browser must show at the callback
+    (kept in the store only as its digest)."""
+    secret = secrets.token_urlsafe(32)
+    bound = {**flow, "browser": _digest(secret)}
+    await _flow_scope(state).put("flow", bound, collection="flow", ttl=FLOW_LIFETIME)
+    return secret
+
+
+async def take_flow(state: str, browser: str | None) -> Mapping[str, Any] | None:
+    """The flow kept under `state`, removed from the store (used once), if `browser` is
+    the secret of the browser it was bound to; else None, the flow left for that browser.
+    Of two callbacks taking it at once (two replicas, one link opened twice), exactly one
+    gets it: the one whose removal, under the scope's lock, found it still there.
+
+    Raises:
+        WrongBrowserError: the flow is bound to another browser, or to none yet.
+    """
+    flow = await find_flow(state)
+    if flow is None:
+        return None
+    bound = flow.get("browser")
+    shown = _digest(browser) if browser else ""
+    if not isinstance(bound, str) or not hmac.compare_digest(bound, shown):
+        raise WrongBrowserError(str(flow["group"]), flow.get("user"))
+    if not await _flow_scope(state).remove():
         return None
     return flow
+
+
+class WrongBrowserError(Exception):
+    """A callback from a browser the flow was not bound to (`take_flow`)."""
+
+    def __init__(self, group: str, user: str | None) -> None:
+        super().__init__(group, user)
+        self.group, self.user = group, user
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 async def finish(oauth: GroupOAuth, flow: Mapping[str, Any], code: str) -> None:

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 from groups import GATEWAY_ENV_VARS
 from groups.errors import PublicUrlError
 
-__all__ = ["CALLBACK_PATH", "callback_url", "choose_public_url", "public_url"]
+__all__ = ["CALLBACK_PATH", "SIGN_IN_PATH", "callback_url", "choose_public_url", "public_url"]
 
 CALLBACK_PATH = "/oauth/callback"  # the gateway's route, under its public URL
+SIGN_IN_PATH = "/oauth/sign-in"  # its page a sign-in link opens first: who, and where to
 
 _chosen: str | None = None
 

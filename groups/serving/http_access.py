@@ -23,6 +23,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from groups.errors import UnsafeServingError
 from groups.storage.private_files import NotPrivateError, read_private
@@ -105,12 +106,18 @@ def http_token(host: str, token_file: Path | None) -> str | None:
 
 def browser_guard(host: str) -> dict[str, Any]:
     """Options for `run_http_async` that turn FastMCP's Host/Origin guard on, for `host`."""
+    from groups.config.public_url import public_url
+
+    # The gateway's own sign-in page posts from its public origin, which a proxy before
+    # it may not pass on as the request's Host.
+    public = urlsplit(public_url() or "")
+    own = [f"{public.scheme}://{public.netloc}"] if public.netloc else []
     return {
         "host_origin_protection": True,
         # Off loopback the client's Host is the LAN name or address, unknown here: the
         # token guards that door; Origin is still checked against the request's own host.
         "allowed_hosts": None if is_loopback(host) else ["*"],
-        "allowed_origins": LOOPBACK_ORIGINS,
+        "allowed_origins": [*LOOPBACK_ORIGINS, *own],
     }
 
 
