@@ -20,6 +20,8 @@ import anyio
 import httpx2
 import pytest
 from conftest import free_port, serving_http
+from fastmcp.server.auth.providers.jwt import RSAKeyPair
+from test_gateway import AUDIENCE, ISSUER, jwt_for
 from test_oauth import config_for, home, oauth_servers, oauth_url, signed_in, whoami
 from test_per_user import ALICE, BOB, as_user, link_in, text, users_file
 from test_shared_store import redis_server, shared
@@ -130,6 +132,30 @@ async def test_a_sign_in_link_finishes_only_for_its_user_in_the_browser_that_ope
     assert elsewhere.status_code == 403 and "not started in this browser" in elsewhere.text
     assert finished.status_code == 200, finished.text  # still his to finish
     assert not as_bob.is_error, text(as_bob)
+
+
+async def test_with_jwts_the_sign_in_page_asks_for_a_jwt_of_the_links_user(
+    write_config, oauth_url, home, tmp_path
+):
+    keys = RSAKeyPair.generate()
+    public_key = tmp_path / "idp.pem"
+    public_key.write_text(keys.public_key)
+    alices, bobs = jwt_for(keys, "alice"), jwt_for(keys, "bob")
+    config = config_for(write_config, oauth_url)
+    port = free_port()
+    jwts = ["--jwt-public-key", str(public_key), "--jwt-issuer", ISSUER]
+    jwts += ["--jwt-audience", AUDIENCE, "--public-url", f"http://127.0.0.1:{port}"]
+    env = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_HTTP_TOKEN"}
+    with serving_http(config, *jwts, env=env, port=port) as (url, _):
+        async with as_user(url, alices) as alice:
+            link = link_in(await whoami(alice))
+        async with httpx2.AsyncClient(timeout=30) as browser:
+            with_bobs = await sign_in_page(browser, link, bobs)
+            with_hers = await sign_in_page(browser, link, alices)
+
+    assert with_bobs.status_code == 403
+    assert with_hers.status_code == 303
+    assert with_hers.headers["location"].startswith(oauth_url.removesuffix("/mcp"))
 
 
 CALLBACKS_AT_ONCE = 8  # half to each replica: enough that two would read the flow at once
