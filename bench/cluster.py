@@ -190,6 +190,10 @@ defaults
     timeout client 60s
     timeout server 60s
 backend replicas
+    # A replica that no longer serves (not merely one whose Redis is away: it still
+    # serves the sessions it holds) is taken out until it answers again.
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host 127.0.0.1
 {servers}
 frontend gateway
     bind 127.0.0.1:{port}

@@ -47,6 +47,7 @@ from groups.meta_tools import MetaToolFunction, MetaTools
 from groups.mounting import ForwardedRequests, GroupTimeLimits, HoldWhileInFlight
 from groups.registry import Registry
 from groups.reload import ConfigReloader
+from groups.serving.health import add_health_routes
 from groups.serving.logs import configure_logging
 from groups.serving.notifier import Notifier
 
@@ -101,6 +102,8 @@ class RootServer(FastMCP):
         self.add_completion_handler(forwarded.complete)
         serve_resource_subscriptions(self, forwarded.subscribe, forwarded.unsubscribe)
         serve_listen(self, self.notifier.listen)
+        self._loaded = False  # the lifespan loaded the config: ready to serve
+        add_health_routes(self, lambda: self._loaded)
 
     def serve_meta_tools(
         self, get_tools: MetaToolFunction, call_tool: MetaToolFunction, search: MetaToolFunction
@@ -127,6 +130,7 @@ class RootServer(FastMCP):
         config = self._config or load_config(path)
         store = use_configured_store(config, path, registry.redactor)  # before any use
         registry.configure(config, config_path=path)
+        self._loaded = True
         self.meta_tools.changed()
         reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
         watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
@@ -140,6 +144,7 @@ class RootServer(FastMCP):
                 reloader.stop()
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait({watching}, timeout=STOP_WATCHING_TIMEOUT)
+            self._loaded = False
             await self.notifier.aclose()
             await registry.aclose()
 

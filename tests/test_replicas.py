@@ -257,6 +257,28 @@ async def test_with_redis_down_sessions_fail_naming_it_and_resume_by_themselves(
     assert {cluster.replica_of(pid).name for pid in pids} == {opener.name, other.name}
 
 
+async def test_health_needs_no_token_and_readiness_follows_the_store(cluster):
+    replica = cluster.replicas[0]
+    base = replica.url.removesuffix("/mcp")
+    async with httpx2.AsyncClient(timeout=WAIT) as http:  # no token, as a checker has none
+        alive, ready = await http.get(f"{base}/healthz"), await http.get(f"{base}/readyz")
+        cluster.redis.stop()
+        try:
+            still_alive = await http.get(f"{base}/healthz")
+            unready = await http.get(f"{base}/readyz")
+        finally:
+            cluster.redis.start()
+        ready_again = await http.get(f"{base}/readyz")
+        through_balancer = await http.get(cluster.url.removesuffix("/mcp") + "/healthz")
+
+    assert [alive.status_code, ready.status_code, still_alive.status_code] == [200, 200, 200]
+    assert ready.json() == {"status": "ok"}
+    assert unready.status_code == 503
+    assert unready.json()["reason"].startswith(f"the store {cluster.redis.url} is unavailable")
+    assert ready_again.status_code == 200
+    assert through_balancer.status_code == 200
+
+
 async def test_a_call_the_client_cancels_is_cancelled_on_whichever_replica_runs_it(
     cluster, tmp_path
 ):
