@@ -232,12 +232,14 @@ def serve(
     from groups.config.public_url import choose_public_url
     from groups.secrets import Redactor
     from groups.serving import configure_logging, http_auth
+    from groups.serving.audit import audit_target
 
     redactor = Redactor()
     configure_logging(log_level, redactor)
     path = resolve_config_path(config)
     loaded = load_config(path)
     use_configured_store(loaded, path, redactor)  # before anything can use it
+    audit_target(loaded.settings.audit_log, path)  # refused now, in one line, not once serving
     choose_public_url(public_url)
     jwt_settings = (jwt or JwtOptions()).settings()
     http = transport == "http"

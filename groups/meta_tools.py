@@ -23,6 +23,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ import mcp_types
 from groups.access import User
 from groups.errors import BadArgumentsError, DynamicMcpError, NotAMetaToolError
 from groups.internals import route_tool_requests
+from groups.serving.audit import audit
 from groups.upstream.callers import Caller, current_caller
 
 if TYPE_CHECKING:
@@ -106,25 +108,50 @@ class MetaTools:
 
     async def get_dynamic_tools(self, group: str) -> mcp_types.CallToolResult:
         """The group's tools as compact JSON, or an isError result saying what went wrong."""
+        caller, started = current_caller.get(), time.monotonic()
         try:
-            return text_result(await self._registry.expand(group, current_caller.get()))
+            result = text_result(await self._registry.expand(group, caller))
         except DynamicMcpError as exc:
-            return error_result(exc, self._registry.redactor)
+            result = error_result(exc, self._registry.redactor)
+        self._audit("expansion", caller, result, started, group=group)
+        return result
 
     async def call_dynamic_tool(
         self, group: str, name: str, args: dict[str, Any] | None
     ) -> mcp_types.CallToolResult:
         """The upstream's result unchanged, or an isError result saying what went wrong."""
+        caller, started = current_caller.get(), time.monotonic()
         try:
-            return await self._registry.call_tool(group, name, args or {}, current_caller.get())
+            result = await self._registry.call_tool(group, name, args or {}, caller)
         except DynamicMcpError as exc:
-            return error_result(exc, self._registry.redactor)
+            result = error_result(exc, self._registry.redactor)
+        self._audit("tool_call", caller, result, started, group=group, tool=name)
+        return result
 
     async def search_dynamic_tools(self, query: str) -> mcp_types.CallToolResult:
         """The best matches across every group the caller may use whose tools are known."""
-        caller = current_caller.get()
+        caller, started = current_caller.get(), time.monotonic()
         user = caller.user if caller is not None else None
-        return text_result(await self._registry.search(query, user))
+        result = text_result(await self._registry.search(query, user))
+        self._audit("search", caller, result, started)
+        return result
+
+    def _audit(
+        self,
+        event: str,
+        caller: Caller | None,
+        result: mcp_types.CallToolResult,
+        started: float,
+        group: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        """The audit line of a meta-tool's call: a group the caller may not use is
+        `denied` if it exists, `unknown` if not (the caller is told the same for both)."""
+        user = caller.user if caller is not None else None
+        outcome = "error" if result.is_error else "ok"
+        if group is not None and group not in self._registry.group_names(user):
+            outcome = "denied" if self._registry.config_of(group) is not None else "unknown"
+        audit.record(event, user=user, outcome=outcome, started=started, group=group, tool=tool)
 
     def changed(self) -> None:
         """The groups or their state changed: the next tools/list is built anew."""

@@ -47,6 +47,7 @@ from groups.meta_tools import MetaToolFunction, MetaTools
 from groups.mounting import ForwardedRequests, GroupTimeLimits, HoldWhileInFlight
 from groups.registry import Registry
 from groups.reload import ConfigReloader
+from groups.serving.audit import audit, audit_target
 from groups.serving.health import add_health_routes
 from groups.serving.logs import configure_logging
 from groups.serving.notifier import Notifier
@@ -130,6 +131,7 @@ class RootServer(FastMCP):
         config = self._config or load_config(path)
         store = use_configured_store(config, path, registry.redactor)  # before any use
         registry.configure(config, config_path=path)
+        self._open_audit(config.settings.audit_log, path)
         self._loaded = True
         self.meta_tools.changed()
         reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
@@ -147,6 +149,16 @@ class RootServer(FastMCP):
             self._loaded = False
             await self.notifier.aclose()
             await registry.aclose()
+            audit.close()
+
+    def _open_audit(self, where: str | None, config_path: Path | None) -> None:
+        """Write the audit log where the settings say, naming this replica in each line.
+
+        Raises:
+            ConfigError: the file cannot be opened for appending.
+        """
+        replica = self.http_front.sessions.replica if self.http_front else "stdio"
+        audit.open(audit_target(where, config_path), replica=replica)
 
     # ---- serving: the same rules however it is started -------------------------------
 

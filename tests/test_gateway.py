@@ -403,6 +403,49 @@ async def test_a_subscription_hears_no_update_once_access_no_longer_lets_its_use
     assert updates == ["counter://watched/one"]  # the one before the edit, none after
 
 
+async def test_the_audit_log_has_a_line_per_event_and_never_a_value(users_file, tmp_path):
+    config = tmp_path / "dynamic-mcp.json"
+    settings = {"audit_log": "audit.jsonl"}  # beside the config
+    config.write_text(json.dumps({"mcpServers": servers(), "settings": settings}))
+    secret = "ARGUMENT-VALUE-4f1d"
+    with gateway(config, tmp_path / "audited.log", "--users", str(users_file)) as url:
+        async with as_user(url, ALICE, mode="legacy") as alice:
+            await alice.call_tool_mcp("get_dynamic_tools", {"group": "open"})
+            await alice.call_tool_mcp(
+                "call_dynamic_tool", {"group": "open", "name": "echo", "args": {"text": secret}}
+            )
+            await alice.read_resource("memo://open/greeting")
+        async with as_user(url, BOB) as bob:
+            await bob.call_tool_mcp("get_dynamic_tools", {"group": "private"})  # not his
+            await bob.call_tool_mcp("get_dynamic_tools", {"group": "nowhere"})
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    seen = [(line["event"], line["user"], line.get("group"), line["outcome"]) for line in lines]
+
+    assert ("session_opened", "alice", None, "ok") in seen
+    assert ("expansion", "alice", "open", "ok") in seen
+    assert ("tool_call", "alice", "open", "ok") in seen
+    assert ("resource_read", "alice", "open", "ok") in seen
+    assert ("session_closed", "alice", None, "ok") in seen
+    assert ("expansion", "bob", "private", "denied") in seen
+    assert ("expansion", "bob", "nowhere", "unknown") in seen
+    call = next(line for line in lines if line["event"] == "tool_call")
+    assert call["tool"] == "echo" and call["duration_ms"] > 0 and call["replica"]
+    assert call["time"].endswith("Z")
+    assert secret not in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_an_audit_log_that_cannot_be_written_is_refused_at_start_in_one_line(tmp_path):
+    config = tmp_path / "dynamic-mcp.json"
+    settings = {"audit_log": str(tmp_path / "no-such-folder" / "audit.jsonl")}
+    config.write_text(json.dumps({"mcpServers": servers(), "settings": settings}))
+    process = dynamic_mcp(config, output=subprocess.PIPE)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 2
+    assert stderr.startswith(f"dynamic-mcp: {config}: settings.audit_log: cannot append to")
+    assert len(stderr.strip().splitlines()) == 1
+
+
 # ---- the organisation's JWTs ----------------------------------------------------------
 
 

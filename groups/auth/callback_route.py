@@ -33,11 +33,12 @@ from mcp.client.auth.exceptions import OAuthFlowError, OAuthTokenError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from groups.access import user_of
+from groups.access import User, user_of
 from groups.auth.handover import WrongBrowserError, bind_flow, find_flow, take_flow
 from groups.config import UnresolvedError
 from groups.config.public_url import CALLBACK_PATH, SIGN_IN_PATH
 from groups.errors import StoreUnavailableError, UnknownGroupError
+from groups.serving.audit import audit
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
@@ -85,7 +86,9 @@ async def _sign_in_page(request: Request, server: FastMCP) -> Response:
             whose = f"gateway user {user}" if user is not None else "this gateway's users"
             group = flow["group"]
             logger.warning("group %s: a sign-in for %s refused: not their token", group, whose)
+            audit.record("sign_in_started", user=_named(user), outcome="refused", group=group)
             return _form(flow, state, asks_proof=True, refused=True)
+    audit.record("sign_in_started", user=_named(user), outcome="ok", group=str(flow["group"]))
     try:
         secret = await bind_flow(state, flow)
     except StoreUnavailableError as exc:
@@ -101,6 +104,10 @@ async def _sign_in_page(request: Request, server: FastMCP) -> Response:
         samesite="lax",  # sent back on the OAuth server's redirect, a top-level GET
     )
     return answer
+
+
+def _named(user: str | None) -> User | None:
+    return User(user) if user is not None else None
 
 
 def _cookie(state: str) -> str:
@@ -174,11 +181,13 @@ async def _finish(request: Request, registry: Registry) -> Response:
     except (OAuthFlowError, OAuthTokenError, httpx2.HTTPError, UnresolvedError) as exc:
         cause = registry.redactor.scrub(str(exc) or type(exc).__name__)
         logger.warning("group %s: the sign-in%s did not finish: %s", group, whom, cause)
+        audit.record("sign_in_finished", user=_named(user), outcome="error", group=group)
         return _page(502, f"The sign-in to {group}{whom} did not finish: {cause}. {_AGAIN}")
     except StoreUnavailableError as exc:
         logger.warning("group %s: the sign-in%s was not kept: %s", group, whom, exc)
         return _page(503, f"The sign-in to {group}{whom} could not be kept: {exc}. {_AGAIN}")
     logger.warning("group %s: signed in%s", group, whom)
+    audit.record("sign_in_finished", user=_named(user), outcome="ok", group=group)
     return _page(200, f"Signed in to {group}{whom}. You can close this page and call again.")
 
 

@@ -349,6 +349,9 @@ class Settings(_Strict):
     retry_delays: list[Duration] | None = None
     retry_interval: Duration | None = None
     http: HttpSettings = HttpSettings()
+    # One JSON line per call, read, sign-in or session event (`groups.serving.audit`): a
+    # file (relative to the config's folder), or "-" for stderr. Read when the server starts.
+    audit_log: str | None = None
 
     def idle_seconds(self, server: ServerConfig) -> float | None:
         """Seconds a stdio upstream may sit unused: its own setting, else the default."""

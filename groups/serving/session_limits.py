@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from groups.access import User, user_of_scope
 from groups.config import HttpSettings
 from groups.errors import StoreUnavailableError
+from groups.serving.audit import audit
 from groups.serving.request_bodies import initialize_params, json_error, posted_messages
 from groups.storage.home import user_prefix
 from groups.storage.shared import SharedStore
@@ -125,6 +126,7 @@ class SessionLimits:
                 # must find the place free.
                 self._renewed.pop(session_id, None)
                 await self._give_back(user, session_id)
+                audit.record("session_closed", user=user, outcome="ok", session=session_id[:8])
             await send(message)
 
         await self._then(app, scope, receive, ending)
@@ -154,6 +156,7 @@ class SessionLimits:
                 session_id = Headers(raw=message["headers"]).get(MCP_SESSION_ID_HEADER)
                 if session_id is not None:
                     opened.append(session_id)
+                    audit.record("session_opened", user=user, outcome="ok", session=session_id[:8])
                     self._renewed[session_id] = time.monotonic()
                     try:
                         await self._places.rename(user.name, place, session_id)
@@ -184,6 +187,7 @@ class SessionLimits:
                 f"(settings.http.session_opens_per_minute): try again in {wait}s"
             )
         logger.warning("refused a session to user %r: %s", user.name, refusal.limit)
+        audit.record("session_refused", user=user, outcome="limited", limit=refusal.limit)
         return json_error(429, said, code=TOO_MANY, headers={"Retry-After": str(wait)})
 
     async def _renew_when_due(self, user: User, session_id: str) -> None:
