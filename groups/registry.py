@@ -215,7 +215,7 @@ class Registry:
         """The tools that best match `query` across every group `user` may use, as compact
         JSON, and which groups could not be searched (their tools are not known yet)."""
         shown = {name: self._upstreams[name] for name in self.group_names(user)}
-        known = {name: await upstream.known_tools() for name, upstream in shown.items()}
+        known = {name: await upstream.known_tools(user) for name, upstream in shown.items()}
         return search_text(query, known, limit=SEARCH_RESULTS)
 
     async def release(self, connection: Connection) -> None:

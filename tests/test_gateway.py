@@ -446,6 +446,30 @@ def test_an_audit_log_that_cannot_be_written_is_refused_at_start_in_one_line(tmp
     assert len(stderr.strip().splitlines()) == 1
 
 
+async def test_a_tool_given_to_some_users_is_seen_searched_and_called_by_them_alone(
+    users_file, tmp_path
+):
+    entry = {**stdio_entry(description="Echo"), "tools": {"access": {"fail": ["bob"]}}}
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"echo": entry}, "settings": {"search": True}}))
+    called = {"group": "echo", "name": "fail", "args": {"message": "as asked"}}
+    with gateway(config, tmp_path / "tool-access.log", "--users", str(users_file)) as url:
+        async with as_user(url, ALICE) as alice, as_user(url, BOB) as bob:
+            tools = {}
+            for name, client in (("alice", alice), ("bob", bob)):
+                expanded = await client.call_tool_mcp("get_dynamic_tools", {"group": "echo"})
+                tools[name] = {tool["name"] for tool in json.loads(text(expanded))}
+            alices_call = await alice.call_tool_mcp("call_dynamic_tool", called)
+            bobs_call = await bob.call_tool_mcp("call_dynamic_tool", called)
+            alices_search = await alice.call_tool_mcp("search_dynamic_tools", {"query": "fail"})
+
+    assert "fail" in tools["bob"] and "fail" not in tools["alice"]
+    assert tools["alice"] == tools["bob"] - {"fail"}
+    assert alices_call.is_error and "tools.access does not give it to you" in text(alices_call)
+    assert "as asked" in text(bobs_call)  # the tool's own failure: it ran, for bob
+    assert '"fail"' not in text(alices_search)
+
+
 # ---- the organisation's JWTs ----------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal, Self
@@ -113,30 +113,6 @@ class Timeouts(_Strict):
     prompts: Duration = timedelta(seconds=10)
 
 
-class ToolFilter(_Strict):
-    """Which of an upstream's tools the model is offered: names or glob patterns (`get_*`)."""
-
-    include: list[str] | None = None  # only these (all, when absent)
-    exclude: list[str] = []  # never these, even if included
-
-    def hides(self, tool: str) -> str | None:
-        """Why `tool` is hidden (the setting and pattern that hide it), or None."""
-        for pattern in self.exclude:
-            if fnmatchcase(tool, pattern):
-                return f"tools.exclude has {pattern!r}"
-        if self.include is not None and not any(fnmatchcase(tool, p) for p in self.include):
-            return "tools.include does not name it"
-        return None
-
-
-def _non_empty(value: str) -> str:
-    if not value.strip():
-        raise PydanticCustomError(
-            "empty_description", "must say what the server is for; the model reads it"
-        )
-    return value
-
-
 def _named(names: list[str]) -> list[str]:
     for name in names:
         if not name.strip() or name == "group:":
@@ -146,6 +122,38 @@ def _named(names: list[str]) -> list[str]:
                 {"name": repr(name)},
             )
     return names
+
+
+class ToolFilter(_Strict):
+    """Which of an upstream's tools the model is offered: names or glob patterns (`get_*`)."""
+
+    include: list[str] | None = None  # only these (all, when absent)
+    exclude: list[str] = []  # never these, even if included
+    # On a gateway with named users: the tools a pattern matches are only for the users
+    # and groups ("group:NAME") it names, as `access` is for a whole group.
+    access: dict[str, Annotated[list[str], AfterValidator(_named)]] = {}
+
+    def hides(self, tool: str, lets_in: Callable[[list[str]], bool] = lambda _: True) -> str | None:
+        """Why `tool` is hidden, or None. `lets_in(names)`: whether an `access` list lets
+        the caller in (`groups.access.may_use`; by default it does, as for the implicit
+        user)."""
+        for pattern in self.exclude:
+            if fnmatchcase(tool, pattern):
+                return f"tools.exclude has {pattern!r}"
+        if self.include is not None and not any(fnmatchcase(tool, p) for p in self.include):
+            return "tools.include does not name it"
+        for pattern, who in self.access.items():
+            if fnmatchcase(tool, pattern) and not lets_in(who):
+                return "tools.access does not give it to you"
+        return None
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError(
+            "empty_description", "must say what the server is for; the model reads it"
+        )
+    return value
 
 
 class _Server(_Strict):

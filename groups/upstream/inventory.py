@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import mcp_types
 
+from groups.access import User, may_use
 from groups.config import ServerConfig
 from groups.errors import FeatureDisabledError, ToolHiddenError, UnknownToolError
 from groups.upstream.sessions import Session
@@ -99,15 +100,15 @@ class Tools:
         if not self._config().features.tools:
             raise FeatureDisabledError(self.group, "tools")
 
-    def check_callable(self, name: str) -> None:
+    def check_callable(self, name: str, user: User | None = None) -> None:
         """Raises:
         FeatureDisabledError: the config turns this group's tools off.
-        ToolHiddenError: the group's `tools` filter hides `name`."""
+        ToolHiddenError: the group's `tools` filter hides `name` (from `user`)."""
         self.check_enabled()
-        if why := self._config().tools.hides(name):
+        if why := self._config().tools.hides(name, _lets_in(user)):
             raise ToolHiddenError(self.group, name, why)
 
-    async def require(self, session: Session, name: str) -> None:
+    async def require(self, session: Session, name: str, user: User | None = None) -> None:
         """Make sure the session offers tool `name`, listing anew once: it may have added it.
 
         Raises:
@@ -116,13 +117,15 @@ class Tools:
         if name not in session.tool_names:
             tools = await self.of(session, refresh=True)
             if name not in session.tool_names:
-                offered = [tool.name for tool in self.visible(tools)]
+                offered = [tool.name for tool in self.visible(tools, user)]
                 raise UnknownToolError(self.group, name, offered)
 
-    def visible(self, tools: list[mcp_types.Tool]) -> list[mcp_types.Tool]:
-        """The tools the group's `tools` filter leaves for the model to see."""
-        hides = self._config().tools.hides
-        return [tool for tool in tools if not hides(tool.name)]
+    def visible(
+        self, tools: list[mcp_types.Tool], user: User | None = None
+    ) -> list[mcp_types.Tool]:
+        """The tools the group's `tools` filter leaves for `user`'s model to see."""
+        hides, lets_in = self._config().tools.hides, _lets_in(user)
+        return [tool for tool in tools if not hides(tool.name, lets_in)]
 
     async def count_others(self, session: Session) -> tuple[int | None, int | None]:
         """How many resources (and templates) and prompts the session serves, asked now;
@@ -159,3 +162,8 @@ class Tools:
     def _lists_changed(self, kind: str) -> None:
         if getattr(self._config().features, kind):
             self._on_list_changed(kind)
+
+
+def _lets_in(user: User | None) -> Callable[[list[str]], bool]:
+    """Whether an `access` list of `tools.access` lets `user` in."""
+    return lambda names: may_use(user, names)

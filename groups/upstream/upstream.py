@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
     from fastmcp import Client
 
+    from groups.access import User
     from groups.catalog import Catalog
     from groups.mounting.proxy import GroupProxy
 
@@ -217,16 +218,17 @@ class Upstream:
         if tools is None:
             async with self.request():
                 tools = await self._tools.of(await self.session(caller))
-        return self._tools.visible(tools)
+        return self._tools.visible(tools, caller.user if caller is not None else None)
 
-    async def known_tools(self) -> list[mcp_types.Tool] | None:
-        """The tools the group offers as far as is known without asking: None if nothing is."""
+    async def known_tools(self, user: User | None = None) -> list[mcp_types.Tool] | None:
+        """The tools the group offers `user` as far as is known without asking: None if
+        nothing is."""
         if not self.config.features.tools:
             return []
         known = self._sessions.listed_tools()
         if known is None:
             known = await self._tools.catalogued(has_session=self._sessions.live(None) is not None)
-        return None if known is None else self._tools.visible(known)
+        return None if known is None else self._tools.visible(known, user)
 
     async def inventory(self) -> Inventory:
         """What the group serves, asked of the upstream now, connecting first if need be.
@@ -255,10 +257,11 @@ class Upstream:
             GroupUnavailableError: the upstream could not be reached, or died mid-call.
             SignInNeededError: the server wants a person to sign in first.
         """
-        self._tools.check_callable(name)
+        user = caller.user if caller is not None else None
+        self._tools.check_callable(name, user)
         async with self.request():
             session = await self.session(caller)
-            await self._tools.require(session, name)
+            await self._tools.require(session, name, user)
             timeout = self.config.timeout.tools.total_seconds()
             return await send_tool_call(session, name, arguments, caller, limit=timeout)
 
