@@ -16,6 +16,7 @@
     ├── AuthCommandError            `dynamic-mcp auth` was asked for what it cannot do
     ├── CommandArgumentError        a terminal command's argument is malformed (`call --args`)
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
+    ├── CallLimitedError            a user's rate limit or concurrency cap refuses a call now
     ├── UpstreamRefusedError        a remote upstream refused one request with an HTTP error
     ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
     ├── PublicUrlError              the gateway's --public-url is not an http(s) URL
@@ -33,6 +34,7 @@ from pathlib import Path
 __all__ = [
     "AuthCommandError",
     "BadArgumentsError",
+    "CallLimitedError",
     "CommandArgumentError",
     "ConfigError",
     "DynamicMcpError",
@@ -268,6 +270,30 @@ class UpstreamTimeoutError(DynamicMcpError):
         super().__init__(
             f"{operation} in group {group!r} timed out after {timeout:g}s. "
             f"Retry, or raise timeout in this server's config entry."
+        )
+
+
+class CallLimitedError(DynamicMcpError):
+    """A call refused by a limit of its user's (`groups.upstream.call_limits`), before it
+    reached the upstream; `retry_after` seconds, or None: when a call in flight ends."""
+
+    def __init__(
+        self, group: str, user: str | None, limit: str, setting: str, retry_after: int | None
+    ) -> None:
+        self.group = group
+        self.user = user
+        self.limit = limit  # "5 calls a minute", "2 calls at once"
+        self.setting = setting  # where it is set: "mcpServers.github.rate_limit"
+        self.retry_after = retry_after
+        whose = f"user {user!r}" if user is not None else "this client"
+        when = (
+            f"try again in {retry_after}s"
+            if retry_after is not None
+            else "try again when one of them has finished"
+        )
+        super().__init__(
+            f"Call to group {group!r} refused: {whose} reached the limit of {limit} "
+            f"({setting}); {when}."
         )
 
 

@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 import mcp_types
 
 from groups.access import User
-from groups.errors import BadArgumentsError, DynamicMcpError, NotAMetaToolError
+from groups.errors import (
+    BadArgumentsError,
+    CallLimitedError,
+    DynamicMcpError,
+    NotAMetaToolError,
+)
 from groups.internals import route_tool_requests
 from groups.serving.audit import audit
 from groups.upstream.callers import Caller, current_caller
@@ -120,12 +125,15 @@ class MetaTools:
         self, group: str, name: str, args: dict[str, Any] | None
     ) -> mcp_types.CallToolResult:
         """The upstream's result unchanged, or an isError result saying what went wrong."""
-        caller, started = current_caller.get(), time.monotonic()
+        caller, started, limited = current_caller.get(), time.monotonic(), False
         try:
             result = await self._registry.call_tool(group, name, args or {}, caller)
         except DynamicMcpError as exc:
-            result = error_result(exc, self._registry.redactor)
-        self._audit("tool_call", caller, result, started, group=group, tool=name)
+            result, limited = (
+                error_result(exc, self._registry.redactor),
+                isinstance(exc, CallLimitedError),
+            )
+        self._audit("tool_call", caller, result, started, group=group, tool=name, limited=limited)
         return result
 
     async def search_dynamic_tools(self, query: str) -> mcp_types.CallToolResult:
@@ -144,11 +152,13 @@ class MetaTools:
         started: float,
         group: str | None = None,
         tool: str | None = None,
+        limited: bool = False,
     ) -> None:
         """The audit line of a meta-tool's call: a group the caller may not use is
-        `denied` if it exists, `unknown` if not (the caller is told the same for both)."""
+        `denied` if it exists, `unknown` if not (the caller is told the same for both);
+        one a limit refused is `limited`."""
         user = caller.user if caller is not None else None
-        outcome = "error" if result.is_error else "ok"
+        outcome = "limited" if limited else "error" if result.is_error else "ok"
         if group is not None and group not in self._registry.group_names(user):
             outcome = "denied" if self._registry.config_of(group) is not None else "unknown"
         audit.record(event, user=user, outcome=outcome, started=started, group=group, tool=tool)

@@ -52,6 +52,7 @@ from groups.mounting.mounted import MountedGroups
 from groups.search import search_text
 from groups.secrets import Redactor
 from groups.upstream import STARTS_AT_ONCE, Caller, State, Upstream
+from groups.upstream.call_limits import CallLimits
 from groups.upstream.children import end_children_after
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class Registry:
         self._browser_sign_in = browser_sign_in  # False: say to run `dynamic-mcp auth` instead
         self._resting: asyncio.Task[None] | None = None  # stops unused stdio upstreams
         self._closed: anyio.Event | None = None  # set once every group is closed
+        self.call_limits = CallLimits()  # each user's rate limits and caps on tool calls
 
     def __repr__(self) -> str:
         return f"Registry({sorted(self._upstreams)})"
@@ -208,8 +210,16 @@ class Registry:
     async def call_tool(
         self, group: str, name: str, arguments: dict[str, Any], caller: Caller | None = None
     ) -> mcp_types.CallToolResult:
-        """Forward one call to the group's upstream; its result comes back unchanged."""
-        return await self._use(group, caller).call_tool(name, arguments, caller)
+        """Forward one call to the group's upstream; its result comes back unchanged.
+
+        Raises:
+            CallLimitedError: a limit of the caller's refuses it (`upstream.call_limits`);
+            and what `Upstream.call_tool` raises.
+        """
+        upstream, user = self._use(group, caller), caller.user if caller is not None else None
+        upstream.check_callable(name, user)  # a hidden tool is said so, never counted
+        async with self.call_limits.admitted(group, name, upstream.config, self.settings, user):
+            return await upstream.call_tool(name, arguments, caller)
 
     async def search(self, query: str, user: User | None = None) -> str:
         """The tools that best match `query` across every group `user` may use, as compact

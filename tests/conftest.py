@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import psutil
 import pytest
 from fastmcp import Client
@@ -59,6 +60,7 @@ ONE_WORKER_FILES = frozenset(
         "tests/test_replicas.py",
         "tests/test_gateway.py",
         "tests/test_gateway_trust.py",
+        "tests/test_gateway_operations.py",
         "tests/test_http_serving.py",
         "tests/test_stdio_end_to_end.py",
     }
@@ -212,6 +214,13 @@ def _forked(launcher: psutil.Process) -> psutil.Process | None:
             return psutil.Process(int(record.read_text()))
         time.sleep(0.01)  # the forkserver writes it as it forks: within milliseconds
     return None
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Until `condition()` holds, the event loop running meanwhile (the client may still
+    have something to send); callers bound the wait with `anyio.fail_after`."""
+    while not condition():  # noqa: ASYNC110 - another process's file: no event to wait on
+        await anyio.sleep(0.05)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -17,7 +17,7 @@ import httpx2
 import mcp_types
 import psutil
 import pytest
-from conftest import UPSTREAMS, stdio_entry, wait_gone
+from conftest import UPSTREAMS, stdio_entry, until, wait_gone
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from mcp.shared.exceptions import MCPError
@@ -74,13 +74,6 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
 
 def as_user(url: str, token: str, **options: Any) -> Client:
     return Client(url, auth=BearerAuth(token), init_timeout=WAIT, timeout=WAIT, **options)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Until `condition()` holds, the event loop running meanwhile (the client may still
-    have something to send); callers bound the wait with `anyio.fail_after`."""
-    while not condition():  # noqa: ASYNC110 - another process's file: no event to wait on
-        await anyio.sleep(0.05)
 
 
 def text(result: mcp_types.CallToolResult) -> str:

@@ -51,6 +51,7 @@ __all__ = [
     "ToolFilter",
     "parse_duration",
     "plain_group_name",
+    "rate_items",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h)?\s*$", re.IGNORECASE)
@@ -124,6 +125,34 @@ def _named(names: list[str]) -> list[str]:
     return names
 
 
+def rate_items(rate: str) -> list[Any]:
+    """The `limits` library's items of a rate such as "5/minute" or "5/minute;100/hour".
+
+    Imported here, not at the top: `limits` costs ~80 ms to import, and a config without
+    a rate limit (or a start refused for its config) never needs it.
+    """
+    import limits
+
+    return limits.parse_many(rate)
+
+
+def _rate(value: str) -> str:
+    try:
+        rate_items(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "rate",
+            "expected a rate such as '5/minute', '100 per hour' or '5/minute;100/hour', "
+            "got {value}",
+            {"value": repr(value)},
+        ) from None
+    return value
+
+
+# Calls a user may make in a window, counted per user (`groups.upstream.call_limits`).
+RateLimit = Annotated[str, AfterValidator(_rate)]
+
+
 class ToolFilter(_Strict):
     """Which of an upstream's tools the model is offered: names or glob patterns (`get_*`)."""
 
@@ -132,6 +161,8 @@ class ToolFilter(_Strict):
     # On a gateway with named users: the tools a pattern matches are only for the users
     # and groups ("group:NAME") it names, as `access` is for a whole group.
     access: dict[str, Annotated[list[str], AfterValidator(_named)]] = {}
+    # Each user's rate of calls to the tools a pattern matches, on top of the group's.
+    rate_limit: dict[str, RateLimit] = {}
 
     def hides(self, tool: str, lets_in: Callable[[list[str]], bool] = lambda _: True) -> str | None:
         """Why `tool` is hidden, or None. `lets_in(names)`: whether an `access` list lets
@@ -165,6 +196,10 @@ class _Server(_Strict):
     features: Features = Features()
     timeout: Timeouts = Timeouts()
     tools: ToolFilter = ToolFilter()
+    # Each user's calls to this group's tools: at most this rate, and this many at once
+    # (None: as the settings say, else unlimited). `groups.upstream.call_limits`.
+    rate_limit: RateLimit | None = None
+    max_concurrent_calls: Annotated[int, Field(gt=0)] | None = None
     # Start the upstream in the background when an expansion is answered from the catalog,
     # since a call is coming. None: as `settings.start_on_expand` says.
     start_on_expand: bool | None = None
@@ -360,6 +395,9 @@ class Settings(_Strict):
     # One JSON line per call, read, sign-in or session event (`groups.serving.audit`): a
     # file (relative to the config's folder), or "-" for stderr. Read when the server starts.
     audit_log: str | None = None
+    # Each user's calls to the tools of a group that sets none of its own.
+    rate_limit: RateLimit | None = None
+    max_concurrent_calls: Annotated[int, Field(gt=0)] | None = None
 
     def idle_seconds(self, server: ServerConfig) -> float | None:
         """Seconds a stdio upstream may sit unused: its own setting, else the default."""

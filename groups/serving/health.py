@@ -19,8 +19,7 @@ import anyio
 from starlette.responses import JSONResponse
 
 from groups.errors import StoreUnavailableError
-from groups.storage.default import default_store
-from groups.storage.store import LocalStore
+from groups.storage.default import shared_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,12 +49,9 @@ def add_health_routes(server: FastMCP, loaded: Callable[[], bool]) -> None:
 
 async def _store_missing() -> str | None:
     """Why the shared store does not answer now, or None (also with the local files)."""
-    store = default_store()
-    if isinstance(store, LocalStore):
+    store = shared_store()
+    if store is None:
         return None  # files on this machine: nothing to wait for
-    from groups.storage.shared import SharedStore  # imported already: the store is one
-
-    assert isinstance(store, SharedStore)
     try:
         with anyio.fail_after(READY_WAIT):
             await store.ping()

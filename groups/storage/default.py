@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from groups.errors import StoreSettingError
 from groups.secrets import shown_url
 from groups.storage.store import LocalStore, Store
 
-__all__ = ["STORE_ENV_VAR", "STORE_KEY_ENV_VAR", "choose_store", "default_store"]
+if TYPE_CHECKING:
+    from groups.storage.shared import SharedStore
+
+__all__ = ["STORE_ENV_VAR", "STORE_KEY_ENV_VAR", "choose_store", "default_store", "shared_store"]
 
 STORE_ENV_VAR = "DYNAMIC_MCP_STORE"  # redis://host:port/db: the team gateway's shared store
 STORE_KEY_ENV_VAR = "DYNAMIC_MCP_STORE_KEY"  # what encrypts its tokens and registrations
@@ -39,6 +43,17 @@ def default_store() -> Store:
     if _chosen is None:
         return choose_store(os.environ.get(STORE_ENV_VAR), os.environ.get(STORE_KEY_ENV_VAR))
     return _chosen
+
+
+def shared_store() -> SharedStore | None:
+    """The store every replica shares (Redis), when this process's store is one."""
+    store = default_store()
+    if isinstance(store, LocalStore):
+        return None  # and nothing of Redis imported
+    from groups.storage.shared import SharedStore  # imported already: the store is one
+
+    assert isinstance(store, SharedStore)
+    return store
 
 
 def choose_store(url: str | None, key: str | None) -> Store:

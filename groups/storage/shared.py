@@ -197,6 +197,20 @@ class SharedStore:
         names = [_channel(key) for key in keys]
         return await self._answer(lambda: runner(keys=names, args=list(args)))
 
+    def limits_storage(self) -> Any:
+        """A storage for the `limits` library's rate limiters on this store's Redis pool,
+        its keys under the store's namespace (`groups.upstream.call_limits`)."""
+        from limits.aio.storage import RedisStorage
+
+        return RedisStorage(
+            "async+redis://",  # unused: the pool below is the connection
+            implementation="redispy",
+            connection_pool=self._redis.connection_pool,
+            key_prefix=f"{NAMESPACE}__limits",
+            wrap_exceptions=True,  # limits.errors.StorageError, whatever the client raised
+            socket_timeout=STORE_TIMEOUT,
+        )
+
     async def foreign(self, prefix: str, *, take: bool = False) -> dict[str, Any]:
         """Nothing: the files of older versions are local; Redis never held them."""
         return {}

@@ -258,12 +258,18 @@ class Upstream:
             SignInNeededError: the server wants a person to sign in first.
         """
         user = caller.user if caller is not None else None
-        self._tools.check_callable(name, user)
+        self.check_callable(name, user)
         async with self.request():
             session = await self.session(caller)
             await self._tools.require(session, name, user)
             timeout = self.config.timeout.tools.total_seconds()
             return await send_tool_call(session, name, arguments, caller, limit=timeout)
+
+    def check_callable(self, name: str, user: User | None = None) -> None:
+        """Raises:
+        FeatureDisabledError: the config turns this group's tools off.
+        ToolHiddenError: the group's `tools` filter hides `name` (from `user`)."""
+        self._tools.check_callable(name, user)
 
     @asynccontextmanager
     async def request(self) -> AsyncIterator[None]:
