@@ -189,6 +189,9 @@ defaults
     timeout connect 1s
     timeout client 60s
     timeout server 60s
+    # Who the client is, for the replicas: a request through the balancer is not one from
+    # their own machine (/metrics answers those without a token).
+    option forwardfor
 backend replicas
     # A replica that no longer serves (not merely one whose Redis is away: it still
     # serves the sessions it holds) is taken out until it answers again.
@@ -229,8 +232,15 @@ class Cluster:
     """redis-server, N replicas of one config with a users file, and HAProxy before them."""
 
     def __init__(
-        self, directory: Path, config: Path, users_file: Path, *, replicas: int = 2
+        self,
+        directory: Path,
+        config: Path,
+        users_file: Path,
+        *,
+        replicas: int = 2,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
+        """`extra_env`: more environment for the replicas."""
         self.redis = RedisProcess()
         env = {
             key: value
@@ -238,6 +248,7 @@ class Cluster:
             if key not in ("DYNAMIC_MCP_HTTP_TOKEN", "DYNAMIC_MCP_HOME")
         }
         env |= {"DYNAMIC_MCP_STORE": self.redis.url, "DYNAMIC_MCP_STORE_KEY": STORE_KEY}
+        env |= extra_env or {}
         command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
         command += ["--users", str(users_file), "--log-level", "info"]
         self.replicas = [

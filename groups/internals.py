@@ -60,6 +60,7 @@ __all__ = [
     "forget_session",
     "guard_http_with",
     "held_session",
+    "held_session_count",
     "http_session_manager",
     "limit_http_sessions",
     "pipe_write_protocol",
@@ -289,6 +290,11 @@ def limit_http_sessions(
     limit = manager.asgi_app
     if isinstance(limit, RequestBodyLimitMiddleware):
         limit.max_body_size = max_request_body
+
+
+def held_session_count(manager: StreamableHTTPSessionManager) -> int:
+    """How many sessions this process holds (`/metrics`)."""
+    return len(manager._server_instances)
 
 
 def held_session(

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import mcp_types
+from opentelemetry.trace import StatusCode
 
 from groups.access import User
 from groups.errors import (
@@ -38,6 +39,7 @@ from groups.errors import (
 )
 from groups.internals import route_tool_requests
 from groups.serving.audit import audit
+from groups.serving.tracing import joining, span
 from groups.upstream.callers import Caller, current_caller
 
 if TYPE_CHECKING:
@@ -114,10 +116,12 @@ class MetaTools:
     async def get_dynamic_tools(self, group: str) -> mcp_types.CallToolResult:
         """The group's tools as compact JSON, or an isError result saying what went wrong."""
         caller, started = current_caller.get(), time.monotonic()
-        try:
-            result = text_result(await self._registry.expand(group, caller))
-        except DynamicMcpError as exc:
-            result = error_result(exc, self._registry.redactor)
+        with span("expand", group=group, user=_name(caller)) as current:
+            try:
+                result = text_result(await self._registry.expand(group, caller))
+            except DynamicMcpError as exc:
+                result = error_result(exc, self._registry.redactor)
+                current.set_status(StatusCode.ERROR, type(exc).__name__)
         self._audit("expansion", caller, result, started, group=group)
         return result
 
@@ -125,15 +129,16 @@ class MetaTools:
         self, group: str, name: str, args: dict[str, Any] | None
     ) -> mcp_types.CallToolResult:
         """The upstream's result unchanged, or an isError result saying what went wrong."""
-        caller, started, limited = current_caller.get(), time.monotonic(), False
-        try:
-            result = await self._registry.call_tool(group, name, args or {}, caller)
-        except DynamicMcpError as exc:
-            result, limited = (
-                error_result(exc, self._registry.redactor),
-                isinstance(exc, CallLimitedError),
-            )
-        self._audit("tool_call", caller, result, started, group=group, tool=name, limited=limited)
+        caller, started, limit = current_caller.get(), time.monotonic(), None
+        with span("call", group=group, tool=name, user=_name(caller)) as current:
+            try:
+                result = await self._registry.call_tool(group, name, args or {}, caller)
+            except DynamicMcpError as exc:
+                result = error_result(exc, self._registry.redactor)
+                limit = exc.setting if isinstance(exc, CallLimitedError) else None
+            if result.is_error:
+                current.set_status(StatusCode.ERROR)
+        self._audit("tool_call", caller, result, started, group=group, tool=name, limit=limit)
         return result
 
     async def search_dynamic_tools(self, query: str) -> mcp_types.CallToolResult:
@@ -152,16 +157,18 @@ class MetaTools:
         started: float,
         group: str | None = None,
         tool: str | None = None,
-        limited: bool = False,
+        limit: str | None = None,
     ) -> None:
         """The audit line of a meta-tool's call: a group the caller may not use is
         `denied` if it exists, `unknown` if not (the caller is told the same for both);
-        one a limit refused is `limited`."""
+        one a limit refused is `limited`, naming the limit's setting."""
         user = caller.user if caller is not None else None
-        outcome = "limited" if limited else "error" if result.is_error else "ok"
+        outcome = "limited" if limit is not None else "error" if result.is_error else "ok"
         if group is not None and group not in self._registry.group_names(user):
             outcome = "denied" if self._registry.config_of(group) is not None else "unknown"
-        audit.record(event, user=user, outcome=outcome, started=started, group=group, tool=tool)
+        audit.record(
+            event, user=user, outcome=outcome, started=started, group=group, tool=tool, limit=limit
+        )
 
     def changed(self) -> None:
         """The groups or their state changed: the next tools/list is built anew."""
@@ -222,7 +229,7 @@ class MetaTools:
             arguments = _checked(params.name, params.arguments or {})
         except DynamicMcpError as exc:
             return error_result(exc, self._registry.redactor)
-        with current_caller.set_to(caller):
+        with current_caller.set_to(caller), joining(params.meta):
             return await function(**arguments)
 
     def _not_a_meta_tool(self, name: str, user: User | None) -> NotAMetaToolError:
@@ -230,6 +237,11 @@ class MetaTools:
         group = self._registry.group_prefixing(name, user)
         tool = name[len(group) + 1 :] if group else None
         return NotAMetaToolError(name, group=group, tool=tool)
+
+
+def _name(caller: Caller | None) -> str | None:
+    """The caller's gateway user, for a span: None for the implicit one."""
+    return caller.user.name if caller is not None and caller.user is not None else None
 
 
 def _checked(tool: str, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -228,6 +228,10 @@ class Registry:
         known = {name: await upstream.known_tools(user) for name, upstream in shown.items()}
         return search_text(query, known, limit=SEARCH_RESULTS)
 
+    def processes(self) -> dict[str, int]:
+        """Each group's upstream processes running now (`/metrics`)."""
+        return {name: upstream.processes() for name, upstream in self._upstreams.items()}
+
     async def release(self, connection: Connection) -> None:
         """A client left: close the upstream sessions that served it alone."""
         async with anyio.create_task_group() as closing:

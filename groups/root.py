@@ -50,7 +50,9 @@ from groups.reload import ConfigReloader
 from groups.serving.audit import audit, audit_target
 from groups.serving.health import add_health_routes
 from groups.serving.logs import configure_logging
+from groups.serving.metrics import add_metrics_route, metrics
 from groups.serving.notifier import Notifier
+from groups.serving.tracing import configure_tracing, shutdown_tracing
 
 if TYPE_CHECKING:
     from fastmcp.server.auth import AuthProvider
@@ -105,6 +107,7 @@ class RootServer(FastMCP):
         serve_listen(self, self.notifier.listen)
         self._loaded = False  # the lifespan loaded the config: ready to serve
         add_health_routes(self, lambda: self._loaded)
+        add_metrics_route(self)
 
     def serve_meta_tools(
         self, get_tools: MetaToolFunction, call_tool: MetaToolFunction, search: MetaToolFunction
@@ -131,7 +134,14 @@ class RootServer(FastMCP):
         config = self._config or load_config(path)
         store = use_configured_store(config, path, registry.redactor)  # before any use
         registry.configure(config, config_path=path)
+        configure_tracing()
         self._open_audit(config.settings.audit_log, path)
+        if self.http_front is not None:  # counted for /metrics: only HTTP serves it
+            metrics.start(
+                is_group=lambda name: registry.config_of(name) is not None,
+                open_sessions=self.http_front.open_sessions,
+                processes=registry.processes,
+            )
         self._loaded = True
         self.meta_tools.changed()
         reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
@@ -150,6 +160,8 @@ class RootServer(FastMCP):
             await self.notifier.aclose()
             await registry.aclose()
             audit.close()
+            metrics.stop()
+            shutdown_tracing()
 
     def _open_audit(self, where: str | None, config_path: Path | None) -> None:
         """Write the audit log where the settings say, naming this replica in each line.

@@ -9,22 +9,38 @@ another's.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio
+import httpx2
 import mcp_types
 import pytest
-from conftest import UPSTREAMS, stdio_entry, until
+from conftest import (
+    UPSTREAMS,
+    free_port,
+    python_command,
+    serving_http,
+    stdio_entry,
+    until,
+    wait_for_port,
+)
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 from mcp.shared.exceptions import MCPError
 
 from bench.cluster import Cluster, missing_parts
+from groups.serving.metrics import METRICS_TOKEN_ENV_VAR
 
 ALICE, BOB = "alice-token-31be07", "bob-token-c5d920"
 CAROL, DAVE, ERIN = "carol-token-8e4f11", "dave-token-27aa6c", "erin-token-90c3d5"
-USERS = {"alice": ALICE, "bob": BOB, "carol": CAROL, "dave": DAVE, "erin": ERIN}
+FRANK = "frank-token-d41c77"
+USERS = {"alice": ALICE, "bob": BOB, "carol": CAROL, "dave": DAVE, "erin": ERIN, "frank": FRANK}
+METRICS_TOKEN = "metrics-token-5b2e90"
 RATE = 3  # calls a minute each user may make to the group "limited"
 WAIT = 30  # seconds: a first request reaches a cold replica on a busy machine
 GIVE_UP_AFTER = 6.0  # seconds a client waits for a call that never ends, then cancels it
@@ -55,7 +71,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     users = directory / "users.json"
     users.write_text(json.dumps(USERS))
     users.chmod(0o600)
-    with Cluster(directory, config, users) as running:
+    with Cluster(
+        directory, config, users, extra_env={METRICS_TOKEN_ENV_VAR: METRICS_TOKEN}
+    ) as running:
         yield running
 
 
@@ -191,3 +209,175 @@ def test_a_rate_that_is_not_one_is_a_config_error_naming_the_field(write_config)
 
     assert "mcpServers.echo.rate_limit" in str(raised.value)
     assert "expected a rate such as '5/minute'" in str(raised.value)
+
+
+# ---- 2. metrics and traces ----------------------------------------------------------------
+
+
+def scraped(url: str, **headers: str) -> httpx2.Response:
+    return httpx2.get(url.removesuffix("/mcp") + "/metrics", headers=headers, timeout=WAIT)
+
+
+def sample(exposition: str, name: str) -> float:
+    """The value of the sample `name{labels}` in a Prometheus text exposition (0: none)."""
+    for line in exposition.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@cluster_parts
+async def test_each_replica_counts_calls_per_group_and_tool_never_per_user(cluster):
+    first = cluster.replicas[0]
+    ok = 'dynamic_mcp_tool_calls_total{group="limited",outcome="ok",tool="echo"}'
+    unknown = 'dynamic_mcp_expansions_total{group="",outcome="unknown"}'
+    before = scraped(first.url).text
+    async with as_user(first.url, FRANK) as frank:
+        await call(frank, "limited", "echo", text="counted")
+        await call(frank, "limited", "echo", text="counted again")
+        await frank.call_tool_mcp("get_dynamic_tools", {"group": "no-such-group"})
+    after = scraped(first.url)
+
+    assert after.status_code == 200
+    assert after.headers["content-type"].startswith("text/plain")
+    assert sample(after.text, ok) == sample(before, ok) + 2
+    assert sample(after.text, unknown) == sample(before, unknown) + 1  # no label made of it
+    assert 'dynamic_mcp_tool_call_duration_seconds_count{group="limited",tool="echo"}' in after.text
+    assert 'dynamic_mcp_upstream_processes{group="limited"}' in after.text
+    assert "dynamic_mcp_open_sessions" in after.text
+    assert "process_resident_memory_bytes" in after.text
+    assert "frank" not in after.text and "no-such-group" not in after.text
+
+
+@cluster_parts
+def test_metrics_through_the_balancer_need_their_own_token(cluster):
+    anonymous = scraped(cluster.url)
+    users_token = scraped(cluster.url, Authorization=f"Bearer {ALICE}")
+    metrics_token = scraped(cluster.url, Authorization=f"Bearer {METRICS_TOKEN}")
+
+    assert anonymous.status_code == 401 and METRICS_TOKEN_ENV_VAR in anonymous.json()["error"]
+    assert users_token.status_code == 401
+    assert metrics_token.status_code == 200 and "dynamic_mcp_tool_calls_total" in metrics_token.text
+
+
+class OtlpReceiver:
+    """A real OTLP/HTTP trace receiver on loopback: the spans the exporter sent it."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        self.spans: list[dict[str, Any]] = []
+        received = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource_spans in request.resource_spans:
+                    service = {
+                        kv.key: kv.value.string_value for kv in resource_spans.resource.attributes
+                    }["service.name"]
+                    for scope_spans in resource_spans.scope_spans:
+                        for span in scope_spans.spans:
+                            attributes = {kv.key: kv.value.string_value for kv in span.attributes}
+                            received.append(
+                                {
+                                    "name": span.name,
+                                    "service": service,
+                                    "trace": span.trace_id.hex(),
+                                    "id": span.span_id.hex(),
+                                    "parent": span.parent_span_id.hex(),
+                                    "attributes": attributes,
+                                }
+                            )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/v1/traces"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def traced_upstream() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        python_command(UPSTREAMS / "traced.py", "http", "127.0.0.1", str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_spans_go_under_the_clients_trace_and_the_http_upstream_joins_it(
+    tmp_path, otlp, traced_upstream
+):
+    config = tmp_path / "dynamic-mcp.json"
+    servers = {"traced": {"description": "Says its trace", "url": traced_upstream}}
+    config.write_text(json.dumps({"mcpServers": servers, "settings": {"start_on_expand": False}}))
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"alice": ALICE}))
+    users.chmod(0o600)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DYNAMIC_MCP_"))},
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": otlp.url,
+        "OTEL_SERVICE_NAME": "gateway-under-test",
+        "OTEL_BSP_SCHEDULE_DELAY": "50",  # ms: sent soon, not every 5 s
+    }
+    client_trace, client_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    meta = {"traceparent": f"00-{client_trace}-{client_span}-01"}
+    with serving_http(config, "--users", str(users), env=env) as (url, _):
+        async with as_user(url, ALICE) as alice:
+            await alice.call_tool_mcp("get_dynamic_tools", {"group": "traced"}, meta=meta)
+            arguments = {"group": "traced", "name": "traceparent", "args": {}}
+            answer = await alice.call_tool_mcp("call_dynamic_tool", arguments, meta=meta)
+        forwarded = scraped(url, **{"X-Forwarded-For": "203.0.113.9"})  # no token configured
+        with anyio.fail_after(WAIT):
+            await until(
+                lambda: (
+                    {"dynamic-mcp call traced.traceparent", "dynamic-mcp upstream start traced"}
+                    <= {span["name"] for span in otlp.spans}
+                )
+            )
+    spans = {span["name"]: span for span in otlp.spans}
+    call_span = spans["dynamic-mcp call traced.traceparent"]
+    _, upstream_trace, upstream_parent, _ = text(answer).split("-")
+
+    assert call_span["service"] == "gateway-under-test"
+    fastmcps = next(span for span in otlp.spans if span["id"] == call_span["parent"])
+    assert call_span["trace"] == client_trace
+    assert fastmcps["name"] == "tools/call" and fastmcps["parent"] == client_span  # ours on top
+    assert call_span["attributes"] == {
+        "dynamic_mcp.group": "traced",
+        "gen_ai.tool.name": "traceparent",
+        "enduser.id": "alice",
+    }
+    assert spans["dynamic-mcp expand traced"]["trace"] == client_trace
+    assert spans["dynamic-mcp upstream start traced"]["trace"] == client_trace
+    sent = next(span for span in otlp.spans if span["id"] == upstream_parent)
+    assert upstream_trace == client_trace
+    assert sent["name"] == "MCP send tools/call traceparent" and sent["parent"] == call_span["id"]
+    assert forwarded.status_code == 403 and METRICS_TOKEN_ENV_VAR in forwarded.json()["error"]

@@ -39,6 +39,7 @@ from groups.config import UnresolvedError
 from groups.config.public_url import CALLBACK_PATH, SIGN_IN_PATH
 from groups.errors import StoreUnavailableError, UnknownGroupError
 from groups.serving.audit import audit
+from groups.serving.tracing import span
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
@@ -176,7 +177,8 @@ async def _finish(request: Request, registry: Registry) -> Response:
     except UnknownGroupError:
         return _page(404, f"The group {group} is no longer served here.")
     try:
-        await upstream.sign_in.finish(flow, code)
+        with span("sign-in", group=group, user=user):
+            await upstream.sign_in.finish(flow, code)
     # Each is a sign-in that did not finish, said to the person; none is a bug of ours.
     except (OAuthFlowError, OAuthTokenError, httpx2.HTTPError, UnresolvedError) as exc:
         cause = registry.redactor.scrub(str(exc) or type(exc).__name__)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from groups.errors import ConfigError
+from groups.serving.metrics import metrics
 
 if TYPE_CHECKING:
     from groups.access import User
@@ -113,7 +114,10 @@ class AuditLog:
         **names: Any,
     ) -> None:
         """One line for `event` (`started`: its `time.monotonic()` start, for its
-        duration); `names`: group, tool, uri, prompt, session… (no values, ever)."""
+        duration); `names`: group, tool, uri, prompt, session… (no values, ever). Counted
+        in the metrics too, whether or not the audit log is on."""
+        seconds = time.monotonic() - started if started is not None else None
+        metrics.observe(event, outcome, names, seconds)
         if self._listener is None:
             return
         line: dict[str, Any] = {
@@ -124,8 +128,8 @@ class AuditLog:
             **{name: value for name, value in names.items() if value is not None},
             "outcome": outcome,
         }
-        if started is not None:
-            line["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+        if seconds is not None:
+            line["duration_ms"] = round(seconds * 1000, 1)
         _logger.info(json.dumps(line, ensure_ascii=False))
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from starlette.middleware import Middleware
 
-from groups.internals import http_session_manager, limit_http_sessions
+from groups.internals import held_session_count, http_session_manager, limit_http_sessions
 from groups.serving.request_bodies import RequestBodies
 from groups.serving.session_limits import SessionLimits
 from groups.serving.shared_sessions import SharedSessions
@@ -55,6 +55,11 @@ class HttpFront:
         """Serve `app`'s MCP endpoint."""
         self._manager = http_session_manager(app)
         self.sessions.attach(app)
+
+    def open_sessions(self) -> int:
+        """The legacy sessions this process holds now (0 while it serves none)."""
+        manager = self._manager() if self._manager is not None else None
+        return held_session_count(manager) if manager is not None else 0
 
     @asynccontextmanager
     async def serving(self, store: Store, settings: HttpSettings) -> AsyncIterator[None]:

@@ -57,6 +57,7 @@ from redis.exceptions import RedisError
 
 from groups.errors import StoreSettingError, StoreUnavailableError
 from groups.secrets import shown_url
+from groups.serving.metrics import metrics
 from groups.storage.home import USERS_AREA, user_prefix
 from groups.storage.seal import Seal
 from groups.storage.store import OnValue, Scope
@@ -302,6 +303,7 @@ class SharedStore:
         try:
             return await operation()
         except (RedisError, OSError) as exc:
+            metrics.store_failed()
             # redis-py's messages name the host and port, never the password.
             cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailableError(self.shown, cause) from exc

@@ -32,6 +32,7 @@ import mcp_types
 from groups.config import ServerConfig, StdioServer
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor, shown_args, shown_url
+from groups.serving.tracing import span
 from groups.upstream.callers import CallbackRoute
 from groups.upstream.failures import AuthorizationRequired, Failure, classify
 from groups.upstream.sessions import Session
@@ -199,7 +200,10 @@ class Connector:
             # The time limit starts once it is this upstream's turn to start.
             async with self._start_slots:
                 logger.info("connecting group %s: %s", self.group, describe(config))
-                with anyio.fail_after(CONNECT_TIMEOUT):
+                with (
+                    span("upstream start", group=self.group, user=user),
+                    anyio.fail_after(CONNECT_TIMEOUT),
+                ):
                     held = await HeldClient.open(client)
         except Exception as exc:
             if any(auth.needs_sign_in for auth in auths):

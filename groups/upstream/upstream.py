@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 
-from groups.config import ServerConfig
+from groups.config import ServerConfig, StdioServer
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor
 from groups.upstream.background import Background
@@ -264,6 +264,10 @@ class Upstream:
             await self._tools.require(session, name, user)
             timeout = self.config.timeout.tools.total_seconds()
             return await send_tool_call(session, name, arguments, caller, limit=timeout)
+
+    def processes(self) -> int:
+        """The upstream processes this group runs now: a stdio group's sessions."""
+        return len(self._sessions) if isinstance(self.config, StdioServer) else 0
 
     def check_callable(self, name: str, user: User | None = None) -> None:
         """Raises:
