@@ -170,6 +170,8 @@ async def test_a_users_sign_in_from_a_terminal_reaches_the_gateway_through_redis
 
 def test_auth_user_logout_forgets_only_that_users_tokens(write_config, oauth_url, home):
     config = config_for(write_config, oauth_url)
+    written = json.loads(config.read_text())
+    config.write_text(json.dumps({**written, "settings": {"audit_log": "audit.jsonl"}}))
     for who in (("--user", "alice"), ("--user", "bob"), ()):
         assert auth_command(home, config, "guarded", *who).returncode == 0
 
@@ -185,6 +187,12 @@ def test_auth_user_logout_forgets_only_that_users_tokens(write_config, oauth_url
     )
     assert not token_file("alice").exists()
     assert token_file("bob").exists() and token_file(None).exists()
+    audited = [
+        json.loads(line) for line in (config.parent / "audit.jsonl").read_text().splitlines()
+    ]
+    assert [(line["event"], line["user"], line["group"], line["outcome"]) for line in audited] == [
+        ("logout", "alice", "guarded", "ok")
+    ]
     assert listed["--user", "alice"].strip().endswith("not signed in")
     assert "signed in, access token valid until" in listed["--user", "bob"]
     assert "signed in, access token valid until" in listed[()]

@@ -92,10 +92,31 @@ def auth(
     whose = f" for user {user}" if user is not None else ""
     if logout:
         tokens = oauth_tokens(group, redactor, user=user)
-        gone = f"removed {tokens.where}" if anyio.run(tokens.remove) else "it held no token"
+        removed = anyio.run(tokens.remove)
+        _audit_logout(loaded.settings.audit_log, path, group, user, removed)
+        gone = f"removed {tokens.where}" if removed else "it held no token"
         print(f"Signed out of {group}{whose}: {gone}.")
         return
     anyio.run(_sign_in, group, server, path, redactor, user)
+
+
+def _audit_logout(
+    where: str | None, config_path: Path, group: str, user: str | None, removed: bool
+) -> None:
+    """A `logout` line in the gateway's audit log, when its settings keep one: an
+    operator's sign-out is a change of state like any other."""
+    from groups.access import User
+    from groups.serving.audit import audit, audit_target
+
+    target = audit_target(where, config_path)
+    if target is None:
+        return
+    audit.open(target, replica="terminal")
+    try:
+        named = User(user) if user is not None else None
+        audit.record("logout", user=named, outcome="ok" if removed else "unknown", group=group)
+    finally:
+        audit.close()
 
 
 def _remote_group(

@@ -13,7 +13,8 @@ Off unless `settings.audit_log` names a file (appended to) or `-` (stderr). A li
 
 Events (`EVENTS`): `expansion`, `tool_call`, `search`, `resource_read`, `prompt_get`,
 `session_opened`, `session_closed`, `session_refused`, `sign_in_started`,
-`sign_in_finished`; outcomes: `ok`, `error`, `denied` (a group the user may not use),
+`sign_in_finished`, `logout` (`dynamic-mcp auth GROUP --logout`: `unknown` when there
+was no token; its replica is "terminal"); outcomes: `ok`, `error`, `denied` (a group the user may not use),
 `unknown` (no such group), `limited` (a limit refused it), `refused` (the sign-in's
 person could not show they are its user). `user` is null for the implicit user.
 
@@ -55,6 +56,7 @@ EVENTS = frozenset(
         "session_refused",
         "sign_in_started",
         "sign_in_finished",
+        "logout",
     }
 )
 OUTCOMES = frozenset({"ok", "error", "denied", "unknown", "limited", "refused"})
