@@ -2,6 +2,7 @@
 
     uv run python -m bench.gateway --users 10 --calls 20 --replicas 1,2
     uv run python -m bench.gateway --users 50 --clients legacy --output /tmp/gateway.json
+    uv run python -m bench.gateway --users 100 --replicas 2 --clients modern --operations off,on
 
 For each replica count and each client kind, a fresh cluster (bench/cluster.py: a real
 redis-server as the store, the replicas with a users file, HAProxy in round-robin) in
@@ -18,6 +19,12 @@ user with a bearer token of their own:
    balancer. Calls per second over the whole burst, p50 and p95 of a call, Redis commands
    (INFO commandstats before and after) per call, and CPU per call of the replicas and of
    this process (the clients), which tell where two cores went.
+
+`--operations off,on` measures what running it costs: "off" is the gateway with
+`settings.http.metrics` false and no audit log or limits; "on" writes an audit log, counts
+for /metrics, and holds every call to a rate limit and a concurrency cap per user in
+Redis (set far above what the burst reaches: counted, never refused). Each row also
+times, in this process, what audit + metrics add to one call (`audit_metrics_us`).
 
 "modern" is a 2026-07-28 client (no session: every request stands alone); "legacy" a
 client with the initialize handshake and an `Mcp-Session-Id` that any replica takes up.
@@ -55,6 +62,11 @@ GROUP = "syn00"  # the one synthetic group of synthetic_servers(1)
 PRIMER = "bench-primer"  # the user that starts every replica's upstream, outside the figures
 SETTLE = 1.0  # seconds of quiet before idle memory is read: streams and buffers settle
 WARM_UP_ROUNDS = 2  # calls per replica per user before idle: each user reaches every replica
+# The settings of each `--operations` choice: limits far above what a burst reaches.
+OPERATIONS = {
+    "off": {"http": {"metrics": False}},
+    "on": {"audit_log": "audit.jsonl", "rate_limit": "1000000/minute", "max_concurrent_calls": 64},
+}
 
 
 @app.default
@@ -65,6 +77,7 @@ def gateway(
     rounds: int = 3,
     replicas: str = "1,2",
     clients: str = "modern,legacy",
+    operations: str = "off",
     output: Path | None = None,
 ) -> None:
     """Measure the gateway with `users` users making `calls` calls each; print a table.
@@ -81,6 +94,8 @@ def gateway(
         Comma-separated replica counts; each gets fresh clusters.
     clients
         Comma-separated client kinds: modern (2026-07-28), legacy (Mcp-Session-Id).
+    operations
+        Comma-separated: off (no audit, metrics or limits), on (all three).
     output
         Also write every figure there as JSON.
     """
@@ -92,21 +107,27 @@ def gateway(
     rows = []
     for count in [int(n) for n in replicas.split(",")]:
         for kind in clients.split(","):
-            sys.stderr.write(f"{count} replica(s), {kind} clients: {users} x {calls}\n")
-            figures = run_cluster(count, kind, users, calls, rounds)
-            sys.stderr.write(f"  {json.dumps(figures)}\n")
-            rows.append(figures)
+            for ops in operations.split(","):
+                said = f"{count} replica(s), {kind} clients, operations {ops}"
+                sys.stderr.write(f"{said}: {users} x {calls}\n")
+                figures = run_cluster(count, kind, ops, users, calls, rounds)
+                sys.stderr.write(f"  {json.dumps(figures)}\n")
+                rows.append(figures)
     if output is not None:
         output.write_text(json.dumps({"load": load, "rows": rows}, indent=2))
     print(table(rows, users, calls, load))
 
 
-def run_cluster(count: int, kind: str, users: int, calls: int, rounds: int) -> dict[str, Any]:
-    """One fresh cluster of `count` replicas, measured with `users` clients of `kind`."""
+def run_cluster(
+    count: int, kind: str, ops: str, users: int, calls: int, rounds: int
+) -> dict[str, Any]:
+    """One fresh cluster of `count` replicas, measured with `users` clients of `kind`,
+    audit, metrics and limits `ops` ("on" or "off")."""
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as scratch:
         folder = Path(scratch)
         config = folder / "dynamic-mcp.json"
-        config.write_text(json.dumps({"mcpServers": synthetic_servers(1)}))
+        settings = OPERATIONS[ops]
+        config.write_text(json.dumps({"mcpServers": synthetic_servers(1), "settings": settings}))
         tokens = {f"user{n:03d}": secrets.token_urlsafe(24) for n in range(users)}
         primer = secrets.token_urlsafe(24)
         users_file = folder / "users.json"
@@ -118,7 +139,36 @@ def run_cluster(count: int, kind: str, users: int, calls: int, rounds: int) -> d
             timed = (calls, rounds)
             figures = anyio.run(measure, cluster, primer, list(tokens.values()), kind, timed)
             _say("stopping the cluster")
-    return {"replicas": count, "clients": kind, **figures}
+    cost = audit_metrics_cost() if ops == "on" else 0.0
+    return {
+        "replicas": count,
+        "clients": kind,
+        "operations": ops,
+        **figures,
+        "audit_metrics_us": cost,
+    }
+
+
+def audit_metrics_cost(events: int = 20_000) -> float:
+    """Microseconds that audit + metrics add to one call, timed here on the replicas' code:
+    a tool call's audit line written to a file and its counters and histogram moved."""
+    from groups.access import User
+    from groups.serving.audit import audit
+    from groups.serving.metrics import metrics
+
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as scratch:
+        metrics.start(is_group=lambda name: name == GROUP, open_sessions=lambda: 0, processes=dict)
+        audit.open(str(Path(scratch) / "audit.jsonl"), replica="bench")
+        user, started = User("user000"), time.monotonic()
+        began = time.process_time()
+        for _ in range(events):
+            audit.record(
+                "tool_call", user=user, outcome="ok", started=started, group=GROUP, tool="echo"
+            )
+        spent = time.process_time() - began
+        audit.close()  # the writing thread's lines are flushed, its CPU counted above
+        metrics.stop()
+    return spent / events * 1e6
 
 
 def _sha256(token: str) -> str:
@@ -312,12 +362,14 @@ def table(rows: list[dict[str, Any]], users: int, calls: int, load: str) -> str:
 
 def _calls_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| replicas | client | calls/s | p50 | p95 | Redis commands per warm call | wrong |",
-        "|---|---|---|---|---|---|---|",
+        "| replicas | client | operations | calls/s | p50 | p95 | Redis commands per warm call "
+        "| wrong |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['replicas']} | {row['clients']} | {row['calls_per_s']:.0f} "
+            f"| {row['replicas']} | {row['clients']} | {row['operations']} "
+            f"| {row['calls_per_s']:.0f} "
             f"| {row['p50_ms']:.1f} ms | {row['p95_ms']:.1f} ms "
             f"| {row['redis_commands_per_call']:.2f} | {row['wrong']}/{row['calls']} |"
         )
@@ -326,13 +378,16 @@ def _calls_table(rows: list[dict[str, Any]]) -> str:
 
 def _cpu_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| replicas | client | CPU per call: replicas | their upstreams | the clients "
-        "| machine busy during the calls |",
-        "|---|---|---|---|---|---|",
+        "| replicas | client | operations | CPU per call: replicas | of it, audit + metrics "
+        "| their upstreams | the clients | machine busy during the calls |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        share = row["audit_metrics_us"] / 1000 / row["replicas_cpu_ms_per_call"]
         lines.append(
-            f"| {row['replicas']} | {row['clients']} | {row['replicas_cpu_ms_per_call']:.2f} ms "
+            f"| {row['replicas']} | {row['clients']} | {row['operations']} "
+            f"| {row['replicas_cpu_ms_per_call']:.2f} ms "
+            f"| {row['audit_metrics_us']:.0f} µs ({share:.1%}) "
             f"| {row['upstreams_cpu_ms_per_call']:.2f} ms "
             f"| {row['clients_cpu_ms_per_call']:.2f} ms | {row['machine_busy']:.0%} |"
         )
@@ -341,13 +396,14 @@ def _cpu_table(rows: list[dict[str, Any]]) -> str:
 
 def _memory_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| replicas | client | connect + warm-up per user | RSS per idle user: replicas "
-        "| with the upstreams it holds |",
-        "|---|---|---|---|---|",
+        "| replicas | client | operations | connect + warm-up per user "
+        "| RSS per idle user: replicas | with the upstreams it holds |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['replicas']} | {row['clients']} | {row['connect_s_per_user']:.2f} s "
+            f"| {row['replicas']} | {row['clients']} | {row['operations']} "
+            f"| {row['connect_s_per_user']:.2f} s "
             f"| {row['rss_per_idle_user_kb']:.0f} KB "
             f"| {row['rss_with_upstreams_per_idle_user_mb']:.1f} MB "
             f"({row['upstreams_per_idle_user']:.1f} processes) |"

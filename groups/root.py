@@ -136,7 +136,7 @@ class RootServer(FastMCP):
         registry.configure(config, config_path=path)
         configure_tracing()
         self._open_audit(config.settings.audit_log, path)
-        if self.http_front is not None:  # counted for /metrics: only HTTP serves it
+        if self.http_front is not None and config.settings.http.metrics:  # only HTTP serves it
             metrics.start(
                 is_group=lambda name: registry.config_of(name) is not None,
                 open_sessions=self.http_front.open_sessions,

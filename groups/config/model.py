@@ -354,6 +354,8 @@ class HttpSettings(_Strict):
     # long one lives unused.
     max_sessions: Annotated[int, Field(gt=0)] = 10_000
     session_idle_timeout: Duration = timedelta(minutes=30)
+    # Count calls, sessions, limits… and serve them at /metrics (`groups.serving.metrics`).
+    metrics: bool = True
 
     @property
     def renew_every(self) -> float:

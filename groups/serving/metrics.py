@@ -26,7 +26,8 @@ Guarantees:
   group's name ("" for a name that is none), a tool label one of at most `TOOLS_PER_GROUP`
   names per group (the rest are counted as "other": names come from the model);
 - counting costs a dictionary lookup and an addition, on the event loop, nothing else;
-  off (not even imported) until `start`, which only HTTP serving calls;
+  off (not even imported) until `start`, which only HTTP serving calls, unless
+  `settings.http.metrics` is false;
 - `/metrics` answers a peer on loopback that came through no proxy (no
   `X-Forwarded-For`/`Forwarded`), else only with `Authorization: Bearer` and the token of
   `$DYNAMIC_MCP_METRICS_TOKEN` (compared in constant time; no token set: 403, saying so).
@@ -211,7 +212,8 @@ def add_metrics_route(server: FastMCP) -> None:
             status, reason = refused
             return JSONResponse({"error": reason}, status_code=status)
         if metrics.registry is None:
-            return JSONResponse({"error": "not serving yet"}, status_code=503)
+            said = "no metrics: settings.http.metrics is false, or the server is starting"
+            return JSONResponse({"error": said}, status_code=404)
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 

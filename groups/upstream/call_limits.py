@@ -97,7 +97,8 @@ class CallLimits:
         self, who: str, shown: str | None, group: str, rates: list[tuple[str, str, str]]
     ) -> None:
         """Count one call against each of `rates` ((rate, key, where it is set)), or none
-        of them when one is spent: every rate is tested before any is counted."""
+        of them when one is spent: with several, every rate is tested before any is
+        counted (one alone is one round trip: a spent rate's hit counts nothing)."""
         if not rates:
             return
         from limits.errors import StorageError
@@ -105,7 +106,7 @@ class CallLimits:
         limiter = self._rate_limiter()
         try:
             items = [(item, key, where) for rate, key, where in rates for item in rate_items(rate)]
-            for item, key, where in items:
+            for item, key, where in items if len(items) > 1 else ():
                 if not await limiter.test(item, who, group, key):
                     raise await _refusal(limiter, item, (who, group, key), shown, where)
             for item, key, where in items:
