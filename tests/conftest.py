@@ -282,11 +282,14 @@ def serving_http(
         process.wait(15)
 
 
-def serve_echo(transport: str, port: int | None = None) -> Iterator[str]:
-    """Run the echo upstream over `transport` on a loopback port; yield its URL."""
+def serve_echo(
+    transport: str, port: int | None = None, script: Path = ECHO_SERVER
+) -> Iterator[str]:
+    """Run the echo upstream (or another of `script`'s) over `transport` on a loopback
+    port; yield its URL."""
     port = port or free_port()
     process = subprocess.Popen(
-        python_command(ECHO_SERVER, transport, "127.0.0.1", str(port)),
+        python_command(script, transport, "127.0.0.1", str(port)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

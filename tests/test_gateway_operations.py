@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,12 +21,10 @@ import mcp_types
 import pytest
 from conftest import (
     UPSTREAMS,
-    free_port,
-    python_command,
+    serve_echo,
     serving_http,
     stdio_entry,
     until,
-    wait_for_port,
 )
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
@@ -318,18 +315,7 @@ def otlp() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture
 def traced_upstream() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        python_command(UPSTREAMS / "traced.py", "http", "127.0.0.1", str(port)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(10)
+    yield from serve_echo("http", script=UPSTREAMS / "traced.py")
 
 
 async def test_spans_go_under_the_clients_trace_and_the_http_upstream_joins_it(

@@ -12,7 +12,6 @@ import lean  # first: the garbage collector is off while FastMCP is imported
 # isort: split
 import base64
 import os
-import sys
 from typing import Annotated
 
 from fastmcp import Context, FastMCP
@@ -105,9 +104,4 @@ def summarize(topic: str) -> str:
 
 
 if __name__ == "__main__":
-    lean.serving()
-    if len(sys.argv) == 1:
-        mcp.run(show_banner=False, log_level="ERROR")
-    else:
-        transport, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-        mcp.run(transport=transport, host=host, port=port, show_banner=False, log_level="ERROR")
+    lean.run(mcp)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import lean  # first: the garbage collector is off while FastMCP is imported
 
 # isort: split
-import sys
 
 from fastmcp import Context, FastMCP
 
@@ -24,9 +23,4 @@ def traceparent(ctx: Context) -> str:
 
 
 if __name__ == "__main__":
-    lean.serving()
-    if len(sys.argv) == 1:
-        mcp.run(show_banner=False, log_level="ERROR")
-    else:
-        transport, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-        mcp.run(transport=transport, host=host, port=port, show_banner=False, log_level="ERROR")
+    lean.run(mcp)
