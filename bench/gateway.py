@@ -43,6 +43,7 @@ import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
+from collections import Counter
 from typing import Any
 
 import anyio
@@ -50,6 +51,7 @@ import psutil
 from cyclopts import App
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
+from mcp.shared.exceptions import MCPError
 
 from bench.cluster import Cluster, missing_parts, redis_commands
 from bench.measure import synthetic_servers
@@ -244,12 +246,17 @@ async def timed_calls(cluster: Cluster, clients: list[Client], calls: int) -> di
     """Every client at once, `calls` sequential calls each; what the burst cost."""
     latencies: list[float] = []
     wrong = 0
+    refused: Counter[str] = Counter()  # what the gateway answered instead, by message
 
     async def user(client: Client, index: int) -> None:
         nonlocal wrong
         for call in range(calls):
             started = time.perf_counter()
-            right = await _echo(client, f"u{index}c{call}")
+            try:
+                right = await _echo(client, f"u{index}c{call}")
+            except MCPError as exc:  # an HTTP error from the gateway: counted, not fatal
+                refused[str(exc)] += 1
+                right = False
             latencies.append(time.perf_counter() - started)
             wrong += not right
 
@@ -269,6 +276,7 @@ async def timed_calls(cluster: Cluster, clients: list[Client], calls: int) -> di
     return {
         "calls": total,
         "wrong": wrong,
+        "refused": dict(refused),
         "calls_per_s": total / elapsed,
         "p50_ms": quantiles[49] * 1000,
         "p95_ms": quantiles[94] * 1000,
@@ -291,7 +299,7 @@ def median_of(bursts: list[dict[str, Any]]) -> dict[str, Any]:
         values = [burst[key] for burst in bursts]
         if key in ("calls", "wrong"):
             figures[key] = sum(values)
-        elif key == "redis_commands":
+        elif key in ("redis_commands", "refused"):
             names = {name for counts in values for name in counts}
             figures[key] = {name: sum(counts.get(name, 0) for counts in values) for name in names}
         else:
