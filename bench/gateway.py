@@ -41,9 +41,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
-from collections import Counter
 from typing import Any
 
 import anyio
