@@ -131,11 +131,18 @@ def installer_pip(scratch: Path) -> list[str]:
 
 
 def run(uv: Path, arguments: list[str]) -> None:
-    """Hand the process over to uv, so its exit status and signals are the command's own."""
+    """Hand the process over to uv, so its exit status and signals are the command's own.
+
+    A uv installed here has its folder put first on PATH, for what runs under it: the
+    bundled config starts its servers with `uvx`, which sits beside `uv`.
+    """
     os.chdir(REPO)
+    env = dict(os.environ)
+    if shutil.which("uv") != str(uv):
+        env["PATH"] = os.pathsep.join(filter(None, [str(uv.parent), env.get("PATH")]))
     if os.name == "nt":  # no exec that keeps the console's Ctrl-C handling on Windows
-        sys.exit(subprocess.run([str(uv), *arguments]).returncode)
-    os.execv(str(uv), [str(uv), *arguments])
+        sys.exit(subprocess.run([str(uv), *arguments], env=env).returncode)
+    os.execve(str(uv), [str(uv), *arguments], env)
 
 
 def main(argv: list[str]) -> None:
