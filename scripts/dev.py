@@ -92,13 +92,17 @@ def runs(program: str) -> bool:
 
 def install_uv() -> Path:
     """Install uv under `.tools/uv` without touching the running Python's environment."""
+    has_pip = importlib.util.find_spec("pip") is not None
+    if not has_pip and importlib.util.find_spec("ensurepip") is None:
+        sys.stderr.write(NO_INSTALLER.format(python=sys.executable))
+        sys.exit(2)
     TOOLS.mkdir(exist_ok=True)
     # pip writes into a staging folder renamed into place once complete, so an interrupted
     # install leaves no `.tools/uv` that looks finished.
     with tempfile.TemporaryDirectory(dir=TOOLS, prefix="uv-staging-") as temp:
         staging = Path(temp) / "uv"
-        pip = installer_pip(Path(temp))
-        say(f"uv is not on PATH: installing it into {UV_HOME.relative_to(REPO)} (pip --target)")
+        pip = [sys.executable, "-m", "pip"] if has_pip else borrowed_pip(Path(temp))
+        say(f"no uv on PATH: installing it into {UV_HOME.relative_to(REPO)} (pip --target)")
         # pip's warning about running as root is about installs into the system; this is not one.
         env = {**os.environ, "PIP_ROOT_USER_ACTION": "ignore"}
         command = [*pip, "install", "--quiet", "--disable-pip-version-check"]
@@ -116,13 +120,8 @@ def install_uv() -> Path:
     return uv
 
 
-def installer_pip(scratch: Path) -> list[str]:
-    """A pip command that can install into a folder: this Python's, or a throwaway venv's."""
-    if importlib.util.find_spec("pip") is not None:
-        return [sys.executable, "-m", "pip"]
-    if importlib.util.find_spec("ensurepip") is None:
-        sys.stderr.write(NO_INSTALLER.format(python=sys.executable))
-        sys.exit(2)
+def borrowed_pip(scratch: Path) -> list[str]:
+    """The pip of a throwaway venv, for a Python that has ensurepip but no pip of its own."""
     say(f"{sys.executable} has no pip: borrowing one from a temporary venv")
     venv = scratch / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
