@@ -13,6 +13,7 @@ filled; pip fetches the uv wheel through its configured index, as a user's would
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,6 @@ def managed_python(root: Path, *, pip: bool, ensurepip: bool) -> Path:
     """A Python installation under `root` that pip treats as externally managed."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     stdlib = Path(sysconfig.get_path("stdlib"))  # the base installation's, even from a venv
-    base_site = Path(sysconfig.get_path("purelib", vars={"base": sys.base_prefix}))
     lib = root / "lib" / version
     lib.mkdir(parents=True)
     left_out = {"site-packages", "EXTERNALLY-MANAGED"} | (set() if ensurepip else {"ensurepip"})
@@ -43,19 +43,43 @@ def managed_python(root: Path, *, pip: bool, ensurepip: bool) -> Path:
         if entry.name not in left_out:
             (lib / entry.name).symlink_to(entry)
     (lib / "EXTERNALLY-MANAGED").write_text(MARKER)
-    site = lib / "site-packages"
-    site.mkdir()
-    if pip:
-        pip_entries = [e for e in base_site.iterdir() if e.name.split("-")[0] == "pip"]
-        if not any(e.name == "pip" for e in pip_entries):
-            pytest.skip(f"the base Python has no pip in {base_site} to lend")
-        for entry in pip_entries:
-            (site / entry.name).symlink_to(entry)
     (root / "bin").mkdir()
     python = root / "bin" / "python3"
     # A copy, not a link: Python finds its prefix from where its binary really is.
     shutil.copy2(sys._base_executable, python)
+    site = site_packages_folder(python)
+    site.mkdir(parents=True)
+    if pip:
+        pip_folder = base_pip()
+        for entry in pip_folder.parent.iterdir():
+            if entry == pip_folder or re.fullmatch(r"pip-[\d.]+\.dist-info", entry.name):
+                (site / entry.name).symlink_to(entry)
     return python
+
+
+def site_packages_folder(python: Path) -> Path:
+    """Where `python` looks for installed packages: lib/pythonX.Y/site-packages, or what
+    Debian's site module makes of the prefix (lib/python3/dist-packages)."""
+    asked = subprocess.run(
+        [str(python), "-I", "-c", "import site; print(site.getsitepackages()[-1])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(asked.stdout.strip())
+
+
+def base_pip() -> Path:
+    """The pip package of the Python the test venv was made from, to lend the made one."""
+    found = subprocess.run(
+        [sys._base_executable, "-I", "-c", "import os, pip; print(os.path.dirname(pip.__file__))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        pytest.skip(f"{sys._base_executable} has no pip to lend")
+    return Path(found.stdout.strip())
 
 
 def without_uv(python: Path) -> dict[str, str]:
@@ -73,8 +97,7 @@ def without_uv(python: Path) -> dict[str, str]:
 
 def site_packages(python: Path) -> list[str]:
     """What is installed into `python`'s own environment."""
-    (site,) = python.parent.parent.glob("lib/python3*/site-packages")
-    return sorted(entry.name for entry in site.iterdir())
+    return sorted(entry.name for entry in site_packages_folder(python).iterdir())
 
 
 def checkout_copy(destination: Path) -> Path:
