@@ -4,6 +4,7 @@
     dynamic-mcp --transport http --port 8931     # serve streamable HTTP on 127.0.0.1
     fastmcp run server.py                        # $DYNAMIC_MCP_CONFIG or ./dynamic-mcp.json
     dynamic-mcp check | tools G | call G T       # from a terminal (groups.commands)
+    dynamic-mcp admin users | revoke USER        # a team gateway's users, across replicas
 
 The client sees two tools (three with `settings.search`). `get_dynamic_tools(group)`
 connects the group's upstream on first use and returns its tools as compact JSON;
@@ -126,6 +127,11 @@ for command, name, summary in (
         "groups.commands.rekey:rekey",
         "rekey",
         "Write every encrypted value of the shared store again with the newest store key.",
+    ),
+    (
+        "groups.commands.admin:admin",
+        "admin",
+        "List a team gateway's users, sessions, sign-ins and replicas, or revoke a user.",
     ),
 ):
     app.command(command, name=name, help=summary)

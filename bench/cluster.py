@@ -5,6 +5,7 @@ them, so there is one launcher, here, importing nothing from the tests.
 
     with Cluster(directory, config, users_file, replicas=2) as cluster:
         cluster.url                  # HAProxy on 127.0.0.1, round-robin, no stickiness
+        cluster.env                  # the replicas' store settings, for `dynamic-mcp admin`
         cluster.replicas[0].kill()   # SIGKILL, by PID
         cluster.redis.client()       # redis-py, to look at what the replicas wrote
 
@@ -130,7 +131,7 @@ class Replica:
         self.port = free_port()
         self.log = directory / f"{name}.log"
         self._command = [*command, "--port", str(self.port)]
-        self._env = {**env, "DYNAMIC_MCP_HOME": str(directory / f"{name}-home")}
+        self.env = {**env, "DYNAMIC_MCP_HOME": str(directory / f"{name}-home")}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -146,7 +147,7 @@ class Replica:
             self.process = subprocess.Popen(
                 self._command,
                 cwd=REPO,
-                env=self._env,
+                env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -238,9 +239,13 @@ class Cluster:
         users_file: Path,
         *,
         replicas: int = 2,
+        public: bool = False,
         extra_env: dict[str, str] | None = None,
     ) -> None:
-        """`extra_env`: more environment for the replicas."""
+        """`public`: the balancer's URL is the gateway's public URL (users' sign-ins end
+        on its /oauth/callback, through any replica); `extra_env`: more environment for
+        the replicas."""
+        self.directory = directory
         self.redis = RedisProcess()
         env = {
             key: value
@@ -249,12 +254,16 @@ class Cluster:
         }
         env |= {"DYNAMIC_MCP_STORE": self.redis.url, "DYNAMIC_MCP_STORE_KEY": STORE_KEY}
         env |= extra_env or {}
+        self.env = env
         command = [sys.executable, "-m", "server", str(config), "--transport", "http"]
         command += ["--users", str(users_file), "--log-level", "info"]
         self.replicas = [
             Replica(f"replica-{n}", directory, command, env) for n in range(1, replicas + 1)
         ]
         self.balancer = HAProxy(directory, self.replicas)
+        if public:
+            for replica in self.replicas:
+                replica.env["DYNAMIC_MCP_PUBLIC_URL"] = self.balancer.url.removesuffix("/mcp")
 
     @property
     def url(self) -> str:

@@ -14,6 +14,7 @@
     ├── StoreSettingError           the shared store is asked for without a key, or not Redis
     ├── StoreUnavailableError       the shared store (Redis) did not answer in time
     ├── AuthCommandError            `dynamic-mcp auth` was asked for what it cannot do
+    ├── AdminCommandError           `dynamic-mcp admin` has no shared store to read
     ├── CommandArgumentError        a terminal command's argument is malformed (`call --args`)
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
     ├── CallLimitedError            a user's rate limit or concurrency cap refuses a call now
@@ -32,6 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
+    "AdminCommandError",
     "AuthCommandError",
     "BadArgumentsError",
     "CallLimitedError",
@@ -249,6 +251,10 @@ class StoreUnavailableError(DynamicMcpError):
 
 class AuthCommandError(DynamicMcpError):
     """`dynamic-mcp auth` was asked for a group it cannot sign in, or the sign-in failed."""
+
+
+class AdminCommandError(DynamicMcpError):
+    """`dynamic-mcp admin` was asked what only a gateway's shared store can tell."""
 
 
 class CommandArgumentError(DynamicMcpError):

@@ -15,6 +15,7 @@
     manager = http_session_manager(app)                 # the SDK's sessions of an HTTP app
     limit_http_sessions(manager(), max_sessions=n, …)   # our settings, once it runs
     held_session(manager(), session_id)                 # this replica's transport, or None
+    held_session_owners(manager())                      # every session held, and its owner
     await adopt_session(manager(), session_id, owner, serve)  # a session opened elsewhere
     await forget_session(manager(), session_id)         # ended on another replica
     await deliver(transport, message)                   # a client's answer, from elsewhere
@@ -61,6 +62,7 @@ __all__ = [
     "guard_http_with",
     "held_session",
     "held_session_count",
+    "held_session_owners",
     "http_session_manager",
     "limit_http_sessions",
     "pipe_write_protocol",
@@ -302,6 +304,18 @@ def held_session(
 ) -> StreamableHTTPServerTransport | None:
     """The transport of `session_id` if this process holds the session."""
     return manager._server_instances.get(session_id)
+
+
+def held_session_owners(
+    manager: StreamableHTTPSessionManager,
+) -> dict[str, AuthorizationContext | None]:
+    """Every session this process holds, with the credential that owns it (None: opened
+    without auth): which are a user's, to end them when the user goes. The SDK keeps
+    both maps private; the owner is what it compares each request's credential with."""
+    return {
+        session_id: manager._session_owners.get(session_id)
+        for session_id in list(manager._server_instances)
+    }
 
 
 async def adopt_session(

@@ -5,6 +5,7 @@
     registry.configure(config, config_path=path)
     text = await registry.expand("time", caller)       # compact JSON of the group's tools
     registry.group_names(user)                         # the groups a gateway user may use
+    await registry.end_user("alice", "…")              # her processes and sessions end
     result = await registry.call_tool("time", "get_current_time", {"timezone": "UTC"}, caller)
     changes = registry.reconfigure(new_config)         # only what changed changes
     await registry.aclose()                            # every upstream process is gone
@@ -19,7 +20,8 @@ that changes something, is announced through `on_change` (tools/list_changed, an
 resources/prompts when a mounted group went or switched them, or its upstream said they
 changed), which must not block, with `group=` for news of one group (its users alone may
 hear it); a client's own upstream sessions end when it leaves
-(`release`). On a reload, a group whose launch identity (`groups.config.identity`) is unchanged
+(`release`), and a user's own when their access ends (`end_user`). On a reload, a
+group whose launch identity (`groups.config.identity`) is unchanged
 keeps its upstream and sessions and takes its new description, filters, timeouts, idle
 time and feature switches in place; a changed or removed one is unmounted at once and
 closed once its requests in flight are done. A group a named user may not use
@@ -54,6 +56,7 @@ from groups.secrets import Redactor
 from groups.upstream import STARTS_AT_ONCE, Caller, State, Upstream
 from groups.upstream.call_limits import CallLimits
 from groups.upstream.children import end_children_after
+from groups.upstream.sessions import UpstreamUse
 
 if TYPE_CHECKING:
     from mcp.server.connection import Connection
@@ -231,6 +234,23 @@ class Registry:
     def processes(self) -> dict[str, int]:
         """Each group's upstream processes running now (`/metrics`)."""
         return {name: upstream.processes() for name, upstream in self._upstreams.items()}
+
+    async def end_user(self, user: str, because: str) -> int:
+        """End every upstream session that serves `user` alone, in every group, and their
+        sign-ins (`Upstream.end_user`); how many sessions ended."""
+        ended = [0]
+
+        async def end(upstream: Upstream) -> None:
+            ended[0] += await upstream.end_user(user, because)
+
+        async with anyio.create_task_group() as ending:
+            for upstream in self._upstreams.values():
+                ending.start_soon(end, upstream)
+        return ended[0]
+
+    def uses(self) -> list[UpstreamUse]:
+        """Every live upstream session of every group, and whose it is."""
+        return [use for upstream in self._upstreams.values() for use in upstream.uses()]
 
     async def release(self, connection: Connection) -> None:
         """A client left: close the upstream sessions that served it alone."""

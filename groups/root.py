@@ -10,8 +10,9 @@ Guarantees:
 - building it reads no file and starts nothing: the lifespan loads the config when the
   server starts, and a group's upstream starts on the group's first use;
 - the lifespan owns the registry: when it ends, every upstream is closed (`Registry.aclose`),
-  and while it runs, edits of the config and of its `.env` are applied (`groups.reload`)
-  unless `watch` is off;
+  and while it runs, edits of the config and of its `.env` are applied (`groups.reload`),
+  and over HTTP those of the users file (`groups.serving.administration`), unless `watch`
+  is off;
 - however it is started (`dynamic-mcp`, `fastmcp run server.py`, `fastmcp dev inspector`),
   the same rules hold: over stdio our own pipes (`groups.serving.stdio_pipes`); over HTTP
   auth off loopback (a token, or named users) and the Host/Origin guard
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from groups.serving.http_front import HttpFront
+    from groups.storage.store import Store
 
 __all__ = ["RootServer", "for_fastmcp_run"]
 
@@ -148,8 +150,9 @@ class RootServer(FastMCP):
         watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
         front = self.http_front
         fronting = front.serving(store, config.settings.http) if front else nullcontext()
+        administered = self._administered(store, reloader)
         try:
-            async with fronting:
+            async with fronting, administered:
                 yield {"registry": registry, "reloader": reloader}
         finally:
             if reloader is not None and watching is not None:
@@ -162,6 +165,17 @@ class RootServer(FastMCP):
             audit.close()
             metrics.stop()
             shutdown_tracing()
+
+    def _administered(self, store: Store, reloader: ConfigReloader | None) -> Any:
+        """Over HTTP, what lets an operator change users and end sessions while serving
+        (`groups.serving.administration`): the users file watched (unless `watch` is
+        off), and with a shared store, messages between replicas and heartbeats."""
+        if self.http_front is None:
+            return nullcontext()
+        from groups.serving.administration import Administration  # HTTP only
+
+        administration = Administration(self.registry, self.notifier, self.http_front, self.auth)
+        return administration.running(store, watch=self._watch, reloader=reloader)
 
     def _open_audit(self, where: str | None, config_path: Path | None) -> None:
         """Write the audit log where the settings say, naming this replica in each line.

@@ -58,6 +58,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 ONE_WORKER_FILES = frozenset(
     {
         "tests/test_replicas.py",
+        "tests/test_admin.py",
         "tests/test_gateway.py",
         "tests/test_gateway_trust.py",
         "tests/test_gateway_operations.py",

@@ -297,6 +297,26 @@ async def test_a_session_taken_up_is_held_served_answered_and_forgotten_by_the_s
     assert forgotten is None, UPDATE
 
 
+async def test_held_session_owners_names_each_held_session_with_the_credential_owning_it():
+    server = FastMCP("probe")
+    app = server.http_app(transport="http")
+    owner = {"client_id": "alice", "issuer": None, "subject": "alice"}
+
+    async def serve(read_stream, write_stream, lifespan_state) -> None:
+        await anyio.sleep_forever()
+
+    async with app.router.lifespan_context(app):
+        manager = internals.http_session_manager(app)()
+        await internals.adopt_session(manager, "alices", owner, serve)  # type: ignore[arg-type]
+        await internals.adopt_session(manager, "nobodys", None, serve)
+        held = internals.held_session_owners(manager)
+        await internals.forget_session(manager, "alices")
+        after = internals.held_session_owners(manager)
+
+    assert held == {"alices": owner, "nobodys": None}, UPDATE
+    assert after == {"nobodys": None}, UPDATE
+
+
 async def test_limit_http_sessions_sets_the_limits_the_sdk_manager_applies():
     app = FastMCP("probe").http_app(transport="http")
     params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c"}}

@@ -31,7 +31,9 @@ Guarantees:
   another's name by choosing a parameter;
 - while a user's flow waits, their requests are given its link, from any replica;
 - the verifier is known to the `Redactor` before it is stored (in Redis, the flow's area
-  is encrypted like tokens: `groups.storage.shared.SECRET_AREAS`).
+  is encrypted like tokens: `groups.storage.shared.SECRET_AREAS`);
+- a user whose access ended has their waiting flows dropped (`drop_waiting`): their links
+  then finish nothing, and their next request starts a sign-in anew.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
     from groups.secrets import Redactor
     from groups.storage.store import Scope
 
-__all__ = ["FLOW_AREA", "HandedOver", "Handover", "finish", "take_flow"]
+__all__ = ["FLOW_AREA", "HandedOver", "Handover", "drop_waiting", "finish", "take_flow"]
 
 FLOW_AREA = "oauth-pending"  # the store's area of flows waiting for a browser, by state
 FLOW_LIFETIME = 300.0  # as long as a loopback sign-in waits (`CALLBACK_TIMEOUT`)
@@ -215,6 +217,19 @@ async def finish(oauth: GroupOAuth, flow: Mapping[str, Any], code: str) -> None:
         await take_code_response(oauth, response)  # stores the tokens
     await StepUp(oauth.tokens, oauth.mcp_url).forget()  # whatever scope it asked is granted
     await oauth.tokens.delete(_waiting_key(oauth.mcp_url), collection=_WAITING)
+
+
+async def drop_waiting(tokens: Scope) -> int:
+    """Drop every sign-in of `tokens`' user that waits for a browser: its flow (its link
+    then finishes nothing) and the record that gives the link again; how many flows."""
+    dropped = 0
+    for key in await tokens.keys(_WAITING):
+        waiting = await tokens.get(key, collection=_WAITING)
+        state = waiting.get("state") if waiting is not None else None
+        if isinstance(state, str) and await _flow_scope(state).remove():
+            dropped += 1
+        await tokens.delete(key, collection=_WAITING)
+    return dropped
 
 
 def _flow_scope(state: str) -> Scope:

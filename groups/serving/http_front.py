@@ -8,9 +8,10 @@
 
 A request reaches the endpoint through: FastMCP's authentication (who is asking); the
 body, read once within its limit (`groups.serving.request_bodies`: nothing before
-identity); each user's limits on sessions (`groups.serving.session_limits`); the
-legacy sessions every replica can serve (`groups.serving.shared_sessions`); the SDK's
-session manager, its own limits set from the same settings.
+identity); a note of when its user was last seen (`seen`, for `dynamic-mcp admin`); each
+user's limits on sessions (`groups.serving.session_limits`); the legacy sessions every
+replica can serve (`groups.serving.shared_sessions`); the SDK's session manager, its own
+limits set from the same settings.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from groups.access import user_of_scope
 from groups.internals import held_session_count, http_session_manager, limit_http_sessions
+from groups.serving.heartbeat import SeenUsers
 from groups.serving.request_bodies import RequestBodies
 from groups.serving.session_limits import SessionLimits
 from groups.serving.shared_sessions import SharedSessions
@@ -42,7 +46,8 @@ class HttpFront:
     def __init__(self, path: str, *, needs_identity: bool) -> None:
         self.sessions = SharedSessions(path)
         self.limits = SessionLimits(then=self.sessions.handle)
-        self.bodies = RequestBodies(path, needs_identity=needs_identity, then=self.limits.handle)
+        self.seen = SeenUsers()
+        self.bodies = RequestBodies(path, needs_identity=needs_identity, then=self._seeing)
         self._manager: Callable[[], StreamableHTTPSessionManager | None] | None = None
 
     def __repr__(self) -> str:
@@ -50,6 +55,12 @@ class HttpFront:
 
     def middleware(self) -> Middleware:
         return self.bodies.middleware()
+
+    async def _seeing(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        user = user_of_scope(scope)
+        if user is not None:
+            self.seen.saw(user.name)
+        await self.limits.handle(app, scope, receive, send)
 
     def attach(self, app: Starlette) -> None:
         """Serve `app`'s MCP endpoint."""

@@ -16,7 +16,8 @@ Guarantees:
 - news of one group (`hears`: its access) reaches only the clients, and the listen
   streams, of users who may use it: a group hidden from a user never makes a sound
   for them, not even "something changed";
-- `on_leave` runs once for each client that goes, for what was kept for it elsewhere.
+- `on_leave` runs once for each client that goes, for what was kept for it elsewhere;
+- a user whose access ended (`end_listening`) has their listen streams closed.
 """
 
 from __future__ import annotations
@@ -108,6 +109,13 @@ class Notifier:
         if handler is None:
             handler = self._listening[key] = ListenHandler(self.bus.heard_by(user))
         return await handler(ctx, params)
+
+    def end_listening(self, user: str) -> bool:
+        """Close `user`'s listen streams (2026-07-28 clients); whether they had any."""
+        handler = self._listening.pop(user, None)
+        if handler is not None:
+            handler.close()
+        return handler is not None
 
     async def aclose(self) -> None:
         """Stop sending: the server is going away."""

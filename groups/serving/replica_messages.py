@@ -7,10 +7,13 @@
         await messages.forward(session_id, owner, answers, is_home)  # to the asking replica
         await messages.cancel_everywhere(session_id, owner, notices)  # to the replica running it
         await messages.end(session_id)            # record gone, every replica told
+    await tell_user_ended(store, UserEnded("alice", "revoked", sender="admin"))  # every replica
 
 Records are values in the store (`RECORDS`, expiring unless written again, after as long
 as their session can live); messages are Redis pub/sub: `ENDED` and `CANCELLED` to every
-replica, and the channel of one replica for the answers to its own questions.
+replica, and the channel of one replica for the answers to its own questions; and
+`USERS_ENDED`, to every replica, for a user whose sessions must end everywhere (removed
+from the users file, or revoked by `dynamic-mcp admin revoke`), heard by `on_user_ended`.
 
 Guarantees: a record is one value, written whole or not at all; an answer the asking
 replica did not hear is sent again for a few seconds (it may be listening anew after
@@ -36,8 +39,9 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 import anyio
 from mcp_types import jsonrpc_message_adapter
@@ -53,8 +57,15 @@ __all__ = [
     "CANCELLED",
     "ENDED",
     "RECORDS",
+    "USERS_ENDED",
     "ReplicaMessages",
     "SessionRecord",
+    "UserEnded",
+    "open_record",
+    "open_sealed",
+    "owner_user",
+    "publish_sealed",
+    "tell_user_ended",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,6 +74,8 @@ RECORDS = "http-sessions/legacy/records"  # the store's collection of session re
 ENDED = "http-sessions/ended"  # channel: a session a client ended, for every replica
 ANSWERS = "http-sessions/answers/"  # + a replica: the channel of answers to its questions
 CANCELLED = "http-sessions/cancelled"  # channel: a client cancelled one of its requests
+USERS_ENDED = "gateway/users-ended"  # channel: a user's sessions end on every replica
+ENDING_REASONS = frozenset({"removed", "token_changed", "revoked"})
 LISTEN_POLL = 1.0  # seconds a listener waits for a message before it looks again
 LISTEN_AGAIN_AFTER = 1.0  # seconds between tries to listen while Redis is away
 PUBLISH_TRIES = 3  # an answer no replica heard is sent again, LISTEN_AGAIN_AFTER apart
@@ -80,6 +93,83 @@ class SessionRecord:
     home: str  # the replica that opened it: its requests to the client carry plain ids
 
 
+def open_record(store: SharedStore, session_id: str, value: dict[str, Any]) -> SessionRecord | None:
+    """The record a replica wrote for `session_id`, if its seal opens (else None, and a
+    warning)."""
+    sealed = value.get("sealed")
+    opened = store.seal.opened(RECORDS, session_id, sealed) if sealed else None
+    if opened is None:
+        logger.warning(
+            "session %s…: its record in the store was not written by a replica with "
+            "this store key (forged, or the key changed): taken for no session",
+            session_id[:8],
+        )
+        return None
+    try:
+        return SessionRecord(**json.loads(opened))
+    except TypeError:
+        logger.debug("session %s…: its record is not one this version writes", session_id[:8])
+        return None
+
+
+def owner_user(owner: Any) -> str | None:
+    """The gateway user a session's owner (the SDK's, or a record's) is: the subject of
+    the credential that opened it, which our verifiers make the user's name
+    (`groups.serving.users`); None: the implicit user."""
+    subject = owner.get("subject") if isinstance(owner, dict) else None
+    return subject if isinstance(subject, str) and subject else None
+
+
+@dataclass(frozen=True)
+class UserEnded:
+    """A user whose sessions, processes and sign-ins end on every replica that hears it."""
+
+    user: str
+    reason: str  # one of `ENDING_REASONS`
+    sender: str  # the replica that noticed (its id), or "admin" for the command
+    id: str = field(default_factory=lambda: uuid4().hex)  # heartbeats acknowledge it
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> UserEnded | None:
+        user, reason = payload.get("user"), payload.get("reason")
+        sender, message_id = payload.get("from"), payload.get("id")
+        if not isinstance(user, str) or not user or reason not in ENDING_REASONS:
+            return None
+        if not isinstance(sender, str) or not isinstance(message_id, str):
+            return None
+        return cls(user, reason, sender, message_id)
+
+
+async def tell_user_ended(store: SharedStore, ended: UserEnded) -> int:
+    """Tell every replica listening that `ended.user`'s sessions end; how many heard."""
+    payload = {"user": ended.user, "reason": ended.reason, "from": ended.sender, "id": ended.id}
+    return await publish_sealed(store, USERS_ENDED, payload)
+
+
+async def publish_sealed(store: SharedStore, channel: str, payload: dict[str, Any]) -> int:
+    """Send `payload`, sealed and dated, to the replicas listening on `channel`; how many
+    heard it."""
+    text = json.dumps({**payload, "at": time.time()})
+    return await store.publish(channel, store.seal.sealed(channel, "", text))
+
+
+def open_sealed(store: SharedStore, channel: str, data: str) -> dict[str, Any] | None:
+    """What a replica sealed on `channel` a moment ago, else None (and a warning)."""
+    text = store.seal.opened(channel, "", data)
+    try:
+        payload = json.loads(text) if text is not None else None
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        logger.warning("dropped a message on %s no replica with this key sent", channel)
+        return None
+    at = payload.get("at")
+    if not isinstance(at, int | float) or abs(time.time() - at) > MESSAGE_FRESH:
+        logger.warning("dropped a message on %s sent long ago: replayed", channel)
+        return None
+    return payload
+
+
 class ReplicaMessages:
     """Session records and messages between the replicas of one gateway."""
 
@@ -90,6 +180,7 @@ class ReplicaMessages:
         holds: Callable[[str], Any],
         forget: Callable[[str], Awaitable[None]],
         record_ttl: float,
+        on_user_ended: Callable[[UserEnded], Awaitable[None]] | None = None,
     ) -> None:
         """Args:
         store: the gateway's shared store.
@@ -97,10 +188,12 @@ class ReplicaMessages:
         holds: the transport of a session this replica holds, else None.
         forget: let go of a session another replica ended.
         record_ttl: seconds a record lives unwritten: as long as its session can.
+        on_user_ended: end a user's sessions here, another replica or the command said so.
         """
         self._store, self.replica = store, replica
         self._holds, self._forget = holds, forget
         self._record_ttl = record_ttl
+        self._on_user_ended = on_user_ended
         self._tasks: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
@@ -125,22 +218,7 @@ class ReplicaMessages:
 
     async def find(self, session_id: str) -> SessionRecord | None:
         value = await self._store.get(session_id, collection=RECORDS)
-        if value is None:
-            return None
-        sealed = value.get("sealed")
-        opened = self._store.seal.opened(RECORDS, session_id, sealed) if sealed else None
-        if opened is None:
-            logger.warning(
-                "session %s…: its record in the store was not written by a replica with "
-                "this store key (forged, or the key changed): taken for no session",
-                session_id[:8],
-            )
-            return None
-        try:
-            return SessionRecord(**json.loads(opened))
-        except TypeError:
-            logger.debug("session %s…: its record is not one this version writes", session_id[:8])
-            return None
+        return open_record(self._store, session_id, value) if value is not None else None
 
     async def end(self, session_id: str) -> None:
         """Delete the record and tell every replica to let the session go."""
@@ -207,23 +285,7 @@ class ReplicaMessages:
             await self._publish(CANCELLED, payload)
 
     async def _publish(self, channel: str, payload: dict[str, Any]) -> int:
-        """Send `payload`, sealed and dated, to the replicas listening on `channel`; how
-        many heard it."""
-        text = json.dumps({**payload, "at": time.time()})
-        return await self._store.publish(channel, self._store.seal.sealed(channel, "", text))
-
-    def _opened(self, channel: str, data: str) -> dict[str, Any] | None:
-        """What a replica sealed on `channel` a moment ago, else None (and a warning)."""
-        text = self._store.seal.opened(channel, "", data)
-        payload = json.loads(text) if text is not None else None
-        if not isinstance(payload, dict):
-            logger.warning("dropped a message on %s no replica with this key sent", channel)
-            return None
-        at = payload.get("at")
-        if not isinstance(at, int | float) or abs(time.time() - at) > MESSAGE_FRESH:
-            logger.warning("dropped a message on %s sent long ago: replayed", channel)
-            return None
-        return payload
+        return await publish_sealed(self._store, channel, payload)
 
     async def _refresh(self, session_id: str) -> None:
         try:
@@ -237,7 +299,7 @@ class ReplicaMessages:
         stopped = False
         while True:
             try:
-                channels = (ENDED, CANCELLED, ANSWERS + self.replica)
+                channels = (ENDED, CANCELLED, USERS_ENDED, ANSWERS + self.replica)
                 async with self._store.listening(*channels) as listener:
                     if stopped:
                         logger.warning("hearing the other replicas again through the store")
@@ -257,8 +319,15 @@ class ReplicaMessages:
             await anyio.sleep(LISTEN_AGAIN_AFTER)
 
     async def _heard(self, channel: str, data: str) -> None:
-        payload = self._opened(channel, data)
+        payload = open_sealed(self._store, channel, data)
         if payload is None:
+            return
+        if channel == USERS_ENDED:
+            ended = UserEnded.of(payload)
+            if ended is None:
+                logger.debug("dropped a message that no replica sends on %s", channel)
+            elif ended.sender != self.replica and self._on_user_ended is not None:
+                await self._on_user_ended(ended)  # the sender ended them there itself
             return
         try:
             if channel == ENDED:

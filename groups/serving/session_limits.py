@@ -20,6 +20,8 @@ Guarantees:
   back when its client ends it (DELETE); one the SDK's idle timeout ends frees it then;
 - the implicit user (stdio, loopback, one shared token) and 2026-07-28 requests, which
   open no session, are left to the SDK's own limit (`max_sessions`);
+- a user whose sessions all ended at once (removed, revoked: `forget`) has every place
+  given back, on every replica when the store is shared;
 - the store down: an open is `503` naming the store, as for the session's record.
 """
 
@@ -51,7 +53,7 @@ from groups.storage.shared import SharedStore
 if TYPE_CHECKING:
     from groups.storage.store import Store
 
-__all__ = ["RATE_WINDOW", "Refusal", "SessionLimits"]
+__all__ = ["RATE_WINDOW", "Refusal", "SessionLimits", "forget_places"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class _Places(Protocol):
     async def rename(self, user: str, place: str, session_id: str) -> None: ...
     async def renew(self, user: str, session_id: str, *, lifetime: float) -> None: ...
     async def give_back(self, user: str, place: str) -> None: ...
+    async def forget(self, user: str) -> None: ...
 
 
 class SessionLimits:
@@ -190,6 +193,13 @@ class SessionLimits:
         audit.record("session_refused", user=user, outcome="limited", limit=refusal.limit)
         return json_error(429, said, code=TOO_MANY, headers={"Retry-After": str(wait)})
 
+    async def forget(self, user: str) -> None:
+        """Give back every place `user` holds: their sessions all ended."""
+        try:
+            await self._places.forget(user)
+        except StoreUnavailableError as exc:
+            logger.info("the session places of user %r stay taken until they expire: %s", user, exc)
+
     async def _renew_when_due(self, user: User, session_id: str) -> None:
         now = time.monotonic()
         if isinstance(self._places, _SharedPlaces):
@@ -253,6 +263,9 @@ class _LocalPlaces:
     async def give_back(self, user: str, place: str) -> None:
         self._users.get(user, _UserPlaces()).held.pop(place, None)
 
+    async def forget(self, user: str) -> None:
+        self._users.get(user, _UserPlaces()).held.clear()  # the opens still count: a rate
+
 
 # ---- places: in the shared store, for every replica -----------------------------------------
 
@@ -300,6 +313,7 @@ return 0
 """
 
 _GIVE_BACK = "return redis.call('ZREM', KEYS[1], ARGV[1])"  # KEYS: places; ARGV: the place
+_FORGET = "return redis.call('DEL', KEYS[1])"  # KEYS: places
 
 
 class _SharedPlaces:
@@ -327,6 +341,14 @@ class _SharedPlaces:
 
     async def give_back(self, user: str, place: str) -> None:
         await self._store.run_script(_GIVE_BACK, _keys(user)[:1], [place])
+
+    async def forget(self, user: str) -> None:
+        await forget_places(self._store, user)
+
+
+async def forget_places(store: SharedStore, user: str) -> None:
+    """Give back every session place `user` holds in `store` (their opens still count)."""
+    await store.run_script(_FORGET, _keys(user)[:1], [])
 
 
 def _keys(user: str) -> list[str]:

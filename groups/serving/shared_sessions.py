@@ -29,14 +29,19 @@ Guarantees, with a shared store (Redis):
 - the store down or slow: opening or taking up a session fails with 503 and a JSON-RPC
   error naming the store, nothing is held half-made, the replica keeps serving what it
   holds; listening to other replicas resumes by itself;
-- 2026-07-28 requests, and every request with the local store, pass straight on.
+- 2026-07-28 requests, and every request with the local store, pass straight on;
+- a user whose access ends (`end_user`) loses every session this replica holds for them
+  at once (a request with one of their ids is answered as for an unknown session), and
+  their records go from the store, so no replica takes one up again; with a shared
+  store, what another replica or `dynamic-mcp admin` says of a user (`USERS_ENDED`)
+  reaches `on_user_ended`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -58,9 +63,16 @@ from groups.internals import (
     adopt_session,
     forget_session,
     held_session,
+    held_session_owners,
     http_session_manager,
 )
-from groups.serving.replica_messages import ReplicaMessages, SessionRecord
+from groups.serving.replica_messages import (
+    RECORDS,
+    ReplicaMessages,
+    SessionRecord,
+    UserEnded,
+    owner_user,
+)
 from groups.serving.request_bodies import (
     answers_in,
     cancellations_in,
@@ -100,6 +112,9 @@ class SharedSessions:
         self._refreshed: dict[str, float] = {}  # session id -> when its record was written
         self._adopted: set[str] = set()  # sessions held here that another replica opened
         self._record_ttl, self._refresh_every = DEFAULT_RECORD_TTL, RECORD_REFRESH
+        self._store: Store | None = None  # set while serving
+        # What other replicas, or the admin command, say of a user (set by the server).
+        self.on_user_ended: Callable[[UserEnded], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         state = "shared" if self._messages else "local"
@@ -117,6 +132,7 @@ class SharedSessions:
     @asynccontextmanager
     async def serving(self, store: Store) -> AsyncIterator[None]:
         """Share sessions through `store` while this runs (nothing to do for local files)."""
+        self._store = store
         if self._manager is None or isinstance(store, LocalStore):
             yield
             return
@@ -126,13 +142,49 @@ class SharedSessions:
             running = manager()
             return held_session(running, session_id) if running is not None else None
 
-        messages = ReplicaMessages(store, self.replica, holds, self._forget, self._record_ttl)  # type: ignore[arg-type]
+        messages = ReplicaMessages(
+            store,  # type: ignore[arg-type]
+            self.replica,
+            holds,
+            self._forget,
+            self._record_ttl,
+            on_user_ended=self._user_ended,
+        )
         async with messages.listening():
             self._messages = messages
             try:
                 yield
             finally:
                 self._messages = None
+
+    def held(self) -> dict[str, str | None]:
+        """Every session this replica holds, and the user who owns it (None: the implicit)."""
+        manager = self._manager() if self._manager is not None else None
+        if manager is None:
+            return {}
+        return {
+            session_id: owner_user(owner)
+            for session_id, owner in held_session_owners(manager).items()
+        }
+
+    async def end_user(self, user: str) -> list[str]:
+        """End every session this replica holds for `user`, and their records; their ids."""
+        manager = self._manager() if self._manager is not None else None
+        theirs = [session_id for session_id, owner in self.held().items() if owner == user]
+        for session_id in theirs:
+            self._refreshed.pop(session_id, None)
+            if manager is not None:
+                await forget_session(manager, session_id)
+        if theirs and self._messages is not None and self._store is not None:
+            try:  # a record refreshed meanwhile must not outlive its session
+                await self._store.delete_many(theirs, collection=RECORDS)
+            except StoreUnavailableError as exc:
+                logger.warning("user %r's session records stay until they expire: %s", user, exc)
+        return theirs
+
+    async def _user_ended(self, ended: UserEnded) -> None:
+        if self.on_user_ended is not None:
+            await self.on_user_ended(ended)
 
     async def handle(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one HTTP request with identity (`RequestBodies` read its body), taking up

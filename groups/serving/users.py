@@ -1,6 +1,7 @@
 """A gateway's named users: per-user tokens from a users file, or the organisation's JWTs.
 
     auth = UsersFile.read(Path("users.json"))       # {"alice": "tok…", "bob": "sha256:…"}
+    change = auth.take(read_digests(auth.path))     # the file saved again: who came, who went
     auth = JwtSettings(jwks_url=url, issuer=iss, audience="dynamic-mcp").verifier()
     server = build_server(path, auth=auth)          # FastMCP's server auth: 401 otherwise
 
@@ -10,7 +11,10 @@ user (`groups.access.UserToken`), and the user's `access` decides what they see.
 Guarantees:
 - the users file is read only when private to its owner (`read_private`); otherwise, or
   when it is not a JSON object of user name to non-empty token (as given, or
-  `sha256:<64 hex digits>`), or two users share a token, serving refuses to start;
+  `sha256:<64 hex digits>`), or two users share a token, serving refuses to start; read
+  again while serving (`groups.serving.users_reload`), the users it names replace the
+  last good ones at once (`take`), and a file refused for any of these reasons changes
+  nothing;
 - a presented token is compared with every user's by SHA-256 digest in constant time;
   neither it nor a stored token is ever logged, kept in the access token, or shown;
 - a JWT is verified by FastMCP's `JWTVerifier` (signature against the JWKS URL or the
@@ -52,7 +56,9 @@ from groups.storage.private_files import NotPrivateError, read_private
 __all__ = [
     "JwtSettings",
     "OrganisationTokens",
+    "UsersChange",
     "UsersFile",
+    "read_digests",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,16 +70,38 @@ HIDDEN = "***"
 DEFAULT_LEEWAY = "60s"  # how far the identity provider's clock may be ahead of ours
 
 
+@dataclass(frozen=True)
+class UsersChange:
+    """Who a new reading of the users file added, removed, or gave another token."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    token_changed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.token_changed)
+
+    def __str__(self) -> str:
+        signs = (("+", self.added), ("-", self.removed), ("~", self.token_changed))
+        return ", ".join(f"{sign} {user}" for sign, users in signs for user in users)
+
+
 class UsersFile(TokenVerifier):
     """Accepts each user's own token and names that user."""
 
-    def __init__(self, digests: dict[str, bytes]) -> None:
-        """`digests`: user name -> SHA-256 digest of the user's token."""
+    def __init__(self, digests: dict[str, bytes], path: Path | None = None) -> None:
+        """`digests`: user name -> SHA-256 digest of the user's token; `path`: the file
+        they were read from, watched while serving."""
         super().__init__()
         self._digests = digests
+        self.path = path
 
     def __repr__(self) -> str:
         return f"UsersFile({sorted(self._digests)})"
+
+    @property
+    def users(self) -> frozenset[str]:
+        return frozenset(self._digests)
 
     @classmethod
     def read(cls, path: Path) -> UsersFile:
@@ -83,18 +111,18 @@ class UsersFile(TokenVerifier):
             UnsafeServingError: the file is readable by others, unreadable, or not a JSON
                 object of user name to token, or two users have one token.
         """
-        try:
-            data = json.loads(read_private(path))
-        except NotPrivateError as exc:
-            raise UnsafeServingError(
-                f"the users file {path} is readable by others (mode {exc.mode:04o}): "
-                f"run chmod 600 {path}"
-            ) from None
-        except OSError as exc:
-            raise UnsafeServingError(f"cannot read the users file {path}: {exc.strerror}") from None
-        except ValueError as exc:  # not JSON, or not UTF-8; the message quotes no token
-            raise UnsafeServingError(f"the users file {path} is not JSON: {exc}") from None
-        return cls(_digests(path, data))
+        return cls(read_digests(path), path)
+
+    def take(self, digests: dict[str, bytes]) -> UsersChange:
+        """Accept `digests`' users from now on, and no others; what changed."""
+        old, self._digests = self._digests, digests  # one assignment: no request sees half
+        return UsersChange(
+            added=tuple(sorted(set(digests) - set(old))),
+            removed=tuple(sorted(set(old) - set(digests))),
+            token_changed=tuple(
+                sorted(user for user in set(old) & set(digests) if old[user] != digests[user])
+            ),
+        )
 
     async def verify_token(self, token: str) -> AccessToken | None:
         presented = hashlib.sha256(token.encode()).digest()
@@ -105,6 +133,28 @@ class UsersFile(TokenVerifier):
         if found is None:
             return None
         return UserToken(token=HIDDEN, client_id=found, subject=found, scopes=[], user=found)
+
+
+def read_digests(path: Path) -> dict[str, bytes]:
+    """Each user's token digest, from the users file at `path`.
+
+    Raises:
+        UnsafeServingError: the file is readable by others, unreadable, or not a JSON
+            object of user name to token, or two users have one token; the message names
+            the file and the users concerned, never a token.
+    """
+    try:
+        data = json.loads(read_private(path))
+    except NotPrivateError as exc:
+        raise UnsafeServingError(
+            f"the users file {path} is readable by others (mode {exc.mode:04o}): "
+            f"run chmod 600 {path}"
+        ) from None
+    except OSError as exc:
+        raise UnsafeServingError(f"cannot read the users file {path}: {exc.strerror}") from None
+    except ValueError as exc:  # not JSON, or not UTF-8; the message quotes no token
+        raise UnsafeServingError(f"the users file {path} is not JSON: {exc}") from None
+    return _digests(path, data)
 
 
 def _digests(path: Path, data: Any) -> dict[str, bytes]:

@@ -2,6 +2,7 @@
 
     group_file(oauth_token_dir(), "github", ".json")   # ~/.dynamic-mcp/oauth-servers/github.json
     user_prefix("alice@example.com")                   # users/alice@example.com: a user's part
+    user_of_segment("auth0%7C123")                     # auth0|123: the name a segment stands for
 
 Guarantees: `$DYNAMIC_MCP_HOME`, when set, replaces `~/.dynamic-mcp` (and HOME is read
 when asked, not at import); a file named after a group stays directly inside its folder,
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 __all__ = [
     "HOME_ENV_VAR",
@@ -21,6 +22,7 @@ __all__ = [
     "dynamic_mcp_home",
     "group_file",
     "oauth_token_dir",
+    "user_of_segment",
     "user_prefix",
 ]
 
@@ -67,3 +69,8 @@ def user_prefix(user: str) -> str:
     if segment in (".", ".."):  # a folder's own names, never a user's
         segment = segment.replace(".", "%2E")
     return f"{USERS_AREA}/{segment}"
+
+
+def user_of_segment(segment: str) -> str:
+    """The user's name that `user_prefix` made the segment `segment` of."""
+    return unquote(segment)

@@ -227,6 +227,21 @@ class SharedStore:
         found = await self._answer(scan)
         return found[:limit]
 
+    async def collections(self, prefix: str) -> dict[str, list[str]]:
+        """Every collection whose name starts with `prefix` (`users/alice/oauth-servers/`,
+        `oauth-pending/`), and its keys: what an operator's command looks through."""
+        start = f"{NAMESPACE}__"
+
+        async def scan() -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            async for name in self._redis.scan_iter(match=_match(start + prefix)):
+                collection, _, key = name.removeprefix(start).partition("::")
+                if key:
+                    found.setdefault(collection, []).append(key)
+            return found
+
+        return await self._answer(scan)
+
     async def rekey(self) -> int:
         """Write every encrypted value again with the newest key, each scope under its lock
         (a token refreshed meanwhile is not overwritten with its older self); how many.

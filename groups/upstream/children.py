@@ -13,6 +13,9 @@ MCP SDK starts each upstream as a group leader, so an `npx` wrapper's node goes 
 then SIGKILL to whatever still remains.
 
 Guarantees: only this process's own children, by PID, are signalled, and only at shutdown.
+
+`child_holding(pipe)` finds which child a pipe end went to (`groups.upstream.stderr`), so
+an operator sees each upstream's PID (`dynamic-mcp admin replicas`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from pathlib import Path
 
 import anyio
 import psutil
 
-__all__ = ["end_children_after"]
+__all__ = ["child_holding", "end_children_after"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +58,23 @@ def _signal_group(child: psutil.Process, sig: signal.Signals) -> None:
             child.send_signal(sig)
     except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
         pass  # gone already
+
+
+def child_holding(fd: int) -> int | None:
+    """The PID of this process's child whose stderr is the pipe `fd` is an end of; None
+    if none is, or where `/proc` cannot say (not Linux).
+
+    The SDK spawns a stdio upstream and keeps its process object private; the pipe its
+    stderr goes to is ours (`UpstreamStderr`), and `/proc/<pid>/fd/2` names it.
+    """
+    try:
+        pipe = f"pipe:[{os.fstat(fd).st_ino}]"
+        for child in psutil.Process().children():
+            try:
+                if os.readlink(Path("/proc") / str(child.pid) / "fd" / "2") == pipe:
+                    return child.pid
+            except OSError:
+                continue  # gone already, or not ours to look at
+    except (OSError, psutil.Error):
+        pass
+    return None

@@ -166,7 +166,7 @@ class Connector:
         from fastmcp import Client
 
         from groups.auth.oauth import GroupOAuth
-        from groups.upstream.transport import HttpErrorLog, build_transport
+        from groups.upstream.transport import HttpErrorLog, LoggedStdioTransport, build_transport
 
         remote = not isinstance(config, StdioServer)
         http_errors = HttpErrorLog(config.url) if remote else None
@@ -188,8 +188,11 @@ class Connector:
 
         oauth = session_oauth if remote else None
         variables = self._variables()  # read again at each attempt
+        transport = build_transport(
+            self.group, config, variables, self._redactor, http_errors, oauth
+        )
         client = Client(
-            build_transport(self.group, config, variables, self._redactor, http_errors, oauth),
+            transport,
             name=f"dynamic-mcp:{self.group}",
             init_timeout=CONNECT_TIMEOUT,
             mode="legacy",  # forwards sampling, elicitation, roots: only the handshake era has them
@@ -210,7 +213,10 @@ class Connector:
                 raise AuthorizationRequired(self.group) from exc
             raise self._unavailable(exc, config, http_errors, attempt) from exc
         auth = auths[-1] if auths else None
-        made.append(Session(self.group, held, route, user=user, auth=auth, http_errors=http_errors))
+        pid = transport.pid if isinstance(transport, LoggedStdioTransport) else None
+        made.append(
+            Session(self.group, held, route, user=user, auth=auth, http_errors=http_errors, pid=pid)
+        )
         return made[0]
 
     def _unavailable(

@@ -29,7 +29,10 @@ Guarantees:
   while a live one has any, the sessions are not idle (`can_rest` is False);
 - each session knows its own use (`Session.idle_for`: every request on it, bounded, and
   each time a request is handed it), so one user's session (`"sessions": "per-user"`)
-  can be stopped for that user's non-use alone (`take_idle`), others' untouched.
+  can be stopped for that user's non-use alone (`take_idle`), others' untouched;
+- the sessions of one user (their own process, their remote sessions, their clients')
+  can be ended together, the shared one untouched (`take_user`: a user removed or
+  revoked, `groups.serving.revocation`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ __all__ = [
     "Session",
     "SessionKey",
     "Sessions",
+    "UpstreamUse",
     "close_all",
     "ends_with_client",
 ]
@@ -88,6 +92,7 @@ class Session:
     subscribers: Subscribers = field(init=False)  # the clients subscribed to its resources
     busy: int = 0  # requests on it now
     last_used: float = field(default_factory=time.monotonic)
+    pid: int | None = None  # a stdio upstream's process, where it can be told
 
     def __post_init__(self) -> None:
         self.subscribers = Subscribers(self.group)
@@ -163,6 +168,17 @@ class Session:
     async def close(self) -> None:
         """End the session and its process, bounded, even while being cancelled."""
         await self.held.close()
+
+
+@dataclass(frozen=True)
+class UpstreamUse:
+    """One live upstream session as an operator sees it (`dynamic-mcp admin replicas`)."""
+
+    group: str
+    user: str | None  # the one user it serves; None: every user's (a shared process)
+    kind: str  # the transport: "stdio", "http" or "sse"
+    pid: int | None  # a stdio upstream's process, where it can be told
+    idle_for: float | None  # seconds since its last request; None while in use
 
 
 class RefusedMidSession(Exception):
@@ -254,6 +270,24 @@ class Sessions:
             if isinstance(key, UserKey) and (session.idle_for or 0) >= timeout
         ]
         return [self._by_key.pop(key) for key in idle]
+
+    def take_user(self, user: str, because: str) -> list[Session]:
+        """The sessions that serve `user` alone (their own process, their tokens, their
+        client's), removed from the table to be closed (the caller holds `lock`); a request
+        cut short on one says `because`. The one every user shares (key None) stays."""
+        theirs = [
+            key
+            for key, session in self._by_key.items()
+            if key is not None and (key == UserKey(user) or session.user == user)
+        ]
+        taken = [self._by_key.pop(key) for key in theirs]
+        for session in taken:
+            session.closed_because = because
+        return taken
+
+    def items(self) -> list[tuple[SessionKey, Session]]:
+        """Each session with the key it serves, as they are now."""
+        return list(self._by_key.items())
 
     def take_all(self) -> list[Session]:
         """Every session, removed from the table to be closed (the caller holds `lock`)."""

@@ -21,7 +21,9 @@ Guarantees:
   sign-in ends in their own tokens;
 - from a terminal command, which ends before a browser sign-in could finish, none is
   started: the error says to run `dynamic-mcp auth` (`browser=False`);
-- closing the group stops the sign-in, so its callback port is free for the group's successor.
+- closing the group stops the sign-in, so its callback port is free for the group's successor;
+  a user whose access ended (`forget_user`) has their sign-in stopped and their OAuth
+  clients dropped, so no token held in memory signs another request of theirs.
 """
 
 from __future__ import annotations
@@ -167,6 +169,18 @@ class GroupSignIn:
             handover=self._handover(user, tokens),
         )
         await finish(oauth, flow, code)
+
+    def forget_user(self, user: str) -> bool:
+        """Stop `user`'s sign-in and drop their OAuth clients (the next one reads the store
+        anew: tokens deleted there are gone); whether a sign-in was waiting for them."""
+        sign_in = self._sign_ins.pop(user, None)
+        for key in [key for key in self._oauth if key[0] == user]:
+            del self._oauth[key]
+        if sign_in is None:
+            return False
+        waiting = sign_in.pending
+        sign_in.cancel()
+        return waiting
 
     def cancel(self) -> None:
         """Stop waiting for the people: the group is closed or changed."""

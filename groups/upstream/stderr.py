@@ -1,7 +1,9 @@
 """A stdio upstream's stderr, read line by line into our log, through the redaction.
 
     async with UpstreamStderr("github") as errlog:   # the write end of a pipe, for the child
-        ...spawn the upstream with stderr=errlog, serve the session...
+        ...spawn the upstream with stderr=errlog...
+        pid = stderr.release()                       # the child's PID, once it holds the pipe
+        ...serve the session...
     # the pipe is closed: every line written before the child ended was logged
 
 Guarantees:
@@ -26,6 +28,8 @@ from types import TracebackType
 from typing import TextIO
 
 import anyio
+
+from groups.upstream.children import child_holding
 
 __all__ = ["DRAIN_TIMEOUT", "MAX_LINE", "UpstreamStderr"]
 
@@ -63,13 +67,17 @@ class UpstreamStderr:
             raise
         return self._errlog
 
-    def release(self) -> None:
+    def release(self) -> int | None:
         """Close our copy of the write end (the child keeps its own): call once it is spawned.
 
         The pipe then ends as soon as the upstream does, so a crash is logged to the last line.
+        Returns the PID of the child holding the pipe, when it can be told.
         """
-        if self._errlog is not None:
-            self._errlog.close()
+        if self._errlog is None or self._errlog.closed:
+            return None
+        pid = child_holding(self._errlog.fileno())
+        self._errlog.close()
+        return pid
 
     async def __aexit__(
         self,

@@ -46,6 +46,7 @@ from groups.upstream.stderr import UpstreamStderr
 __all__ = [
     "HttpErrorLog",
     "HttpRefusal",
+    "LoggedStdioTransport",
     "OAuthFactory",
     "build_transport",
     "endpoint",
@@ -148,6 +149,7 @@ class LoggedStdioTransport(StdioTransport):
     def __init__(self, group: str, **options: Any) -> None:
         super().__init__(**options)
         self.group = group
+        self.pid: int | None = None  # the upstream's process, once spawned (where it can be told)
 
     @asynccontextmanager
     async def connect_session(
@@ -162,7 +164,8 @@ class LoggedStdioTransport(StdioTransport):
                 transport_options=transport_options, **session_kwargs
             )
             async with connecting as session:
-                stderr.release()  # the child has the write end now (spawned before the yield)
+                # The child has the write end now (spawned before the yield).
+                self.pid = stderr.release()
                 yield session
 
 

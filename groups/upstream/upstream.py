@@ -55,7 +55,14 @@ from groups.upstream.failures import AuthorizationRequired
 from groups.upstream.health import Health, State
 from groups.upstream.inventory import Inventory, Tools
 from groups.upstream.resting import Resting
-from groups.upstream.sessions import RefusedMidSession, Session, SessionKey, Sessions, close_all
+from groups.upstream.sessions import (
+    RefusedMidSession,
+    Session,
+    SessionKey,
+    Sessions,
+    UpstreamUse,
+    close_all,
+)
 from groups.upstream.sign_in import GroupSignIn
 
 if TYPE_CHECKING:
@@ -196,6 +203,30 @@ class Upstream:
             sessions = self._sessions.take_all()
         self.sign_in.cancel()  # its callback port is free for the group's successor
         await close_all(sessions)
+
+    async def end_user(self, user: str, because: str) -> int:
+        """End what serves `user` alone: their own process or remote sessions (a request
+        cut short says `because`), their sign-in and their OAuth clients (the next use
+        reads the store anew); how many sessions ended. A shared process keeps running."""
+        self.sign_in.forget_user(user)
+        async with self._sessions.lock:
+            sessions = self._sessions.take_user(user, because)
+        await close_all(sessions)
+        return len(sessions)
+
+    def uses(self) -> list[UpstreamUse]:
+        """Each live session of this group, and whose it is."""
+        return [
+            UpstreamUse(
+                self.name,
+                None if key is None else session.user,
+                self.config.type,
+                session.pid,
+                session.idle_for,
+            )
+            for key, session in self._sessions.items()
+            if not session.lost
+        ]
 
     async def rest_idle(self) -> None:
         """Stop what has been unused for `idle_timeout` (`groups.upstream.resting`): the
