@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -69,29 +70,21 @@ class AdminOptions:
 @admin.command
 def users(*, options: AdminOptions = AdminOptions()) -> None:
     """Each user a replica or the store knows: last seen, sessions, processes, sign-ins."""
-    view = _read(options)
-    rows = view.users()
-    if options.json:
-        _print_json([{**asdict(row), "replicas": sorted(row.replicas)} for row in rows])
-        return
-    print(
-        table(
-            ["USER", "LAST SEEN", "REPLICAS", "SESSIONS", "UPSTREAMS", "SIGNED IN", "WAITING"],
-            [
-                [
-                    row.user,
-                    ago(row.last_seen),
-                    ",".join(sorted(row.replicas)),
-                    str(row.sessions),
-                    str(row.upstreams),
-                    ",".join(row.signed_in),
-                    ",".join(row.waiting),
-                ]
-                for row in rows
-            ],
-        )
-        if rows
-        else "No user is known to any replica or the store."
+    _show(
+        options,
+        _read(options).users(),
+        ["USER", "LAST SEEN", "REPLICAS", "SESSIONS", "UPSTREAMS", "SIGNED IN", "WAITING"],
+        lambda row: [
+            row.user,
+            ago(row.last_seen),
+            ",".join(sorted(row.replicas)),
+            str(row.sessions),
+            str(row.upstreams),
+            ",".join(row.signed_in),
+            ",".join(row.waiting),
+        ],
+        "No user is known to any replica or the store.",
+        as_json=lambda row: {**asdict(row), "replicas": sorted(row.replicas)},
     )
 
 
@@ -104,28 +97,20 @@ def sessions(user: str | None = None, /, *, options: AdminOptions = AdminOptions
     user
         Show this user's sessions only.
     """
-    rows = [row for row in _read(options).sessions if user is None or row.user == user]
-    if options.json:
-        _print_json([asdict(row) for row in rows])
-        return
-    print(
-        table(
-            ["SESSION", "USER", "CLIENT", "PROTOCOL", "OPENED ON", "HELD BY", "EXPIRES IN"],
-            [
-                [
-                    row.session,
-                    row.user,
-                    row.client,
-                    row.protocol,
-                    row.opened_on,
-                    ",".join(row.held_by),
-                    span(row.expires_in),
-                ]
-                for row in rows
-            ],
-        )
-        if rows
-        else "No legacy session is open" + (f" for user {user}." if user else ".")
+    _show(
+        options,
+        [row for row in _read(options).sessions if user is None or row.user == user],
+        ["SESSION", "USER", "CLIENT", "PROTOCOL", "OPENED ON", "HELD BY", "EXPIRES IN"],
+        lambda row: [
+            row.session,
+            row.user,
+            row.client,
+            row.protocol,
+            row.opened_on,
+            ",".join(row.held_by),
+            span(row.expires_in),
+        ],
+        "No legacy session is open" + (f" for user {user}." if user else "."),
     )
 
 
@@ -138,27 +123,19 @@ def sign_ins(user: str | None = None, /, *, options: AdminOptions = AdminOptions
     user
         Show this user's sign-ins only.
     """
-    rows = [row for row in _read(options).sign_ins if user is None or row.user == user]
-    if options.json:
-        _print_json([asdict(row) for row in rows])
-        return
-    print(
-        table(
-            ["USER", "GROUP", "STATE", "UNTIL", "REFRESHABLE", "ENDPOINT"],
-            [
-                [
-                    row.user,
-                    row.group,
-                    row.state,
-                    at(row.expires_at),
-                    ("yes" if row.refreshable else "no") if row.state == "signed in" else NONE,
-                    row.endpoint,
-                ]
-                for row in rows
-            ],
-        )
-        if rows
-        else "No user holds a sign-in" + (f": not {user}." if user else ".")
+    _show(
+        options,
+        [row for row in _read(options).sign_ins if user is None or row.user == user],
+        ["USER", "GROUP", "STATE", "UNTIL", "REFRESHABLE", "ENDPOINT"],
+        lambda row: [
+            row.user,
+            row.group,
+            row.state,
+            at(row.expires_at),
+            ("yes" if row.refreshable else "no") if row.state == "signed in" else NONE,
+            row.endpoint,
+        ],
+        "No user holds a sign-in" + (f": not {user}." if user else "."),
     )
 
 
@@ -232,6 +209,22 @@ def revoke(user: str, /, *, options: AdminOptions = AdminOptions()) -> None:
         _print_revocation(store.shown, user, outcome)
     if any(not replica["confirmed"] for replica in outcome["replicas"]):
         sys.exit(1)  # a script must know a replica may still hold the user's sessions
+
+
+def _show(
+    options: AdminOptions,
+    rows: list[Any],
+    headers: list[str],
+    cells: Callable[[Any], list[str | None]],
+    empty: str,
+    *,
+    as_json: Callable[[Any], Any] = asdict,
+) -> None:
+    """`rows` as JSON (`as_json` each) or as a table (`cells` each), `empty` for none."""
+    if options.json:
+        _print_json([as_json(row) for row in rows])
+        return
+    print(table(headers, [cells(row) for row in rows]) if rows else empty)
 
 
 # ---- reading the store ----------------------------------------------------------------------
