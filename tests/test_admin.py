@@ -324,7 +324,7 @@ async def test_admin_revoke_ends_a_users_sessions_everywhere_and_forgets_their_s
     assert "session records deleted  1" in said
     assert "sign-ins dropped         1" in said
     assert "signed out of            guarded, guarded-too" in said
-    assert said.count("ended 1 sessions") == len(cluster.replicas)  # each said it did
+    assert said.count("ended 1 session and") == len(cluster.replicas)  # each said it did
     assert old_session == [404, 404]
     assert left == []
     assert stored == []

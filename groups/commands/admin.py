@@ -371,9 +371,8 @@ def _print_revocation(store: str, user: str, outcome: dict[str, Any]) -> None:
     ]
     for replica in outcome["replicas"]:
         if replica["confirmed"]:
-            done = (
-                f"ended {replica['sessions']} sessions and {replica['upstreams']} upstream sessions"
-            )
+            sessions = _counted(replica["sessions"], "session")
+            done = f"ended {sessions} and {_counted(replica['upstreams'], 'upstream session')}"
         else:
             done = f"did not confirm within {CONFIRM_WAIT:g}s: it may still hold some"
         lines.append(f"  replica {replica['replica']}    {done}")
@@ -384,3 +383,7 @@ def _print_revocation(store: str, user: str, outcome: dict[str, Any]) -> None:
         f"Their token still opens new sessions: to keep {user} out, remove them from the "
         "users file (or the identity provider)."
     )
+
+
+def _counted(count: int, thing: str) -> str:
+    return f"{count} {thing}{'' if count == 1 else 's'}"
