@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from groups.code.shapes import MAX_LENGTH, shape
 from groups.config import CodeSettings, parse_config
 from groups.errors import ConfigError
 
@@ -41,3 +42,107 @@ def test_a_bad_code_setting_names_its_field(code, field):
     with pytest.raises(ConfigError) as caught:
         parse_config(settings_text(code), "cfg.json")
     assert caught.value.field == field
+
+
+TIME_RESULT = {
+    "properties": {
+        "timezone": {"title": "Timezone", "type": "string"},
+        "is_dst": {"title": "Is Dst", "type": "boolean"},
+    },
+    "required": ["timezone", "is_dst"],
+    "title": "TimeResult",
+    "type": "object",
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        # fields and types; a field not required is marked
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+                "required": ["a"],
+            },
+            "{a: string, b?: integer}",
+        ),
+        # a $ref is followed into $defs
+        (
+            {
+                "$defs": {"TimeResult": TIME_RESULT},
+                "type": "object",
+                "properties": {"source": {"$ref": "#/$defs/TimeResult"}},
+                "required": ["source"],
+            },
+            "{source: {timezone: string, is_dst: boolean}}",
+        ),
+        # a recursive type is named where it recurs, not unrolled
+        (
+            {
+                "$defs": {
+                    "Node": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
+                        },
+                        "required": ["name", "children"],
+                    }
+                },
+                "$ref": "#/$defs/Node",
+            },
+            "{name: string, children: Node[]}",
+        ),
+        # arrays, unions, null, enums, maps
+        (
+            {
+                "type": "object",
+                "properties": {
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                    "level": {"enum": ["low", "high"]},
+                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "mixed": {"type": "array", "items": {"type": ["string", "number"]}},
+                },
+                "required": ["tags", "note", "level", "counts", "mixed"],
+            },
+            '{tags: string[], note: string|null, level: "low"|"high", '
+            "counts: {[string]: integer}, mixed: (string|number)[]}",
+        ),
+        # FastMCP's wrapped result, as the structured content carries it
+        (
+            {
+                "type": "object",
+                "properties": {"result": {"type": "integer"}},
+                "required": ["result"],
+                "x-fastmcp-wrap-result": True,
+            },
+            "{result: integer}",
+        ),
+        # what says nothing
+        ({"type": "object"}, "object"),
+        ({"properties": {"x": {}}, "required": ["x"]}, "{x: any}"),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_a_shape_names_every_field_with_its_type(schema, expected):
+    assert shape(schema) == expected
+
+
+def test_a_shape_deeper_than_allowed_or_too_long_says_less_and_never_fails():
+    deep: dict = {"type": "string"}
+    for level in range(10):
+        deep = {"type": "object", "properties": {f"l{level}": deep}, "required": [f"l{level}"]}
+    wide = {
+        "type": "object",
+        "properties": {
+            f"field_{n}": {"type": "object", "properties": {"x": {"type": "string"}}}
+            for n in range(200)
+        },
+    }
+
+    assert shape(deep) == "{l9: {l8: {l7: {l6: object}}}}"
+    assert len(shape(wide) or "") <= MAX_LENGTH
+    assert shape({"type": 3, "properties": "x", "items": [1]}) == "any"  # an upstream's typo
