@@ -4,6 +4,7 @@
     dynamic-mcp --transport http --port 8931     # serve streamable HTTP on 127.0.0.1
     fastmcp run server.py                        # $DYNAMIC_MCP_CONFIG or ./dynamic-mcp.json
     dynamic-mcp check | tools G | call G T       # from a terminal (groups.commands)
+    dynamic-mcp run-code PROGRAM.py              # a program, as run_dynamic_code runs it
 
 The client sees two tools (one more each with `settings.search` and `settings.code`).
 `get_dynamic_tools(group)` connects the group's upstream on first use and returns its tools
@@ -123,6 +124,11 @@ for command, name, summary in (
         "groups.commands.tools:call",
         "call",
         "Call TOOL of GROUP and print its result; exit 1 when the result is an error.",
+    ),
+    (
+        "groups.commands.run_code:run_code",
+        "run-code",
+        "Run PROGRAM (a file, or - for stdin) as run_dynamic_code; exit 1 when it fails.",
     ),
     (
         "groups.commands.auth:auth",
