@@ -37,6 +37,8 @@ from fastmcp.client.auth import BearerAuth
 from fastmcp.client.transports import StdioTransport
 from mcp_types import ElicitResult
 
+from groups.serving.audit import EVENTS
+
 shared_server = pytest.mark.asyncio(loop_scope="module")
 
 SECRET = "s3cret-code-4b1e"
@@ -428,6 +430,7 @@ async def test_each_call_of_a_program_is_audited_and_the_run_once(shared):
         ("tool_call", "nope", "code", None, "error"),
         ("code_run", None, None, 1, "error"),
     ]
+    assert {line["event"] for line in lines()} <= EVENTS
     assert "AUDITED-VALUE" not in log.read_text()
 
 
