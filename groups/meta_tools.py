@@ -69,6 +69,10 @@ GET_TOOLS_INTRO = (
     "Load the tools of one group (an MCP server) on demand; "
     "then run one with call_dynamic_tool. Groups:"
 )
+GET_TOOLS_INTRO_WITH_CODE = (  # with settings.code: several calls chain in one program
+    "Load the tools of one group (an MCP server) on demand; then run one with "
+    "call_dynamic_tool, or several in one run_dynamic_code program. Groups:"
+)
 CALL_TOOL_DESCRIPTION = (
     "Run a tool of a group. Call get_dynamic_tools(group) first to learn the tool names "
     "and their input schemas; pass the tool's arguments as args."
@@ -293,7 +297,8 @@ class MetaTools:
             properties["args"] = {"type": "object"}
         limits = self._registry.settings.code_limits
         if name == GET_TOOLS:
-            description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups(user)}"
+            intro = GET_TOOLS_INTRO if limits is None else GET_TOOLS_INTRO_WITH_CODE
+            description = f"{intro}\n{self._registry.describe_groups(user)}"
         elif name == RUN_CODE and limits is not None:
             description = run_code_description(limits)
         else:

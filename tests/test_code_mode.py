@@ -168,6 +168,11 @@ async def test_code_mode_adds_run_dynamic_code_to_the_listing_and_nothing_withou
         "comes back as JSON, with what it printed. At most 5 calls and 20s a run. Expand a "
         "group first: its tools say what they return."
     )
+    assert with_code["get_dynamic_tools"].description.startswith(
+        "Load the tools of one group (an MCP server) on demand; then run one with "
+        "call_dynamic_tool, or several in one run_dynamic_code program. Groups:\n- time: Time"
+    )
+    assert "run_dynamic_code" not in (plain["get_dynamic_tools"].description or "")
     assert tool.input_schema["properties"] == {"code": {"type": "string"}}
     assert tool.input_schema["required"] == ["code"]
     assert refused.is_error and "Unknown tool 'run_dynamic_code'" in text(refused)
