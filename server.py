@@ -5,10 +5,12 @@
     fastmcp run server.py                        # $DYNAMIC_MCP_CONFIG or ./dynamic-mcp.json
     dynamic-mcp check | tools G | call G T       # from a terminal (groups.commands)
     dynamic-mcp admin users | revoke USER        # a team gateway's users, across replicas
+    dynamic-mcp run-code PROGRAM.py              # a program, as run_dynamic_code runs it
 
-The client sees two tools (three with `settings.search`). `get_dynamic_tools(group)`
-connects the group's upstream on first use and returns its tools as compact JSON;
-`call_dynamic_tool` forwards one call and returns the upstream's result unchanged.
+The client sees two tools (one more each with `settings.search` and `settings.code`).
+`get_dynamic_tools(group)` connects the group's upstream on first use and returns its tools
+as compact JSON; `call_dynamic_tool` forwards one call and returns the upstream's result
+unchanged; `run_dynamic_code(code)` runs a program that calls tools (`groups.code`).
 Everything about upstreams lives in `groups/`; this module declares the tools and commands.
 
 Commands that serve nothing (`--version`, `--help`, `import`, `auth --list`) import none of
@@ -77,7 +79,14 @@ def build_server(config_path: Path | None = None, **options: Any) -> "FastMCP":
         """Find tools across all groups by what they do (offered with settings.search)."""
         return await meta.search_dynamic_tools(query)
 
-    root.serve_meta_tools(get_dynamic_tools, call_dynamic_tool, search_dynamic_tools)
+    @root.tool(output_schema=None)
+    async def run_dynamic_code(code: str) -> CallToolResult:
+        """Run a Python program that calls tools, in a sandbox (offered with settings.code)."""
+        return await meta.run_dynamic_code(code)
+
+    root.serve_meta_tools(
+        get_dynamic_tools, call_dynamic_tool, search_dynamic_tools, run_dynamic_code
+    )
     return root
 
 
@@ -116,6 +125,11 @@ for command, name, summary in (
         "groups.commands.tools:call",
         "call",
         "Call TOOL of GROUP and print its result; exit 1 when the result is an error.",
+    ),
+    (
+        "groups.commands.run_code:run_code",
+        "run-code",
+        "Run PROGRAM (a file, or - for stdin) as run_dynamic_code; exit 1 when it fails.",
     ),
     (
         "groups.commands.auth:auth",

@@ -18,6 +18,7 @@
     ├── CommandArgumentError        a terminal command's argument is malformed (`call --args`)
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
     ├── CallLimitedError            a user's rate limit or concurrency cap refuses a call now
+    ├── CodeRunError                a run_dynamic_code program failed, or a limit stopped it
     ├── UpstreamRefusedError        a remote upstream refused one request with an HTTP error
     ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
     ├── PublicUrlError              the gateway's --public-url is not an http(s) URL
@@ -37,6 +38,7 @@ __all__ = [
     "AuthCommandError",
     "BadArgumentsError",
     "CallLimitedError",
+    "CodeRunError",
     "CommandArgumentError",
     "ConfigError",
     "DynamicMcpError",
@@ -301,6 +303,40 @@ class CallLimitedError(DynamicMcpError):
             f"Call to group {group!r} refused: {whose} reached the limit of {limit} "
             f"({setting}); {when}."
         )
+
+
+class CodeRunError(DynamicMcpError):
+    """A program run by `run_dynamic_code` gave no value: it raised, was not Python, a limit
+    stopped it (`setting`: "settings.code.cpu_time"…), or its value could not be returned.
+
+    `calls` are the tool calls it made, as "group.tool (ok)" lines: they may have had
+    effects, so the model is told before it tries again.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        traceback: str = "",
+        calls: Iterable[str] = (),
+        printed: str = "",
+        setting: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.traceback = traceback
+        self.calls = list(calls)
+        self.printed = printed
+        self.setting = setting
+        lines = [f"run_dynamic_code: {problem}"]
+        if traceback:
+            lines.append(traceback)
+        if self.calls:
+            lines.append("Tool calls it made (their effects stand): " + ", ".join(self.calls))
+        else:
+            lines.append("It made no tool calls.")
+        if printed:
+            lines += ["Printed:", printed]
+        super().__init__("\n".join(lines))
 
 
 class UpstreamRefusedError(DynamicMcpError):

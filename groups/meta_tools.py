@@ -3,17 +3,23 @@
     meta = MetaTools(registry, notifier)
     result = await meta.get_dynamic_tools("time")    # what the decorated meta-tool returns
     # after server.py declared the meta-tools with @server.tool, calling the methods above:
-    meta.serve(server, get_dynamic_tools, call_dynamic_tool, search_dynamic_tools)
+    meta.serve(server, get_dynamic_tools, call_dynamic_tool, search_dynamic_tools,
+               run_dynamic_code)
+    await meta.aclose()                              # the code sandbox's workers end
 
 Guarantees:
-- `tools/list` is exactly the two meta-tools (a third, `search_dynamic_tools`, where the
-  config's settings ask for it), each as name, description and inputSchema
+- `tools/list` is exactly the two meta-tools (`search_dynamic_tools` and
+  `run_dynamic_code` as well where the config's settings ask for them: `search`,
+  `code`), each as name, description and inputSchema
   (no FastMCP `title` or `_meta`: tokens on every turn), with the groups the caller may
   use (`groups.access`) and their state from the registry, built once per change
   (`changed`) and per distinct set of groups shown, rather than per request;
 - `tools/call` runs the declared meta-tool functions themselves; a call by any other name
   is an `isError` result naming the two tools, and for `<group>_<tool>` how to call it
   (only for a group the caller may use: the error never tells a group exists);
+- a tool call, the model's own or one of a program's (`groups.code`), takes one path,
+  `call`: the registry's rules and limits, an `isError` result for a `DynamicMcpError`
+  through the redactor, a span, and an audit line (`"via": "code"` for a program's);
 - a meta-tool's own arguments are checked here, each problem named by argument; a call
   whose tool arguments were put beside `group` and `name` instead of inside `args` (weaker
   models flatten them) is taken as if they had been in `args`; with both, `args` wins;
@@ -31,9 +37,11 @@ import mcp_types
 from opentelemetry.trace import StatusCode
 
 from groups.access import User
+from groups.code import CodeRunner
 from groups.errors import (
     BadArgumentsError,
     CallLimitedError,
+    CodeRunError,
     DynamicMcpError,
     NotAMetaToolError,
 )
@@ -46,6 +54,7 @@ if TYPE_CHECKING:
     from fastmcp import FastMCP
     from mcp.server.context import ServerRequestContext
 
+    from groups.config import CodeSettings
     from groups.registry import Registry
     from groups.secrets import Redactor
     from groups.serving.notifier import Notifier
@@ -55,9 +64,14 @@ __all__ = ["MetaToolFunction", "MetaTools", "error_result", "text_result"]
 GET_TOOLS = "get_dynamic_tools"
 CALL_TOOL = "call_dynamic_tool"
 SEARCH_TOOLS = "search_dynamic_tools"  # offered only with settings.search
+RUN_CODE = "run_dynamic_code"  # offered only with settings.code
 GET_TOOLS_INTRO = (
     "Load the tools of one group (an MCP server) on demand; "
     "then run one with call_dynamic_tool. Groups:"
+)
+GET_TOOLS_INTRO_WITH_CODE = (  # with settings.code: several calls chain in one program
+    "Load the tools of one group (an MCP server) on demand; then run one with "
+    "call_dynamic_tool, or several in one run_dynamic_code program. Groups:"
 )
 CALL_TOOL_DESCRIPTION = (
     "Run a tool of a group. Call get_dynamic_tools(group) first to learn the tool names "
@@ -67,13 +81,30 @@ SEARCH_TOOLS_DESCRIPTION = (
     "Find tools across all groups by what they do; returns the best matches with their "
     "group. Then get_dynamic_tools(group) for a match's input schema."
 )
-# get_dynamic_tools' description lists the groups, so it is built with them.
+
+
+def run_code_description(limits: CodeSettings) -> str:
+    """run_dynamic_code's description: what a program can do, and the limits it will meet."""
+    return (
+        "Run a short Python program in a sandbox (no files, network or environment). "
+        "`await call_tool(group, name, args)` calls a group's tool and returns its "
+        "structured result, else its text; a failed call raises an exception the program "
+        "can catch. The program's value (a top-level `return`, else its last expression) "
+        f"comes back as JSON, with what it printed. At most {limits.max_calls} calls and "
+        f"{limits.timeout.total_seconds():g}s a run. Expand a group first: its tools say "
+        "what they return."
+    )
+
+
+# get_dynamic_tools' description lists the groups, so it is built with them; so is
+# run_dynamic_code's with its limits.
 DESCRIPTIONS = {CALL_TOOL: CALL_TOOL_DESCRIPTION, SEARCH_TOOLS: SEARCH_TOOLS_DESCRIPTION}
 # Each meta-tool's own arguments: name -> (type, required).
 ARGUMENTS: dict[str, dict[str, tuple[type, bool]]] = {
     GET_TOOLS: {"group": (str, True)},
     CALL_TOOL: {"group": (str, True), "name": (str, True), "args": (dict, False)},
     SEARCH_TOOLS: {"query": (str, True)},
+    RUN_CODE: {"code": (str, True)},
 }
 _JSON_TYPES = {
     str: "a string",
@@ -98,6 +129,7 @@ class MetaTools:
         # One listing per set of groups shown: users who may use the same groups share it.
         self._listings: dict[tuple[str, ...], mcp_types.ListToolsResult] = {}
         self._server: FastMCP | None = None
+        self._code = CodeRunner(self.call, registry.redactor)  # its sandbox starts when used
 
     def serve(
         self,
@@ -105,9 +137,15 @@ class MetaTools:
         get_tools: MetaToolFunction,
         call_tool: MetaToolFunction,
         search_tools: MetaToolFunction,
+        run_code: MetaToolFunction,
     ) -> None:
         """Answer tools/list and tools/call of `server` with the declared meta-tools."""
-        self._functions = {GET_TOOLS: get_tools, CALL_TOOL: call_tool, SEARCH_TOOLS: search_tools}
+        self._functions = {
+            GET_TOOLS: get_tools,
+            CALL_TOOL: call_tool,
+            SEARCH_TOOLS: search_tools,
+            RUN_CODE: run_code,
+        }
         self._server = server
         route_tool_requests(server, self._list_tools, self._call_tool)
 
@@ -129,17 +167,57 @@ class MetaTools:
         self, group: str, name: str, args: dict[str, Any] | None
     ) -> mcp_types.CallToolResult:
         """The upstream's result unchanged, or an isError result saying what went wrong."""
-        caller, started, limit = current_caller.get(), time.monotonic(), None
+        return await self.call(group, name, args or {}, current_caller.get())
+
+    async def call(
+        self,
+        group: str,
+        name: str,
+        args: dict[str, Any],
+        caller: Caller | None,
+        *,
+        via: str | None = None,
+    ) -> mcp_types.CallToolResult:
+        """One tool call for `caller`, the model's or a program's (`via="code"`): the
+        upstream's result unchanged, or an isError result saying what went wrong."""
+        started, limit = time.monotonic(), None
         with span("call", group=group, tool=name, user=_name(caller)) as current:
             try:
-                result = await self._registry.call_tool(group, name, args or {}, caller)
+                result = await self._registry.call_tool(group, name, args, caller)
             except DynamicMcpError as exc:
                 result = error_result(exc, self._registry.redactor)
                 limit = exc.setting if isinstance(exc, CallLimitedError) else None
             if result.is_error:
                 current.set_status(StatusCode.ERROR)
-        self._audit("tool_call", caller, result, started, group=group, tool=name, limit=limit)
+        self._audit(
+            "tool_call", caller, result, started, group=group, tool=name, limit=limit, via=via
+        )
         return result
+
+    async def run_dynamic_code(self, code: str) -> mcp_types.CallToolResult:
+        """The program's value, printout and returned blocks, or an isError result with
+        what went wrong and the calls it made (`groups.code`)."""
+        caller, started, limit = current_caller.get(), time.monotonic(), None
+        limits = self._registry.settings.code_limits
+        with span("code", user=_name(caller)) as current:
+            try:
+                if limits is None:  # a reload turned code mode off since the call came
+                    raise NotAMetaToolError(RUN_CODE)
+                ran = await self._code.run(code, caller, limits)
+                result, calls = ran.result, ran.calls
+            except CodeRunError as exc:
+                result, calls = error_result(exc, self._registry.redactor), len(exc.calls)
+                limit = exc.setting
+            except DynamicMcpError as exc:
+                result, calls = error_result(exc, self._registry.redactor), 0
+            if result.is_error:
+                current.set_status(StatusCode.ERROR)
+        self._audit("code_run", caller, result, started, limit=limit, calls=calls)
+        return result
+
+    async def aclose(self) -> None:
+        """End what serving code mode started (the sandbox's workers)."""
+        await self._code.aclose()
 
     async def search_dynamic_tools(self, query: str) -> mcp_types.CallToolResult:
         """The best matches across every group the caller may use whose tools are known."""
@@ -158,16 +236,25 @@ class MetaTools:
         group: str | None = None,
         tool: str | None = None,
         limit: str | None = None,
+        **names: Any,
     ) -> None:
         """The audit line of a meta-tool's call: a group the caller may not use is
         `denied` if it exists, `unknown` if not (the caller is told the same for both);
-        one a limit refused is `limited`, naming the limit's setting."""
+        one a limit refused is `limited`, naming the limit's setting. `names`: more of
+        the line (`via`, `calls`), never a value."""
         user = caller.user if caller is not None else None
         outcome = "limited" if limit is not None else "error" if result.is_error else "ok"
         if group is not None and group not in self._registry.group_names(user):
             outcome = "denied" if self._registry.config_of(group) is not None else "unknown"
         audit.record(
-            event, user=user, outcome=outcome, started=started, group=group, tool=tool, limit=limit
+            event,
+            user=user,
+            outcome=outcome,
+            started=started,
+            group=group,
+            tool=tool,
+            limit=limit,
+            **names,
         )
 
     def changed(self) -> None:
@@ -189,12 +276,11 @@ class MetaTools:
         return listing
 
     def _offered(self) -> list[str]:
-        """The meta-tools the client sees: two, and search where the settings ask for it."""
-        return [
-            name
-            for name in self._functions
-            if name != SEARCH_TOOLS or self._registry.settings.search
-        ]
+        """The meta-tools the client sees: two, and search and code where the settings ask
+        for them."""
+        settings = self._registry.settings
+        asked = {SEARCH_TOOLS: settings.search, RUN_CODE: settings.code_limits is not None}
+        return [name for name in self._functions if asked.get(name, True)]
 
     async def _listed(self, name: str, user: User | None) -> mcp_types.Tool:
         if name not in self._declared:
@@ -209,8 +295,12 @@ class MetaTools:
         if "args" in properties:
             # The signature's `dict | None` renders as an anyOf; the model needs only this.
             properties["args"] = {"type": "object"}
+        limits = self._registry.settings.code_limits
         if name == GET_TOOLS:
-            description = f"{GET_TOOLS_INTRO}\n{self._registry.describe_groups(user)}"
+            intro = GET_TOOLS_INTRO if limits is None else GET_TOOLS_INTRO_WITH_CODE
+            description = f"{intro}\n{self._registry.describe_groups(user)}"
+        elif name == RUN_CODE and limits is not None:
+            description = run_code_description(limits)
         else:
             description = DESCRIPTIONS[name]
         return mcp_types.Tool(

@@ -4,6 +4,7 @@
     server.add_provider(registry.mounted)              # the groups' resources and prompts
     registry.configure(config, config_path=path)
     text = await registry.expand("time", caller)       # compact JSON of the group's tools
+    #   (with settings.code, each with what it returns where its output schema says)
     registry.group_names(user)                         # the groups a gateway user may use
     await registry.end_user("alice", "…")              # her processes and sessions end
     result = await registry.call_tool("time", "get_current_time", {"timezone": "UTC"}, caller)
@@ -47,6 +48,7 @@ import mcp_types
 from groups.access import User, current_user, may_use
 from groups.catalog import Catalog
 from groups.changes import Changes, compare
+from groups.code.shapes import shape
 from groups.config import Config, ServerConfig, Settings, variables_for
 from groups.config.identity import launch_identity
 from groups.errors import UnknownGroupError
@@ -208,7 +210,7 @@ class Registry:
         tools = await upstream.list_tools(caller)
         if self.settings.starts_on_expand(upstream.config):
             upstream.start_early(caller)  # nothing if a session serves the caller already
-        return compact_tools(tools)
+        return compact_tools(tools, returns=self.settings.code_limits is not None)
 
     async def call_tool(
         self, group: str, name: str, arguments: dict[str, Any], caller: Caller | None = None
@@ -373,8 +375,10 @@ def _describe(upstreams: dict[str, Upstream]) -> str:
     return "\n".join(lines)
 
 
-def compact_tools(tools: list[mcp_types.Tool]) -> str:
-    """The minimal form the model needs to call a tool, without `$schema` or whitespace."""
+def compact_tools(tools: list[mcp_types.Tool], *, returns: bool = False) -> str:
+    """The minimal form the model needs to call a tool, without `$schema` or whitespace;
+    with `returns` (code mode), what each tool that declares an output schema returns, in
+    a few words (`groups.code.shapes`): a program chains results it knows the shape of."""
     listed = []
     for tool in tools:
         schema = {key: value for key, value in tool.input_schema.items() if key != "$schema"}
@@ -382,5 +386,8 @@ def compact_tools(tools: list[mcp_types.Tool]) -> str:
         if tool.description:
             entry["description"] = tool.description
         entry["inputSchema"] = schema
+        returned = shape(tool.output_schema) if returns else None
+        if returned is not None:
+            entry["returns"] = returned
         listed.append(entry)
     return json.dumps(listed, separators=(",", ":"), ensure_ascii=False)

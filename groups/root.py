@@ -3,16 +3,17 @@
     root = RootServer(path)                    # nothing read or started until it serves
     @root.tool(output_schema=None)             # server.py declares the meta-tools on it
     async def get_dynamic_tools(group: str) -> CallToolResult: ...
-    root.serve_meta_tools(get_dynamic_tools, call_dynamic_tool, search_dynamic_tools)
+    root.serve_meta_tools(get_dynamic_tools, call_dynamic_tool, search_dynamic_tools,
+                          run_dynamic_code)
     await root.run_stdio_async()               # or run_http_async(host=…, port=…)
 
 Guarantees:
 - building it reads no file and starts nothing: the lifespan loads the config when the
   server starts, and a group's upstream starts on the group's first use;
-- the lifespan owns the registry: when it ends, every upstream is closed (`Registry.aclose`),
-  and while it runs, edits of the config and of its `.env` are applied (`groups.reload`),
-  and over HTTP those of the users file (`groups.serving.administration`), unless `watch`
-  is off;
+- the lifespan owns the registry: when it ends, every upstream is closed (`Registry.aclose`)
+  and so is the code sandbox's every worker (`MetaTools.aclose`), and while it runs, edits
+  of the config and of its `.env` are applied (`groups.reload`), and over HTTP those of the
+  users file (`groups.serving.administration`), unless `watch` is off;
 - however it is started (`dynamic-mcp`, `fastmcp run server.py`, `fastmcp dev inspector`),
   the same rules hold: over stdio our own pipes (`groups.serving.stdio_pipes`); over HTTP
   auth off loopback (a token, or named users) and the Host/Origin guard
@@ -112,10 +113,14 @@ class RootServer(FastMCP):
         add_metrics_route(self)
 
     def serve_meta_tools(
-        self, get_tools: MetaToolFunction, call_tool: MetaToolFunction, search: MetaToolFunction
+        self,
+        get_tools: MetaToolFunction,
+        call_tool: MetaToolFunction,
+        search: MetaToolFunction,
+        run_code: MetaToolFunction,
     ) -> None:
         """Answer tools/list and tools/call with the meta-tools declared on this server."""
-        self.meta_tools.serve(self, get_tools, call_tool, search)
+        self.meta_tools.serve(self, get_tools, call_tool, search, run_code)
 
     def _changed(self, *kinds: str, group: str | None = None) -> None:
         """Lists changed: for everyone, or (`group`) for the users who may use that group."""
@@ -161,6 +166,7 @@ class RootServer(FastMCP):
                     await asyncio.wait({watching}, timeout=STOP_WATCHING_TIMEOUT)
             self._loaded = False
             await self.notifier.aclose()
+            await self.meta_tools.aclose()
             await registry.aclose()
             audit.close()
             metrics.stop()
@@ -291,6 +297,7 @@ class RootServer(FastMCP):
                     async for received in signals:
                         name = signal.Signals(received).name
                         logger.info("%s received, closing upstreams", name)
+                        await self.meta_tools.aclose()
                         await self.registry.aclose()
                         logging.shutdown()
                         os._exit(0)

@@ -64,6 +64,7 @@ ONE_WORKER_FILES = frozenset(
         "tests/test_gateway_operations.py",
         "tests/test_http_serving.py",
         "tests/test_stdio_end_to_end.py",
+        "tests/test_code_mode.py",
     }
 )
 

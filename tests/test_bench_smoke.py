@@ -69,3 +69,23 @@ def test_the_bench_smoke_run_produces_every_metric_for_direct_and_dynamic_mcp(tm
     assert "## Targets" in run.stdout
     assert "## Calls on the wire" in run.stdout
     assert "## First call after an expansion from the catalog" in run.stdout
+
+
+def test_the_code_mode_bench_counts_one_task_both_ways():
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.code_mode", "--zones", "2", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = json.loads(run.stdout)
+    plain, code = figures["tool calls"], figures["code"]
+
+    assert (figures["calls"], plain["turns"], code["turns"]) == (4, 4, 1)
+    # token counts, not timings: the same on every machine for the same upstream
+    assert code["read over the task"] < plain["read over the task"]
+    assert plain["expansion"] < code["expansion"] < plain["expansion with raw output schemas"]
+    assert plain["tools/list"] < code["tools/list"]  # the third tool's cost, every turn

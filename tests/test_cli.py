@@ -48,7 +48,7 @@ def test_each_command_is_listed_with_the_first_line_of_its_docstring():
 
     from server import app
 
-    commands = {"auth", "call", "check", "import", "tools"}
+    commands = {"auth", "call", "check", "import", "run-code", "tools"}
     for name in commands:
         spec = app._commands[name]  # registered lazily: a CommandSpec, not yet imported
         module, function = spec.import_path.split(":")

@@ -17,11 +17,13 @@ BROKEN = {"description": "Cannot start", "command": "/nonexistent/upstream"}
 
 
 def run(*args: str, **options) -> subprocess.CompletedProcess[str]:
-    """`dynamic-mcp ARGS`, warm (test_cli runs the installed script itself)."""
+    """`dynamic-mcp ARGS`, warm (test_cli runs the installed script itself); `input=`
+    feeds its stdin, which is empty otherwise."""
+    if "input" not in options:
+        options["stdin"] = subprocess.DEVNULL
     return subprocess.run(
         dynamic_mcp_command(*args),
         cwd=REPO,
-        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -126,6 +128,50 @@ def test_call_refuses_args_that_are_not_a_json_object(write_config):
     assert not_json.stderr.startswith("dynamic-mcp: --args: not JSON")
     assert a_list.returncode == 2
     assert a_list.stderr == "dynamic-mcp: --args: a JSON object is needed, not '[1]'\n"
+
+
+# ---- run-code ---------------------------------------------------------------------------
+
+PROGRAM = """
+echoed = await call_tool("echo", "echo", {"text": "hi"})
+print("called once")
+return {"echoed": echoed["result"]}
+"""
+
+
+def code_config(tmp_path: Path, code: object = True) -> Path:
+    path = tmp_path / "dynamic-mcp.json"
+    settings = {"code": code} if code is not None else {}
+    path.write_text(json.dumps({"mcpServers": {"echo": stdio_entry()}, "settings": settings}))
+    return path
+
+
+def test_run_code_runs_a_file_or_stdin_and_prints_what_the_model_gets(tmp_path):
+    config = code_config(tmp_path)
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM)
+
+    from_file = run("run-code", str(program), "--config", str(config))
+    from_stdin = run("run-code", "-", "--config", str(config), input="6 * 7")
+
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_file.stdout == '{"echoed":"hi"}\nPrinted:\ncalled once\n'
+    assert (from_stdin.returncode, from_stdin.stdout) == (0, "42\n"), from_stdin.stderr
+
+
+def test_run_code_exits_1_when_the_program_fails_and_2_without_code_mode(tmp_path):
+    config = code_config(tmp_path, {"cpu_time": "200ms"})
+    looping = run("run-code", "-", "--config", str(config), input="while True:\n    pass")
+    off = code_config(tmp_path, None)
+    refused = run("run-code", "-", "--config", str(off), input="1")
+
+    assert (looping.returncode, looping.stdout) == (1, "")
+    assert looping.stderr.startswith("run_dynamic_code: stopped by settings.code.cpu_time: ")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"dynamic-mcp: {off}: settings.code: code mode is off: set "
+        '"settings": {"code": true} to run programs\n'
+    )
 
 
 # ---- check ------------------------------------------------------------------------------

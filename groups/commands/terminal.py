@@ -48,6 +48,7 @@ class OwnServer:
     client: Client  # connected to the root server, in memory
     registry: Registry  # its groups
     config: Config  # as loaded, disabled groups included
+    config_path: Path  # where it was read from
 
 
 @asynccontextmanager
@@ -75,4 +76,4 @@ async def own_server(config_path: Path | None, *, catalog: bool = True) -> Async
     use_configured_store(config, path, registry.redactor)  # a bad setting: one line, not a trace
     server = _builder(path, config=config, registry=registry, watch=False)
     async with Client(server) as client:
-        yield OwnServer(client, registry, config)
+        yield OwnServer(client, registry, config, path)

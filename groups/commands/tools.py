@@ -26,7 +26,7 @@ from groups.errors import CommandArgumentError
 if TYPE_CHECKING:
     import mcp_types
 
-__all__ = ["call", "tools"]
+__all__ = ["ConfigPath", "call", "describe_tools", "print_result", "tools"]
 
 ConfigPath = Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)]
 
@@ -56,7 +56,7 @@ def tools(
     ask = partial(_call_meta_tool, config, "get_dynamic_tools", {"group": group}, catalog=False)
     result = anyio.run(ask)
     if result.is_error or json_:
-        _print_result(result)
+        print_result(result)
     else:
         sys.stdout.write(describe_tools(json.loads(_text_of(result))))
     if result.is_error:
@@ -89,7 +89,7 @@ def call(
     arguments = _json_object(args)
     request = {"group": group, "name": tool, "args": arguments}
     result = anyio.run(partial(_call_meta_tool, config, "call_dynamic_tool", request))
-    _print_result(result)
+    print_result(result)
     if result.is_error:
         sys.exit(1)
 
@@ -113,7 +113,7 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _print_result(result: mcp_types.CallToolResult) -> None:
+def print_result(result: mcp_types.CallToolResult) -> None:
     """Text content as text, anything else as JSON; an error result on stderr."""
     out = sys.stderr if result.is_error else sys.stdout
     parts = [
@@ -155,6 +155,8 @@ def describe_tools(listed: list[dict[str, Any]]) -> str:
             lines.append(f"    {name}: {', '.join(facts)}" + (f"  {about}" if about else ""))
         if not properties:
             lines.append("    (no parameters)")
+        if "returns" in tool:  # with settings.code: what a program gets back
+            lines.append(f"    returns {tool['returns']}")
     return "".join(line + "\n" for line in lines)
 
 

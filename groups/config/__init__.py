@@ -8,6 +8,7 @@ from groups.config.identity import IN_PLACE, launch_identity
 from groups.config.loading import DEFAULT_CONFIG, load_config, parse_config, resolve_config_path
 from groups.config.model import (
     GROUP_NAME_RULE,
+    CodeSettings,
     Config,
     Duration,
     Features,
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "GROUP_NAME_RULE",
     "IN_PLACE",
+    "CodeSettings",
     "Config",
     "Duration",
     "Features",

@@ -66,6 +66,8 @@ def _config_error(path: Path | str, exc: ValidationError) -> ConfigError:
         return ConfigError(path, error["msg"], server=name, field=f"mcpServers.{name}")
     # Drop the union tag pydantic puts in the location: ('mcpServers','x','stdio','comand').
     loc = [str(part) for part in error["loc"] if part not in ("stdio", "http", "sse")]
+    if loc[:3] == ["settings", "code", "limits"]:  # and settings.code's ('code','limits',…)
+        del loc[2]
     if len(loc) > 3 and loc[0] == "mcpServers" and loc[2] in ("timeout", "features"):
         loc = loc[:4]  # a duration or bool validator may add an inner tag
     server = loc[1] if len(loc) > 1 and loc[0] == "mcpServers" else None

@@ -37,6 +37,7 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "GROUP_NAME_RULE",
+    "CodeSettings",
     "Config",
     "Duration",
     "Features",
@@ -377,12 +378,60 @@ class HttpSettings(_Strict):
         return value
 
 
+def _some(value: timedelta) -> timedelta:
+    if value.total_seconds() <= 0:
+        raise PydanticCustomError("duration", "must be more than 0s: 1s, 500ms…")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_some)]
+
+
+class CodeSettings(_Strict):
+    """run_dynamic_code's limits on one program: `"settings": {"code": {...}}` (`true`:
+    these defaults). Each ends the run with an isError naming it (`groups.code`)."""
+
+    # The whole run, waiting on upstreams included (each call has its group's own too).
+    timeout: PositiveDuration = timedelta(seconds=60)
+    # The sandbox's own execution time, waits on upstreams and sleeps excluded.
+    cpu_time: PositiveDuration = timedelta(seconds=10)
+    memory: Annotated[ByteSize, Field(gt=0)] = ByteSize(64 * 1024 * 1024)  # its heap
+    recursion: Annotated[int, Field(gt=0, le=1000)] = 200  # nested calls of its functions
+    sleep: Duration = timedelta(seconds=10)  # time.sleep and asyncio.sleep, all together
+    max_calls: Annotated[int, Field(gt=0, le=1000)] = 50  # call_tool() calls per run
+    # The program's value as JSON, and what it printed (the rest is cut, and said so).
+    max_result: Annotated[ByteSize, Field(gt=0)] = ByteSize(64 * 1024)
+    max_printed: Annotated[ByteSize, Field(ge=0)] = ByteSize(8 * 1024)
+    # Programs one user runs at once (the implicit user is one user), in this process.
+    max_concurrent_runs: Annotated[int, Field(gt=0)] = 4
+
+
+def _code_kind(value: Any) -> str | None:
+    """`settings.code` is a switch or its limits; anything else is neither."""
+    if isinstance(value, bool):
+        return "switch"
+    return "limits" if isinstance(value, dict | CodeSettings) else None
+
+
+CodeSetting = Annotated[
+    Annotated[bool, Tag("switch")] | Annotated[CodeSettings, Tag("limits")],
+    Discriminator(
+        _code_kind,
+        custom_error_type="code_setting",
+        custom_error_message="expected true, false or an object of limits (docs/code-mode.md)",
+    ),
+]
+
+
 class Settings(_Strict):
     """dynamic-mcp's own settings, beside the servers: `"settings": {...}`."""
 
     catalog: bool = True  # answer expansions from ~/.dynamic-mcp/catalog when it knows the group
     idle_timeout: Duration | None = None  # for stdio groups that set none of their own
     search: bool = False  # offer search_dynamic_tools, a third tool
+    # Offer run_dynamic_code, a program in a sandbox that calls tools (`groups.code`), and
+    # say in expansions what each tool returns: true, or its limits (`CodeSettings`).
+    code: CodeSetting = False
     # A team gateway's shared store (redis://host:port/db) and the key that encrypts its
     # tokens; `${VAR}`/`${file:PATH}` work, and $DYNAMIC_MCP_STORE(_KEY) win over both.
     store: str | None = None
@@ -417,6 +466,13 @@ class Settings(_Strict):
             tuple(delay.total_seconds() for delay in delays) if delays is not None else None,
             interval.total_seconds() if interval is not None else None,
         )
+
+    @property
+    def code_limits(self) -> CodeSettings | None:
+        """run_dynamic_code's limits when code mode is on, else None."""
+        if self.code is True:
+            return CodeSettings()
+        return self.code if isinstance(self.code, CodeSettings) else None
 
     def starts_on_expand(self, server: ServerConfig) -> bool:
         """Whether an expansion answered from the catalog starts the upstream meanwhile."""

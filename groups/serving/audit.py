@@ -11,20 +11,21 @@ Off unless `settings.audit_log` names a file (appended to) or `-` (stderr). A li
      "replica": "3f9a1c2e0b4d", "group": "github", "tool": "create_issue",
      "outcome": "ok", "duration_ms": 84.2}
 
-Events (`EVENTS`): `expansion`, `tool_call`, `search`, `resource_read`, `prompt_get`,
-`session_opened`, `session_closed`, `session_refused`, `sign_in_started`,
-`sign_in_finished`, `logout` (`dynamic-mcp auth GROUP --logout`: `unknown` when there
-was no token; its replica is "terminal"); and the operator's: `user_added`,
-`user_removed`, `user_token_changed` (the users file, read again while serving),
-`user_revoked` (`dynamic-mcp admin revoke`, whose lines name the replica `admin`),
-`user_sessions_ended` (what one replica ended of a user removed or revoked, with
+Events (`EVENTS`): `expansion`, `tool_call` (`"via": "code"` for a program's call),
+`code_run` (a program of run_dynamic_code: `calls`, how many it made), `search`,
+`resource_read`, `prompt_get`, `session_opened`, `session_closed`, `session_refused`,
+`sign_in_started`, `sign_in_finished`, `logout` (`dynamic-mcp auth GROUP --logout`:
+`unknown` when there was no token; its replica is "terminal"); and the operator's:
+`user_added`, `user_removed`, `user_token_changed` (the users file, read again while
+serving), `user_revoked` (`dynamic-mcp admin revoke`, whose lines name the replica
+`admin`), `user_sessions_ended` (what one replica ended of a user removed or revoked, with
 `reason` and counts); outcomes: `ok`, `error`, `denied` (a group the user may not use),
 `unknown` (no such group), `limited` (a limit refused it: its setting in `limit`),
 `refused` (the sign-in's person could not show they are its user). `user` is null for
 the implicit user.
 
 Guarantees: never an argument value, a result or a token, only names (of the user, the
-group, the tool, the resource's URI, the prompt); a line is written by a thread of its
+group, the tool, the resource's URI, the prompt) and counts; a line is written by a thread of its
 own (`logging.handlers.QueueListener`), so recording never waits on the disk; a line is
 one `write`, whole.
 """
@@ -53,6 +54,7 @@ EVENTS = frozenset(
     {
         "expansion",
         "tool_call",
+        "code_run",
         "search",
         "resource_read",
         "prompt_get",

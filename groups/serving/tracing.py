@@ -5,9 +5,10 @@
         ...                                               # "dynamic-mcp call github.create_issue"
     with joining(params.meta): ...                        # a client's request: its trace
 
-Spans: `expand` (get_dynamic_tools), `call` (a tool call through dynamic-mcp), `upstream
-start` (connecting a group: a process started, or a remote session opened) and `sign-in`
-(an upstream sign-in's callback), with the attributes `dynamic_mcp.group`,
+Spans: `expand` (get_dynamic_tools), `call` (a tool call through dynamic-mcp, a
+program's too), `code` (a run_dynamic_code program: its calls' spans are under it),
+`upstream start` (connecting a group: a process started, or a remote session opened) and
+`sign-in` (an upstream sign-in's callback), with the attributes `dynamic_mcp.group`,
 `gen_ai.tool.name` and `enduser.id` (the gateway user; never a token or an argument).
 A client's request that carries a trace context in its `_meta` puts FastMCP's span and
 ours under its own; each request to an upstream carries the W3C trace context in its
