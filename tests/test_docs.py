@@ -35,7 +35,7 @@ README_LIMIT = 12_000  # bytes: a first page, read in a few minutes (issue 29)
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 # Programs the docs may show that are not ours, so a typo in one of ours is caught.
 OTHER_PROGRAMS = {
-    "brew", "cat", "chmod", "claude", "cut", "export", "git", "install", "kill",
+    "brew", "cat", "chmod", "claude", "cut", "echo", "export", "git", "install", "kill",
     "npx", "openssl", "pipx", "printf", "sha256sum", "ssh", "which",
 }  # fmt: skip
 SEPARATORS = {"&&", "||", ";", "|", "&"}

@@ -63,7 +63,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             timeout={"tools": "1h"},
         ),
     }
-    settings = {"start_on_expand": False, "audit_log": "audit.jsonl"}
+    settings = {"start_on_expand": False, "audit_log": "audit.jsonl", "code": True}
     config.write_text(json.dumps({"mcpServers": servers, "settings": settings}))
     users = directory / "users.json"
     users.write_text(json.dumps(USERS))
@@ -233,11 +233,16 @@ async def test_each_replica_counts_calls_per_group_and_tool_never_per_user(clust
         await call(frank, "limited", "echo", text="counted")
         await call(frank, "limited", "echo", text="counted again")
         await frank.call_tool_mcp("get_dynamic_tools", {"group": "no-such-group"})
+        program = 'await call_tool("limited", "echo", {"text": "from code"})'
+        await frank.call_tool_mcp("run_dynamic_code", {"code": program})
     after = scraped(first.url)
 
     assert after.status_code == 200
     assert after.headers["content-type"].startswith("text/plain")
-    assert sample(after.text, ok) == sample(before, ok) + 2
+    assert sample(after.text, ok) == sample(before, ok) + 3  # the program's call too
+    code_runs = 'dynamic_mcp_code_runs_total{outcome="ok"}'
+    assert sample(after.text, code_runs) == sample(before, code_runs) + 1
+    assert "dynamic_mcp_code_run_duration_seconds_count" in after.text
     assert sample(after.text, unknown) == sample(before, unknown) + 1  # no label made of it
     assert 'dynamic_mcp_tool_call_duration_seconds_count{group="limited",tool="echo"}' in after.text
     assert 'dynamic_mcp_upstream_processes{group="limited"}' in after.text

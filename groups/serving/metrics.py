@@ -12,6 +12,8 @@ here, whether or not an audit log is written), plus what is read when scraped:
     dynamic_mcp_expansions_total{group,outcome}             counter
     dynamic_mcp_reads_total{kind,group,outcome}             counter  kind: resource, prompt
     dynamic_mcp_searches_total{outcome}                     counter
+    dynamic_mcp_code_runs_total{outcome}                    counter  run_dynamic_code programs
+    dynamic_mcp_code_run_duration_seconds                   histogram
     dynamic_mcp_sign_ins_total{group,stage,outcome}         counter  stage: started, finished
     dynamic_mcp_sessions_total{event}                       counter  opened, closed, refused
     dynamic_mcp_limits_hit_total{limit}                     counter
@@ -110,6 +112,13 @@ class Metrics:
         self._expansions = counter("expansions", "get_dynamic_tools calls", "group", "outcome")
         self._reads = counter("reads", "Resource reads and prompt gets", "kind", "group", "outcome")
         self._searches = counter("searches", "search_dynamic_tools calls", "outcome")
+        self._code_runs = counter("code_runs", "run_dynamic_code programs", "outcome")
+        self._code_durations = Histogram(
+            "dynamic_mcp_code_run_duration_seconds",
+            "How long run_dynamic_code programs took, their calls included",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
         self._sign_ins = counter("sign_ins", "Sign-ins to upstreams", "group", "stage", "outcome")
         self._sessions = counter("sessions", "Legacy sessions opened, closed, refused", "event")
         self._limits = counter("limits_hit", "Requests a limit refused", "limit")
@@ -155,6 +164,10 @@ class Metrics:
             self._reads.labels(_READS[event], group, outcome).inc()
         elif event == "search":
             self._searches.labels(outcome).inc()
+        elif event == "code_run":
+            self._code_runs.labels(outcome).inc()
+            if seconds is not None:
+                self._code_durations.observe(seconds)
         elif event in _SIGN_INS:
             self._sign_ins.labels(group, _SIGN_INS[event], outcome).inc()
         elif event in _SESSIONS:
