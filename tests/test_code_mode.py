@@ -525,7 +525,8 @@ ALICE, BOB = "alice-code-token-19af", "bob-code-token-77c0"
 def gateway_url(tmp_path) -> Iterator[str]:
     """A gateway over HTTP whose users are alice and bob; "private" is alice's alone."""
     servers = {
-        "open": stdio_entry(description="Open to everyone"),
+        # everyone's, but `add` is alice's alone (issue 30.6: rules per tool, in code too)
+        "open": stdio_entry(description="Open to everyone", tools={"access": {"add": ["alice"]}}),
         "private": stdio_entry(description="Alice only", access=["alice"]),
     }
     config = with_settings(tmp_path / "dynamic-mcp.json", servers, {"code": True})
@@ -556,7 +557,11 @@ except RuntimeError as error:
     private = str(error)
 asked = await call_tool("open", "ask", {"question": "whose"})
 pid = await call_tool("open", "pid", {})
-return {"private": private, "asked": asked["result"], "pid": pid["result"]}
+try:
+    added = (await call_tool("open", "add", {"numbers": [1, 2]}))["total"]
+except RuntimeError as error:
+    added = str(error)
+return {"private": private, "asked": asked["result"], "pid": pid["result"], "added": added}
 """
     askers = {"alice": Asker(), "bob": Asker()}
     values: dict[str, Any] = {}
@@ -577,6 +582,8 @@ return {"private": private, "asked": asked["result"], "pid": pid["result"]}
     assert values["bob"]["private"] == (
         "call_tool('private', 'echo') failed: Unknown group 'private'. Valid groups: open."
     )
+    assert values["alice"]["added"] == 3
+    assert "tools.access does not give it to you" in values["bob"]["added"]
     for who in ("alice", "bob"):  # each question reached the client whose program asked
         assert values[who]["asked"] == "whose -> yes"
         assert askers[who].questions == ["whose"]
