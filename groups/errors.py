@@ -27,7 +27,8 @@ data, never on message text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "BadArgumentsError",
     "CommandArgumentError",
     "ConfigError",
+    "ConfigProblem",
     "DynamicMcpError",
     "FeatureDisabledError",
     "GroupUnavailableError",
@@ -57,11 +59,30 @@ class DynamicMcpError(Exception):
     """Base of every error dynamic-mcp reports on purpose."""
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config: where (a field's dotted path, or a line and column
+    for a JSON syntax error; neither for the file as a whole) and what."""
+
+    problem: str
+    server: str | None = None
+    field: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.line}:{self.column}: " if self.line is not None else ""
+        if self.field:
+            where += f"{self.field}: "
+        return where + self.problem
+
+
 class ConfigError(DynamicMcpError):
     """The config file is missing, unreadable, not JSON, or does not match the schema.
 
-    `server` and `field` are None when the problem is with the file as a whole.
-    `line` and `column` are set for JSON syntax errors.
+    `problems` holds every problem found, in the file's order; `problem`, `server`,
+    `field`, `line` and `column` are the first one's (`server` and `field` are None when
+    it is with the file as a whole, `line` and `column` set for a JSON syntax error).
     """
 
     def __init__(
@@ -73,19 +94,36 @@ class ConfigError(DynamicMcpError):
         field: str | None = None,
         line: int | None = None,
         column: int | None = None,
+        more: Sequence[ConfigProblem] = (),
     ) -> None:
         self.file = Path(file)
+        first = ConfigProblem(problem, server, field, line, column)
+        self.problems = (first, *more)
         self.problem = problem
         self.server = server
         self.field = field
         self.line = line
         self.column = column
-        where = str(self.file)
-        if line is not None:
-            where += f":{line}:{column}"
-        if field:
-            where += f": {field}"
-        super().__init__(f"{where}: {problem}")
+        if not more:
+            where = f"{self.file}:" if line is not None else f"{self.file}: "
+            super().__init__(where + str(first))
+        else:
+            listed = "".join(f"\n  {problem}" for problem in self.problems)
+            super().__init__(f"{self.file}: {len(self.problems)} problems:{listed}")
+
+    @classmethod
+    def of(cls, file: Path | str, problems: Sequence[ConfigProblem]) -> ConfigError:
+        """The error for every problem of `problems` (at least one)."""
+        first, *more = problems
+        return cls(
+            file,
+            first.problem,
+            server=first.server,
+            field=first.field,
+            line=first.line,
+            column=first.column,
+            more=more,
+        )
 
 
 class NotAMetaToolError(DynamicMcpError):

@@ -196,6 +196,25 @@ def test_check_of_an_invalid_config_names_the_field_and_exits_2(tmp_path: Path):
     assert "echo" in checked.stderr and "description" in checked.stderr
 
 
+def test_check_names_every_problem_of_a_config_with_a_suggestion_and_exits_2(tmp_path: Path):
+    config = tmp_path / "dynamic-mcp.json"
+    servers = {
+        "time": {"description": "Time", "comand": "uvx", "args": ["mcp-server-time"]},
+        "echo": {"command": sys.executable, "env": {"TOKEN": "s3cret"}},
+    }
+    config.write_text(json.dumps({"mcpServers": servers}))
+
+    checked = run("check", str(config))
+
+    assert checked.returncode == 2
+    assert checked.stdout == ""
+    assert checked.stderr.splitlines() == [
+        f"dynamic-mcp: {config}: 2 problems:",
+        "  mcpServers.time.comand: unknown field; did you mean 'command'?",
+        "  mcpServers.echo.description: required field is missing",
+    ]
+
+
 def _read_all(fd: int) -> str:
     """What a terminal received; its writer has exited (the reads end there)."""
     chunks = []
