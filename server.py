@@ -44,7 +44,8 @@ def build_server(config_path: Path | None = None, **options: Any) -> "FastMCP":
     """The root server for the config at `config_path`, its meta-tools declared.
 
     Options are `groups.root.RootServer`'s: `config` (already loaded), `registry`,
-    `notifier`, `auth` (who may connect over HTTP), `watch` (apply edits while serving).
+    `notifier`, `auth` (who may connect over HTTP), `watch` (apply edits while serving),
+    `unusable` (why the config was refused: served over stdio, saying so).
     Nothing is read or started until it serves; an upstream starts on its group's first use.
     """
     from mcp_types import CallToolResult
@@ -236,13 +237,24 @@ def serve(
 
     redactor = Redactor()
     configure_logging(log_level, redactor)
-    path = resolve_config_path(config)
-    loaded = load_config(path)
-    use_configured_store(loaded, path, redactor)  # before anything can use it
-    audit_target(loaded.settings.audit_log, path)  # refused now, in one line, not once serving
-    choose_public_url(public_url)
-    jwt_settings = (jwt or JwtOptions()).settings()
     http = transport == "http"
+    path: Path | None = None
+    try:
+        path = resolve_config_path(config)
+        loaded = load_config(path)
+        use_configured_store(loaded, path, redactor)  # before anything can use it
+        audit_target(loaded.settings.audit_log, path)  # refused now, in one line
+        choose_public_url(public_url)
+    except DynamicMcpError as refused:
+        if http:
+            raise
+        # An MCP client shows nothing of a server that exits ("Connection closed"): serve,
+        # and say what is wrong where the client shows it (groups.root).
+        server = _server_stack(path, None, redactor, None, catalog=not no_catalog, unusable=refused)
+        _started()
+        _serve_on(server, transport, host, port)
+        return
+    jwt_settings = (jwt or JwtOptions()).settings()
     auth = http_auth(host, token_file=token_file, users=users, jwt=jwt_settings) if http else None
     server = _server_stack(path, loaded, redactor, auth, catalog=not no_catalog)
     _started()
@@ -250,17 +262,24 @@ def serve(
 
 
 def _server_stack(
-    path: Path, config: "Config", redactor: "Redactor", auth: Any, *, catalog: bool
+    path: Path | None,
+    config: "Config | None",
+    redactor: "Redactor",
+    auth: Any,
+    *,
+    catalog: bool,
+    unusable: DynamicMcpError | None = None,
 ) -> "FastMCP":
     """The root server and its registry: FastMCP and the server stack are imported only
-    here, once everything that can refuse a start has been checked (a tenth of the time)."""
+    here, once everything that can refuse a start has been checked (a tenth of the time);
+    over stdio, `unusable` is why the config was refused, which it then serves."""
     from groups.catalog import Catalog
     from groups.registry import Registry
     from groups.serving import quiet_fastmcp
 
     registry = Registry(catalog=Catalog() if catalog else None, redactor=redactor)
     quiet_fastmcp()
-    return build_server(path, config=config, registry=registry, auth=auth)
+    return build_server(path, config=config, registry=registry, auth=auth, unusable=unusable)
 
 
 def _serve_on(server: "FastMCP", transport: str, host: str, port: int) -> None:

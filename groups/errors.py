@@ -2,6 +2,7 @@
 
     DynamicMcpError                 base: the CLI prints it, the meta-tools return it as isError
     ├── ConfigError                 dynamic-mcp.json is missing, unreadable or invalid
+    ├── ConfigUnusableError         serving over stdio on a config it cannot use: no group
     ├── NotAMetaToolError           a client called a tool other than the two meta-tools
     ├── BadArgumentsError           a meta-tool's own arguments are missing or of a wrong type
     ├── UnknownGroupError           the model named a group that is not configured
@@ -37,6 +38,7 @@ __all__ = [
     "CommandArgumentError",
     "ConfigError",
     "ConfigProblem",
+    "ConfigUnusableError",
     "DynamicMcpError",
     "FeatureDisabledError",
     "GroupUnavailableError",
@@ -123,6 +125,23 @@ class ConfigError(DynamicMcpError):
             line=first.line,
             column=first.column,
             more=more,
+        )
+
+
+class ConfigUnusableError(DynamicMcpError):
+    """dynamic-mcp serves over stdio, but the config (or a setting it names) cannot be
+    used: no group is served until it is fixed. `cause` says what is wrong with it.
+
+    Over stdio an MCP client shows only what the server answers (a server that exits is
+    "Connection closed"), so the cause is said where the client shows it: in the
+    meta-tool's description and in every call's error.
+    """
+
+    def __init__(self, cause: DynamicMcpError) -> None:
+        self.cause = cause
+        super().__init__(
+            "dynamic-mcp cannot use its config, so it serves no group until the file is "
+            f"fixed (a fix applies as soon as it is saved).\n{cause}"
         )
 
 

@@ -1,8 +1,8 @@
 """Live config reload: edit dynamic-mcp.json, or the .env beside it, and only what changed changes.
 
-    reloader = ConfigReloader(path, registry)
+    reloader = ConfigReloader(path, apply=registry.reconfigure, refused=log_it)
     watching = asyncio.create_task(reloader.run())   # until stopped; SIGHUP reloads too
-    changes = await reloader.reload()               # read, validate, apply, or keep the last good
+    changes = await reloader.reload()               # read, validate, apply, or say why not
     reloader.stop()                                  # `watching` ends at once
 
 Guarantees:
@@ -11,28 +11,30 @@ Guarantees:
   old one, deleting the file and writing it anew; a config that is a symlink is followed
   (its target's folder is watched too, and a link pointed elsewhere is followed there);
 - a burst of saves is applied once: after `QUIET_MS` without another, or `BURST_MS` at most;
-- a config that does not load (half saved, bad JSON, an unknown field, no description)
-  changes nothing: the last good config keeps serving, and one warning names the file and
-  the line and column, or the field; the next good save applies;
-- what a reload applies is the registry's to decide (`Registry.reconfigure`): unchanged
-  groups keep their upstreams, and the clients are told.
+- a config that does not load (half saved, bad JSON, an unknown field, no description),
+  or that `apply` refuses, changes nothing: `refused` hears why (the root server keeps
+  the last good config and logs it, or, serving none, shows the new problems); the next
+  good save applies;
+- what a reload applies is `apply`'s to decide (the root server's, then
+  `Registry.reconfigure`): unchanged groups keep their upstreams, and the clients are told;
+- a config whose folder does not exist (yet) is reloaded on SIGHUP only.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
-from groups.config import load_config
-from groups.errors import ConfigError
+from groups.config import Config, load_config
+from groups.errors import DynamicMcpError
 
 if TYPE_CHECKING:
     from groups.changes import Changes
-    from groups.registry import Registry
 
 __all__ = ["BURST_MS", "QUIET_MS", "ConfigReloader"]
 
@@ -45,9 +47,22 @@ BURST_MS = 3000  # …or this long after the first save of a burst that goes on
 class ConfigReloader:
     """Watches one config file and the `.env` beside it; applies each good change."""
 
-    def __init__(self, path: Path, registry: Registry) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        apply: Callable[[Config], Changes],
+        refused: Callable[[DynamicMcpError], None],
+    ) -> None:
+        """Args:
+        path: the config file.
+        apply: serves a config that loaded, and says what changed; raises a
+            `DynamicMcpError` if it cannot be served (a store setting it cannot use).
+        refused: hears why the config on disk cannot be served now.
+        """
         self.path = path.absolute()
-        self._registry = registry
+        self._apply = apply
+        self._refused = refused
         self._lock = anyio.Lock()  # a save and a SIGHUP at once: one reload after the other
         self._stopped = anyio.Event()  # the watcher's own stop signal: cancelling it waits
 
@@ -66,14 +81,13 @@ class ConfigReloader:
         self._stopped.set()
 
     async def reload(self) -> Changes | None:
-        """Apply the config as it is on disk now; None when it does not load."""
+        """Apply the config as it is on disk now; None when it cannot be served."""
         async with self._lock:
             try:
-                config = load_config(self.path)
-            except ConfigError as exc:
-                logger.warning("%s (still serving the last good config)", exc)
+                changes = self._apply(load_config(self.path))
+            except DynamicMcpError as exc:
+                self._refused(exc)
                 return None
-            changes = self._registry.reconfigure(config)
             if changes:
                 logger.info("reloaded %s: %s", self.path, changes)
             return changes
@@ -99,8 +113,13 @@ class ConfigReloader:
         """Reload on every change to `files`; return when stopped or the link's target moved."""
         from watchfiles import awatch  # a Rust extension: loaded only when watching starts
 
+        folders = {file.parent for file in files if file.parent.is_dir()}
+        if not folders:
+            logger.warning("%s: its folder does not exist; reloaded on SIGHUP only", self.path)
+            await self._stopped.wait()
+            return
         async for _ in awatch(
-            *{file.parent for file in files},
+            *folders,
             watch_filter=lambda change, path: Path(path) in files,
             debounce=BURST_MS,
             step=QUIET_MS,

@@ -9,6 +9,10 @@
 Guarantees:
 - building it reads no file and starts nothing: the lifespan loads the config when the
   server starts, and a group's upstream starts on the group's first use;
+- over stdio, a config that cannot be used (missing, invalid, a store setting it cannot
+  use) is served anyway: `initialize` is answered, no group is served or started, and
+  what is wrong is in `get_dynamic_tools`' description and every call's error, until a
+  save fixes it (over HTTP, and for the terminal commands, it stops the start);
 - the lifespan owns the registry: when it ends, every upstream is closed (`Registry.aclose`),
   and while it runs, edits of the config and of its `.env` are applied (`groups.reload`)
   unless `watch` is off;
@@ -36,7 +40,9 @@ from fastmcp import FastMCP
 
 from groups import LogLevel, version
 from groups.catalog import Catalog
+from groups.changes import Changes
 from groups.config import Config, load_config, resolve_config_path, use_configured_store
+from groups.errors import ConfigError, DynamicMcpError
 from groups.internals import (
     guard_http_with,
     serve_listen,
@@ -57,6 +63,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from groups.serving.http_front import HttpFront
+    from groups.storage.store import Store
 
 __all__ = ["RootServer", "for_fastmcp_run"]
 
@@ -78,16 +85,22 @@ class RootServer(FastMCP):
         notifier: Notifier | None = None,
         auth: AuthProvider | None = None,
         watch: bool = True,
+        unusable: DynamicMcpError | None = None,
     ) -> None:
         """Args:
         config_path: the config (default: `resolve_config_path`, when the server starts).
         config: the config already loaded from `config_path`, if it was.
+        unusable: why the config at `config_path` could not be used, if it was read and
+            refused (over stdio: it is served, saying so, until fixed).
         registry, notifier: made here unless given (the command line makes the registry
             first, so its redactor can be in logging from the start).
         auth: who may connect over HTTP (`groups.serving.bearer_token.BearerToken`).
         watch: apply edits of the config while serving (off for a terminal command).
         """
         self.config_path, self._config, self._watch = config_path, config, watch
+        self._unusable = unusable
+        self._over_stdio = False  # set by run_stdio_async: a config refused is served anyway
+        self._served_path: Path | None = None  # the config the lifespan read, or tried to
         self.registry = Registry(catalog=Catalog()) if registry is None else registry
         self.notifier = Notifier() if notifier is None else notifier
         self.notifier.on_leave = self.registry.release
@@ -124,20 +137,35 @@ class RootServer(FastMCP):
 
     @asynccontextmanager
     async def _serving(self, server: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        """Load the config and serve its groups; at the end, close every upstream."""
-        registry, path = self.registry, self.config_path
-        if self._config is None:
-            path = resolve_config_path(path)
-        config = self._config or load_config(path)
-        store = use_configured_store(config, path, registry.redactor)  # before any use
-        registry.configure(config, config_path=path)
-        self._open_audit(config.settings.audit_log, path)
+        """Load the config and serve its groups; at the end, close every upstream.
+
+        Over stdio, a config that cannot be used is served too, with no group and the
+        reason where the client shows it (`Registry.refuse`), until a save fixes it.
+        """
+        registry, path, config = self.registry, self.config_path, self._config
+        store = None
+        try:
+            if self._unusable is not None:
+                raise self._unusable
+            if config is None:
+                path = resolve_config_path(path)
+                config = load_config(path)
+            store = self._take(config, path)
+        except DynamicMcpError as exc:
+            if not self._over_stdio:
+                raise
+            path = path or (exc.file if isinstance(exc, ConfigError) else None)
+            logger.error("serving no group until the config is fixed: %s", exc)
+            registry.refuse(exc, config_path=path)
+        self._served_path = path
         self._loaded = True
         self.meta_tools.changed()
-        reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
+        reloader = None
+        if path is not None and self._watch:
+            reloader = ConfigReloader(path, apply=self._reloaded, refused=self._refused)
         watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
         front = self.http_front
-        fronting = front.serving(store, config.settings.http) if front else nullcontext()
+        fronting = front.serving(store, config.settings.http) if front and config else nullcontext()
         try:
             async with fronting:
                 yield {"registry": registry, "reloader": reloader}
@@ -151,14 +179,37 @@ class RootServer(FastMCP):
             await registry.aclose()
             audit.close()
 
-    def _open_audit(self, where: str | None, config_path: Path | None) -> None:
-        """Write the audit log where the settings say, naming this replica in each line.
+    def _take(self, config: Config, path: Path | None) -> Store:
+        """Serve `config`'s groups: its store chosen first, its audit log open after.
 
         Raises:
-            ConfigError: the file cannot be opened for appending.
+            StoreSettingError, ConfigError: a store or audit setting cannot be used;
+                nothing was applied then.
         """
+        store = use_configured_store(config, path, self.registry.redactor)  # before any use
+        target = audit_target(config.settings.audit_log, path)  # checked before anything
+        self.registry.configure(config, config_path=path)
         replica = self.http_front.sessions.replica if self.http_front else "stdio"
-        audit.open(audit_target(where, config_path), replica=replica)
+        audit.open(target, replica=replica)
+        return store
+
+    def _reloaded(self, config: Config) -> Changes:
+        """A config saved while serving: applied in place, or, if none could be used
+        until now, served from scratch."""
+        if self.registry.unusable is None:
+            return self.registry.reconfigure(config)
+        self._take(config, self._served_path)
+        self._changed("tools")
+        return Changes(added=tuple(self.registry.group_names()))
+
+    def _refused(self, error: DynamicMcpError) -> None:
+        """A save that cannot be served: the last good config stays, or, if there is none,
+        the clients are shown the new reason."""
+        if self.registry.unusable is None:
+            logger.warning("%s (still serving the last good config)", error)
+            return
+        logger.warning("serving no group until the config is fixed: %s", error)
+        self.registry.refuse(error, config_path=self._served_path)
 
     # ---- serving: the same rules however it is started -------------------------------
 
@@ -169,6 +220,7 @@ class RootServer(FastMCP):
         from groups.serving.stdio_pipes import stdio_streams
 
         self._own_log_level(log_level)
+        self._over_stdio = True
 
         async def serve() -> None:
             async with stdio_streams() as (read_stream, write_stream):

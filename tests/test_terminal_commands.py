@@ -215,6 +215,21 @@ def test_check_names_every_problem_of_a_config_with_a_suggestion_and_exits_2(tmp
     ]
 
 
+def test_tools_and_call_of_a_broken_config_exit_2_naming_the_problem(tmp_path: Path):
+    """A terminal prints what is wrong; unlike a stdio server, nothing is served."""
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"time": {"description": "T", "comand": "x"}}}))
+
+    listed = run("tools", "time", "--config", str(config))
+    called = run("call", "time", "get_current_time", "--config", str(config))
+
+    expected = (
+        f"dynamic-mcp: {config}: mcpServers.time.comand: unknown field; did you mean 'command'?\n"
+    )
+    assert (listed.returncode, listed.stdout, listed.stderr) == (2, "", expected)
+    assert (called.returncode, called.stdout, called.stderr) == (2, "", expected)
+
+
 def _read_all(fd: int) -> str:
     """What a terminal received; its writer has exited (the reads end there)."""
     chunks = []
