@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 
-from groups import CONFIG_ENV_VAR, GATEWAY_ENV_VARS, LogLevel, version
+from groups import GATEWAY_ENV_VARS, version
+from groups.commands.arguments import CONFIG_HELP, ConfigOption, LogLevelOption, one_config
 from groups.commands.terminal import use_builder
 from groups.errors import DynamicMcpError
 
@@ -101,35 +102,49 @@ app = App(
 )
 # Each command's module is imported only when it runs. Cyclopts then shows `help` in place
 # of the docstring, so each is the first line of its command's docstring (test_cli checks).
-for command, name, summary in (
+# Every command that reads a config takes it first, or as --config (groups.commands.arguments).
+# Where more arguments follow, they are one list (cyclopts has no optional argument before
+# a required one): the usage line says what they are.
+for command, name, summary, arguments in (
     (
         "groups.commands.check:check",
         "check",
         "Validate CONFIG, connect every enabled group, and report each one and its token cost.",
+        "[CONFIG]",
     ),
     (
         "groups.commands.tools:tools",
         "tools",
         "List GROUP's tools with their parameters, asking its upstream now.",
+        "[CONFIG] GROUP",
     ),
     (
         "groups.commands.tools:call",
         "call",
         "Call TOOL of GROUP and print its result; exit 1 when the result is an error.",
+        "[CONFIG] GROUP TOOL",
     ),
     (
         "groups.commands.auth:auth",
         "auth",
         "Sign GROUP in to its OAuth server now, sign it out, or list remote groups' sign-ins.",
+        "[CONFIG] [GROUP]",
     ),
-    ("importers.command:import_", "import", "Convert TOOL's MCP servers into a dynamic-mcp.json."),
+    (
+        "importers.command:import_",
+        "import",
+        "Convert TOOL's MCP servers into a dynamic-mcp.json.",
+        None,
+    ),
     (
         "groups.commands.rekey:rekey",
         "rekey",
         "Write every encrypted value of the shared store again with the newest store key.",
+        "[CONFIG]",
     ),
 ):
-    app.command(command, name=name, help=summary)
+    usage = f"Usage: dynamic-mcp {name} [OPTIONS] {arguments}" if arguments else None
+    app.command(command, name=name, help=summary, usage=usage)
 
 
 def _gateway(name: str) -> Parameter:
@@ -189,9 +204,10 @@ class JwtOptions:
 
 @app.default
 def serve(
-    config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
+    config: Annotated[Path | None, Parameter(help=CONFIG_HELP)] = None,
     /,
     *,
+    config_option: ConfigOption = None,
     transport: Literal["stdio", "http"] = "stdio",
     host: str = "127.0.0.1",
     port: int = 8931,
@@ -200,14 +216,12 @@ def serve(
     jwt: Annotated["JwtOptions | None", Parameter(name="*")] = None,
     public_url: Annotated[str | None, _gateway("public_url")] = None,
     no_catalog: bool = False,
-    log_level: Annotated[LogLevel, Parameter(env_var="DYNAMIC_MCP_LOG_LEVEL")] = "warning",
+    log_level: LogLevelOption = "warning",
 ) -> None:
     """Serve the upstream servers of CONFIG as groups behind two tools.
 
     Parameters
     ----------
-    config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
     transport
         stdio for an MCP client that starts this process; http to serve streamable HTTP.
     host
@@ -226,8 +240,6 @@ def serve(
         sign-ins end on its /oauth/callback, not on a port of this machine.
     no_catalog
         Ask each upstream for its tools on first expansion, never ~/.dynamic-mcp/catalog.
-    log_level
-        Least severe log message written to stderr.
     """
     from groups.config import load_config, resolve_config_path, use_configured_store
     from groups.config.public_url import choose_public_url
@@ -240,7 +252,7 @@ def serve(
     http = transport == "http"
     path: Path | None = None
     try:
-        path = resolve_config_path(config)
+        path = resolve_config_path(one_config(config, config_option))
         loaded = load_config(path)
         use_configured_store(loaded, path, redactor)  # before anything can use it
         audit_target(loaded.settings.audit_log, path)  # refused now, in one line

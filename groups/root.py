@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, get_args
 import anyio
 from fastmcp import FastMCP
 
-from groups import LogLevel, version
+from groups import LOG_LEVEL_ENV_VAR, LogLevel, version
 from groups.catalog import Catalog
 from groups.changes import Changes
 from groups.config import Config, load_config, resolve_config_path, use_configured_store
@@ -337,7 +337,7 @@ def for_fastmcp_run(build: Callable[..., FastMCP]) -> FastMCP:
     from groups.serving.logs import quiet_fastmcp
 
     registry = Registry(catalog=Catalog())
-    level = os.environ.get("DYNAMIC_MCP_LOG_LEVEL", "warning").lower()
+    level = os.environ.get(LOG_LEVEL_ENV_VAR, "warning").lower()
     configure_logging(level if level in get_args(LogLevel) else "warning", registry.redactor)  # type: ignore[arg-type]
     quiet_fastmcp()
     return build(registry=registry)

@@ -118,7 +118,8 @@ def test_the_config_path_can_come_from_the_environment(tmp_path: Path):
 
 
 def test_serving_over_http_answers_an_mcp_client(tmp_path: Path):
-    """`--transport http` serves streamable HTTP on 127.0.0.1 at /mcp."""
+    """`--transport http` serves streamable HTTP on 127.0.0.1 at /mcp; the config given
+    as --config, as every command takes it (the other tests give it first)."""
     config = tmp_path / "dynamic-mcp.json"
     config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry()}}))
     port = free_port()
@@ -132,7 +133,7 @@ def test_serving_over_http_answers_an_mcp_client(tmp_path: Path):
             return names, result.content[0].text
 
     process = subprocess.Popen(
-        [SCRIPT, str(config), "--transport", "http", "--port", str(port)],
+        [SCRIPT, "--config", str(config), "--transport", "http", "--port", str(port)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

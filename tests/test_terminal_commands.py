@@ -88,6 +88,45 @@ def test_tools_of_a_group_that_cannot_start_exits_1_with_the_reason(write_config
     assert "command not found: '/nonexistent/upstream'" in listed.stderr
 
 
+# ---- every command ----------------------------------------------------------------------
+
+
+def test_every_command_takes_the_config_first_or_as_config_and_a_log_level(write_config):
+    config = write_config({"echo": stdio_entry()})
+
+    listed = run("tools", str(config), "echo", "--log-level", "info")
+    called = run("call", str(config), "echo", "echo", "--args", '{"text": "hi"}')
+    checked = run("check", "--config", str(config), "--log-level", "info", "--json")
+    signed_in = run("auth", str(config), "--list", "--log-level", "warning")
+    rekeyed = run("rekey", "--config", str(config))
+
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("pid  ") and "connecting group echo" in listed.stderr
+    assert (called.returncode, called.stdout) == (0, "hi\n"), called.stderr
+    assert checked.returncode == 0 and "connecting group echo" in checked.stderr
+    assert [row["status"] for row in json.loads(checked.stdout)] == ["ok"]
+    assert signed_in.stdout == "No remote (http/sse) groups in the config.\n", signed_in.stderr
+    assert (rekeyed.returncode, rekeyed.stdout) == (2, "")  # read, and refused for what it says
+    assert rekeyed.stderr.startswith("dynamic-mcp: rekey: re-encrypts a shared store")
+
+
+def test_a_config_given_twice_or_arguments_too_many_are_refused_naming_them(write_config):
+    config = write_config({"echo": stdio_entry()})
+
+    twice = run("tools", str(config), "echo", "--config", "other.json")
+    too_many = run("call", str(config), "echo", "echo", "extra")
+
+    assert (twice.returncode, twice.stdout) == (2, "")
+    assert twice.stderr == (
+        f"dynamic-mcp: --config: the config is given twice: {str(config)!r} and 'other.json'\n"
+    )
+    assert (too_many.returncode, too_many.stdout) == (2, "")
+    assert too_many.stderr == (
+        f"dynamic-mcp: call: takes [CONFIG] GROUP TOOL; arguments given: 4: {config} echo "
+        "echo extra\n"
+    )
+
+
 # ---- call -------------------------------------------------------------------------------
 
 
