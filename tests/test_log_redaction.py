@@ -38,13 +38,13 @@ def test_an_upstreams_stderr_is_logged_under_its_group_with_its_secrets_hidden(w
         "arguments": {"group": "chatty", "name": "echo", "args": {"text": "hi"}},
     }
 
-    messages, log = raw_debug_session(write_config({"chatty": CHATTY}), [call], log_level="warning")
+    messages, log = raw_debug_session(write_config({"chatty": CHATTY}), [call], log_level="info")
 
     assert [m["result"]["content"][0]["text"] for m in messages if m.get("id") == 1] == ["hi"]
     lines = log.splitlines()
-    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: chatty upstream starting" in lines
-    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: using API_TOKEN=***" in lines
-    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: using --token ***" in lines
+    assert "dynamic-mcp INFO groups.upstream.stderr: chatty: chatty upstream starting" in lines
+    assert "dynamic-mcp INFO groups.upstream.stderr: chatty: using API_TOKEN=***" in lines
+    assert "dynamic-mcp INFO groups.upstream.stderr: chatty: using --token ***" in lines
     assert ENV_TOKEN not in log
     assert ARG_TOKEN not in log
 

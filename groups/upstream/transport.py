@@ -148,6 +148,7 @@ class LoggedStdioTransport(StdioTransport):
     def __init__(self, group: str, **options: Any) -> None:
         super().__init__(**options)
         self.group = group
+        self.stderr: UpstreamStderr | None = None  # the last session's, once one started
 
     @asynccontextmanager
     async def connect_session(
@@ -156,7 +157,7 @@ class LoggedStdioTransport(StdioTransport):
         transport_options: TransportOptions | None = None,
         **session_kwargs: Unpack[SessionKwargs],
     ) -> AsyncIterator[ClientSession]:
-        stderr = UpstreamStderr(self.group)
+        stderr = self.stderr = UpstreamStderr(self.group)
         async with stderr as self.log_file:
             connecting = super().connect_session(
                 transport_options=transport_options, **session_kwargs
