@@ -32,6 +32,33 @@ def test_an_ordinary_run_is_quiet_and_an_upstreams_error_shows_with_its_tracebac
     ]
 
 
+def test_an_upstreams_ordinary_lines_are_info_and_a_line_said_again_and_again_is_said_once(
+    write_config,
+):
+    config = write_config({"noisy": stdio_entry(NOISY, args=[str(NOISY), "serve"])})
+    changed = {
+        "name": "call_dynamic_tool",
+        "arguments": {"group": "noisy", "name": "changed", "args": {"times": 5}},
+    }
+
+    messages, log = raw_debug_session(config, [changed], log_level="info")
+
+    assert [m["result"]["content"][0]["text"] for m in messages if m.get("id") == 1] == [
+        "said it 5 times"
+    ]
+    info = lines_of(log, "INFO")
+    said = [line for line in info if line.startswith("groups.upstream.stderr: ")]
+    assert said == [
+        "groups.upstream.stderr: noisy: Downloading cryptography (4.7MiB)",
+        "groups.upstream.stderr: noisy: Installed 40 packages in 30ms",
+        "groups.upstream.stderr: noisy: Starting default (STDIO) server...",
+        "groups.upstream.stderr: noisy: Waiting for the index",
+        "groups.upstream.stderr: the line above came 4 more times",
+    ]
+    assert info.count("groups.upstream.inventory: group noisy: the upstream's tools changed") == 1
+    assert len(lines_of(log, "WARNING")) == 3  # the traceback, as at the default level
+
+
 def test_an_upstream_that_fails_to_start_has_its_last_words_shown(write_config):
     config = write_config({"refusing": stdio_entry(NOISY, args=[str(NOISY), "refuse"])})
     expand = {"name": "get_dynamic_tools", "arguments": {"group": "refusing"}}
