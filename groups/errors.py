@@ -19,6 +19,7 @@
     ├── UpstreamTimeoutError        an upstream call ran past its configured limit
     ├── UpstreamRefusedError        a remote upstream refused one request with an HTTP error
     ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
+    ├── CannotListenError           HTTP serving cannot bind its address (taken, not ours)
     ├── PublicUrlError              the gateway's --public-url is not an http(s) URL
     └── ImportFailedError           `dynamic-mcp import` stopped (importers/errors.py)
 
@@ -35,6 +36,7 @@ from pathlib import Path
 __all__ = [
     "AuthCommandError",
     "BadArgumentsError",
+    "CannotListenError",
     "CommandArgumentError",
     "ConfigError",
     "ConfigProblem",
@@ -365,6 +367,20 @@ class UnsafeServingError(DynamicMcpError):
     def __init__(self, problem: str) -> None:
         self.problem = problem
         super().__init__(problem)
+
+
+class CannotListenError(DynamicMcpError):
+    """`--transport http` cannot listen where asked: the port is taken, the address is not
+    this machine's, or a low port needs privileges."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host = host
+        self.port = port
+        self.reason = reason
+        super().__init__(
+            f"cannot listen on {host}:{port}: {reason}; is dynamic-mcp (or another server) "
+            "listening there already? Choose another with --port"
+        )
 
 
 class PublicUrlError(DynamicMcpError):

@@ -55,7 +55,7 @@ from groups.registry import Registry
 from groups.reload import ConfigReloader
 from groups.serving.audit import audit, audit_target
 from groups.serving.health import add_health_routes
-from groups.serving.logs import configure_logging
+from groups.serving.logs import announce, configure_logging
 from groups.serving.notifier import Notifier
 
 if TYPE_CHECKING:
@@ -241,14 +241,19 @@ class RootServer(FastMCP):
         """Serve HTTP: auth needed off loopback, FastMCP's Host/Origin guard on. Without
         `auth` given, it is taken from the environment: named users or a shared token.
 
+        The socket is bound first and its URL said at the default level
+        (`http://HOST:PORT/mcp`), before the lifespan starts.
+
         Raises:
             UnsafeServingError: `host` is not loopback and no auth is configured, or the
                 auth configured is unusable.
+            CannotListenError: the address cannot be bound (a port taken).
         """
         import fastmcp
 
         from groups import GATEWAY_ENV_VARS
         from groups.serving.http_access import browser_guard, http_auth
+        from groups.serving.listening import endpoint_url, listen
         from groups.serving.users import JwtSettings
 
         host = host or fastmcp.settings.host
@@ -261,6 +266,13 @@ class RootServer(FastMCP):
         # Without log_config None, uvicorn installs handlers that write around ours.
         uvicorn_config = {**(uvicorn_config or {}), "log_config": None}
         options |= browser_guard(host)
+        if "sockets" not in options:  # bound here, so that where it listens can be said
+            port = options.pop("port", None)
+            sock = listen(host, fastmcp.settings.port if port is None else port)
+            default_path = "sse_path" if transport == "sse" else "streamable_http_path"
+            path = options.get("path") or getattr(fastmcp.settings, default_path)
+            announce("serving MCP at %s", endpoint_url(host, sock, path))
+            options["sockets"] = [sock]
         run = super().run_http_async
         await self._until_signal(
             lambda: run(

@@ -77,8 +77,9 @@ class _Heard(logging.Handler):
 
 
 async def test_an_upstreams_stderr_pipe_is_read_by_us_alone_and_closed_with_its_session(
-    write_config,
+    write_config, caplog
 ):
+    caplog.set_level(logging.INFO, logger="groups.upstream.stderr")  # its ordinary lines
     started = _Heard("chatty: chatty upstream starting")
     logging.getLogger("groups.upstream.stderr").addHandler(started)
     server = build_server(write_config({"chatty": CHATTY}))
@@ -156,7 +157,8 @@ def test_a_terminal_command_shows_an_upstreams_stderr_with_its_secrets_hidden(wr
     config = write_config({"chatty": CHATTY})
 
     done = subprocess.run(
-        [SCRIPT, "call", "chatty", "echo", "--args", '{"text": "hi"}', "--config", str(config)],
+        [SCRIPT, "call", "chatty", "echo", "--args", '{"text": "hi"}', "--config", str(config)]
+        + ["--log-level", "info"],  # an upstream's ordinary stderr is INFO
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,

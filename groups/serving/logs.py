@@ -29,9 +29,20 @@ from groups.secrets import RedactingFormatter, Redactor
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["LOG_FORMAT", "REPEAT_WINDOW", "SaidOnce", "configure_logging", "quiet_fastmcp"]
+__all__ = [
+    "LOG_FORMAT",
+    "REPEAT_WINDOW",
+    "SaidOnce",
+    "announce",
+    "configure_logging",
+    "quiet_fastmcp",
+]
 
 logger = logging.getLogger("dynamic_mcp")
+# Lines a user needs at the default level (warning) though nothing is wrong: where it
+# serves. INFO on this logger alone; a record's own logger decides, not the root's level.
+_announcer = logging.getLogger("dynamic_mcp.serving")
+_announcer.setLevel(logging.INFO)
 
 LOG_FORMAT = "dynamic-mcp %(levelname)s %(name)s: %(message)s"
 # A line said again within this many seconds of its last time counts as a repeat. A line
@@ -53,6 +64,12 @@ def configure_logging(level: LogLevel, redactor: Redactor) -> None:
     # Python writes a warning and a crash's traceback to stderr by itself, around the handler.
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
+
+
+def announce(message: str, *args: object) -> None:
+    """Say `message` at INFO, shown at the default level too, though not under `error`."""
+    if logging.getLogger().getEffectiveLevel() <= logging.WARNING:
+        _announcer.info(message, *args)
 
 
 class SaidOnce(logging.StreamHandler[TextIO]):
