@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 
-from groups import CONFIG_ENV_VAR, GATEWAY_ENV_VARS, LogLevel, version
+from groups import GATEWAY_ENV_VARS, version
+from groups.commands.arguments import CONFIG_HELP, ConfigOption, LogLevelOption, one_config
 from groups.commands.terminal import use_builder
 from groups.errors import DynamicMcpError
 
@@ -47,7 +48,8 @@ def build_server(config_path: Path | None = None, **options: Any) -> "FastMCP":
     """The root server for the config at `config_path`, its meta-tools declared.
 
     Options are `groups.root.RootServer`'s: `config` (already loaded), `registry`,
-    `notifier`, `auth` (who may connect over HTTP), `watch` (apply edits while serving).
+    `notifier`, `auth` (who may connect over HTTP), `watch` (apply edits while serving),
+    `unusable` (why the config was refused: served over stdio, saying so).
     Nothing is read or started until it serves; an upstream starts on its group's first use.
     """
     from mcp_types import CallToolResult
@@ -110,45 +112,61 @@ app = App(
 )
 # Each command's module is imported only when it runs. Cyclopts then shows `help` in place
 # of the docstring, so each is the first line of its command's docstring (test_cli checks).
-for command, name, summary in (
+# Every command that reads a config takes it first, or as --config (groups.commands.arguments).
+# Where more arguments follow, they are one list (cyclopts has no optional argument before
+# a required one): the usage line says what they are.
+for command, name, summary, arguments in (
     (
         "groups.commands.check:check",
         "check",
         "Validate CONFIG, connect every enabled group, and report each one and its token cost.",
+        "[CONFIG]",
     ),
     (
         "groups.commands.tools:tools",
         "tools",
         "List GROUP's tools with their parameters, asking its upstream now.",
+        "[CONFIG] GROUP",
     ),
     (
         "groups.commands.tools:call",
         "call",
         "Call TOOL of GROUP and print its result; exit 1 when the result is an error.",
+        "[CONFIG] GROUP TOOL",
     ),
     (
         "groups.commands.run_code:run_code",
         "run-code",
         "Run PROGRAM (a file, or - for stdin) as run_dynamic_code; exit 1 when it fails.",
+        "[CONFIG] PROGRAM",
     ),
     (
         "groups.commands.auth:auth",
         "auth",
         "Sign GROUP in to its OAuth server now, sign it out, or list remote groups' sign-ins.",
+        "[CONFIG] [GROUP]",
     ),
-    ("importers.command:import_", "import", "Convert TOOL's MCP servers into a dynamic-mcp.json."),
+    (
+        "importers.command:import_",
+        "import",
+        "Convert TOOL's MCP servers into a dynamic-mcp.json.",
+        None,
+    ),
     (
         "groups.commands.rekey:rekey",
         "rekey",
         "Write every encrypted value of the shared store again with the newest store key.",
+        "[CONFIG]",
     ),
     (
         "groups.commands.admin:admin",
         "admin",
         "List a team gateway's users, sessions, sign-ins and replicas, or revoke a user.",
+        None,  # an App of its own commands, each with its usage
     ),
 ):
-    app.command(command, name=name, help=summary)
+    usage = {"usage": f"Usage: dynamic-mcp {name} [OPTIONS] {arguments}"} if arguments else {}
+    app.command(command, name=name, help=summary, **usage)
 
 
 def _gateway(name: str) -> Parameter:
@@ -208,9 +226,10 @@ class JwtOptions:
 
 @app.default
 def serve(
-    config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
+    config: Annotated[Path | None, Parameter(help=CONFIG_HELP)] = None,
     /,
     *,
+    config_option: ConfigOption = None,
     transport: Literal["stdio", "http"] = "stdio",
     host: str = "127.0.0.1",
     port: int = 8931,
@@ -219,14 +238,12 @@ def serve(
     jwt: Annotated["JwtOptions | None", Parameter(name="*")] = None,
     public_url: Annotated[str | None, _gateway("public_url")] = None,
     no_catalog: bool = False,
-    log_level: Annotated[LogLevel, Parameter(env_var="DYNAMIC_MCP_LOG_LEVEL")] = "warning",
+    log_level: LogLevelOption = "warning",
 ) -> None:
     """Serve the upstream servers of CONFIG as groups behind two tools.
 
     Parameters
     ----------
-    config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
     transport
         stdio for an MCP client that starts this process; http to serve streamable HTTP.
     host
@@ -245,8 +262,6 @@ def serve(
         sign-ins end on its /oauth/callback, not on a port of this machine.
     no_catalog
         Ask each upstream for its tools on first expansion, never ~/.dynamic-mcp/catalog.
-    log_level
-        Least severe log message written to stderr.
     """
     from groups.config import load_config, resolve_config_path, use_configured_store
     from groups.config.public_url import choose_public_url
@@ -256,13 +271,24 @@ def serve(
 
     redactor = Redactor()
     configure_logging(log_level, redactor)
-    path = resolve_config_path(config)
-    loaded = load_config(path)
-    use_configured_store(loaded, path, redactor)  # before anything can use it
-    audit_target(loaded.settings.audit_log, path)  # refused now, in one line, not once serving
-    choose_public_url(public_url)
-    jwt_settings = (jwt or JwtOptions()).settings()
     http = transport == "http"
+    path: Path | None = None
+    try:
+        path = resolve_config_path(one_config(config, config_option))
+        loaded = load_config(path)
+        use_configured_store(loaded, path, redactor)  # before anything can use it
+        audit_target(loaded.settings.audit_log, path)  # refused now, in one line
+        choose_public_url(public_url)
+    except DynamicMcpError as refused:
+        if http:
+            raise
+        # An MCP client shows nothing of a server that exits ("Connection closed"): serve,
+        # and say what is wrong where the client shows it (groups.root).
+        server = _server_stack(path, None, redactor, None, catalog=not no_catalog, unusable=refused)
+        _started()
+        _serve_on(server, transport, host, port)
+        return
+    jwt_settings = (jwt or JwtOptions()).settings()
     auth = http_auth(host, token_file=token_file, users=users, jwt=jwt_settings) if http else None
     server = _server_stack(path, loaded, redactor, auth, catalog=not no_catalog)
     _started()
@@ -270,17 +296,24 @@ def serve(
 
 
 def _server_stack(
-    path: Path, config: "Config", redactor: "Redactor", auth: Any, *, catalog: bool
+    path: Path | None,
+    config: "Config | None",
+    redactor: "Redactor",
+    auth: Any,
+    *,
+    catalog: bool,
+    unusable: DynamicMcpError | None = None,
 ) -> "FastMCP":
     """The root server and its registry: FastMCP and the server stack are imported only
-    here, once everything that can refuse a start has been checked (a tenth of the time)."""
+    here, once everything that can refuse a start has been checked (a tenth of the time);
+    over stdio, `unusable` is why the config was refused, which it then serves."""
     from groups.catalog import Catalog
     from groups.registry import Registry
     from groups.serving import quiet_fastmcp
 
     registry = Registry(catalog=Catalog() if catalog else None, redactor=redactor)
     quiet_fastmcp()
-    return build_server(path, config=config, registry=registry, auth=auth)
+    return build_server(path, config=config, registry=registry, auth=auth, unusable=unusable)
 
 
 def _serve_on(server: "FastMCP", transport: str, host: str, port: int) -> None:

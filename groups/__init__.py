@@ -15,11 +15,12 @@ This module itself stays import-light: `dynamic-mcp --help` reads it.
 
 from typing import Literal
 
-__all__ = ["CONFIG_ENV_VAR", "GATEWAY_ENV_VARS", "LogLevel", "version"]
+__all__ = ["CONFIG_ENV_VAR", "GATEWAY_ENV_VARS", "LOG_LEVEL_ENV_VAR", "LogLevel", "version"]
 
 # Shared by the command line and the config loader; here so `dynamic-mcp --help` can name
 # it without importing the config model.
 CONFIG_ENV_VAR = "DYNAMIC_MCP_CONFIG"
+LOG_LEVEL_ENV_VAR = "DYNAMIC_MCP_LOG_LEVEL"  # every command's --log-level, and `fastmcp run`'s
 # Who a team gateway's users are (`groups.serving.users`), by `serve`'s parameter name:
 # read by the command line, and by `fastmcp run server.py`, which has no such flags.
 GATEWAY_ENV_VARS = {

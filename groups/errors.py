@@ -2,6 +2,7 @@
 
     DynamicMcpError                 base: the CLI prints it, the meta-tools return it as isError
     ├── ConfigError                 dynamic-mcp.json is missing, unreadable or invalid
+    ├── ConfigUnusableError         serving over stdio on a config it cannot use: no group
     ├── NotAMetaToolError           a client called a tool other than the two meta-tools
     ├── BadArgumentsError           a meta-tool's own arguments are missing or of a wrong type
     ├── UnknownGroupError           the model named a group that is not configured
@@ -21,6 +22,7 @@
     ├── CodeRunError                a run_dynamic_code program failed, or a limit stopped it
     ├── UpstreamRefusedError        a remote upstream refused one request with an HTTP error
     ├── UnsafeServingError          HTTP serving would be open to anyone, or its token is unsafe
+    ├── CannotListenError           HTTP serving cannot bind its address (taken, not ours)
     ├── PublicUrlError              the gateway's --public-url is not an http(s) URL
     └── ImportFailedError           `dynamic-mcp import` stopped (importers/errors.py)
 
@@ -30,7 +32,8 @@ data, never on message text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -38,9 +41,12 @@ __all__ = [
     "AuthCommandError",
     "BadArgumentsError",
     "CallLimitedError",
+    "CannotListenError",
     "CodeRunError",
     "CommandArgumentError",
     "ConfigError",
+    "ConfigProblem",
+    "ConfigUnusableError",
     "DynamicMcpError",
     "FeatureDisabledError",
     "GroupUnavailableError",
@@ -63,11 +69,30 @@ class DynamicMcpError(Exception):
     """Base of every error dynamic-mcp reports on purpose."""
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config: where (a field's dotted path, or a line and column
+    for a JSON syntax error; neither for the file as a whole) and what."""
+
+    problem: str
+    server: str | None = None
+    field: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.line}:{self.column}: " if self.line is not None else ""
+        if self.field:
+            where += f"{self.field}: "
+        return where + self.problem
+
+
 class ConfigError(DynamicMcpError):
     """The config file is missing, unreadable, not JSON, or does not match the schema.
 
-    `server` and `field` are None when the problem is with the file as a whole.
-    `line` and `column` are set for JSON syntax errors.
+    `problems` holds every problem found, in the file's order; `problem`, `server`,
+    `field`, `line` and `column` are the first one's (`server` and `field` are None when
+    it is with the file as a whole, `line` and `column` set for a JSON syntax error).
     """
 
     def __init__(
@@ -79,19 +104,53 @@ class ConfigError(DynamicMcpError):
         field: str | None = None,
         line: int | None = None,
         column: int | None = None,
+        more: Sequence[ConfigProblem] = (),
     ) -> None:
         self.file = Path(file)
+        first = ConfigProblem(problem, server, field, line, column)
+        self.problems = (first, *more)
         self.problem = problem
         self.server = server
         self.field = field
         self.line = line
         self.column = column
-        where = str(self.file)
-        if line is not None:
-            where += f":{line}:{column}"
-        if field:
-            where += f": {field}"
-        super().__init__(f"{where}: {problem}")
+        if not more:
+            where = f"{self.file}:" if line is not None else f"{self.file}: "
+            super().__init__(where + str(first))
+        else:
+            listed = "".join(f"\n  {problem}" for problem in self.problems)
+            super().__init__(f"{self.file}: {len(self.problems)} problems:{listed}")
+
+    @classmethod
+    def of(cls, file: Path | str, problems: Sequence[ConfigProblem]) -> ConfigError:
+        """The error for every problem of `problems` (at least one)."""
+        first, *more = problems
+        return cls(
+            file,
+            first.problem,
+            server=first.server,
+            field=first.field,
+            line=first.line,
+            column=first.column,
+            more=more,
+        )
+
+
+class ConfigUnusableError(DynamicMcpError):
+    """dynamic-mcp serves over stdio, but the config (or a setting it names) cannot be
+    used: no group is served until it is fixed. `cause` says what is wrong with it.
+
+    Over stdio an MCP client shows only what the server answers (a server that exits is
+    "Connection closed"), so the cause is said where the client shows it: in the
+    meta-tool's description and in every call's error.
+    """
+
+    def __init__(self, cause: DynamicMcpError) -> None:
+        self.cause = cause
+        super().__init__(
+            "dynamic-mcp cannot use its config, so it serves no group until the file is "
+            f"fixed (a fix applies as soon as it is saved).\n{cause}"
+        )
 
 
 class NotAMetaToolError(DynamicMcpError):
@@ -376,6 +435,20 @@ class UnsafeServingError(DynamicMcpError):
     def __init__(self, problem: str) -> None:
         self.problem = problem
         super().__init__(problem)
+
+
+class CannotListenError(DynamicMcpError):
+    """`--transport http` cannot listen where asked: the port is taken, the address is not
+    this machine's, or a low port needs privileges."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host = host
+        self.port = port
+        self.reason = reason
+        super().__init__(
+            f"cannot listen on {host}:{port}: {reason}; is dynamic-mcp (or another server) "
+            "listening there already? Choose another with --port"
+        )
 
 
 class PublicUrlError(DynamicMcpError):

@@ -291,7 +291,10 @@ class MetaTools:
         schema = self._declared[name]
         properties = dict(schema["properties"])
         if "group" in properties:
-            properties["group"] = {"type": "string", "enum": self._registry.group_names(user)}
+            names = self._registry.group_names(user)
+            # No group (none configured, or a config that cannot be used): an empty enum
+            # would make every call invalid before it could say why.
+            properties["group"] = {"type": "string", **({"enum": names} if names else {})}
         if "args" in properties:
             # The signature's `dict | None` renders as an anyOf; the model needs only this.
             properties["args"] = {"type": "object"}

@@ -51,7 +51,7 @@ from groups.changes import Changes, compare
 from groups.code.shapes import shape
 from groups.config import Config, ServerConfig, Settings, variables_for
 from groups.config.identity import launch_identity
-from groups.errors import UnknownGroupError
+from groups.errors import ConfigUnusableError, DynamicMcpError, UnknownGroupError
 from groups.mounting.mounted import MountedGroups
 from groups.search import search_text
 from groups.secrets import Redactor
@@ -108,6 +108,8 @@ class Registry:
         self._resting: asyncio.Task[None] | None = None  # stops unused stdio upstreams
         self._closed: anyio.Event | None = None  # set once every group is closed
         self.call_limits = CallLimits()  # each user's rate limits and caps on tool calls
+        # Why no group is served: the config could not be used (`refuse`); None once it can.
+        self.unusable: ConfigUnusableError | None = None
 
     def __repr__(self) -> str:
         return f"Registry({sorted(self._upstreams)})"
@@ -122,7 +124,16 @@ class Registry:
             name: launch_identity(server, variables) for name, server in servers.items()
         }
         self._upstreams = {name: self._upstream(name, server) for name, server in servers.items()}
+        self.unusable = None
         self._watch_idle()
+
+    def refuse(self, error: DynamicMcpError, *, config_path: Path | None = None) -> None:
+        """Serve no group, because the config cannot be used: `error` says why, in the
+        groups' description and in the error of every request for one. Starts nothing."""
+        self._config_path = config_path
+        self.unusable = ConfigUnusableError(error)
+        if self.on_change is not None:
+            self.on_change("tools")
 
     def reconfigure(self, config: Config) -> Changes:
         """Apply a new config: new groups appear, removed ones go, changed ones start anew.
@@ -191,8 +202,11 @@ class Registry:
         """The upstream of an enabled group `user` may use, unmounted.
 
         Raises:
+            ConfigUnusableError: the config could not be used (`refuse`): no group is.
             UnknownGroupError: no enabled group `user` may use has that name.
         """
+        if self.unusable is not None:
+            raise ConfigUnusableError(self.unusable.cause)  # anew: each carries its traceback
         upstream = self._upstreams.get(group)
         if upstream is None or not may_use(user, upstream.config.access):
             raise UnknownGroupError(group, self.group_names(user))
@@ -200,7 +214,9 @@ class Registry:
 
     def describe_groups(self, user: User | None = None) -> str:
         """`- name: description` per group `user` may use; failed groups listed apart with
-        their reason."""
+        their reason; or why there are none, when the config cannot be used."""
+        if self.unusable is not None:
+            return f"(none) {self.unusable}"
         return _describe({name: self._upstreams[name] for name in self.group_names(user)})
 
     async def expand(self, group: str, caller: Caller | None = None) -> str:

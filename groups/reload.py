@@ -1,6 +1,6 @@
 """Live config reload: edit dynamic-mcp.json, or the .env beside it, and only what changed changes.
 
-    reloader = ConfigReloader(path, registry)
+    reloader = ConfigReloader(path, apply=root.apply_config, refused=root.config_refused)
     watching = asyncio.create_task(reloader.run())   # until stopped; SIGHUP reloads too
     changes = await reloader.reload()               # read, validate, apply, or keep the last good
     reloader.stop()                                  # `watching` ends at once
@@ -8,11 +8,12 @@
 Guarantees:
 - the files are watched as `groups.watching.FileWatch` watches them, so every way editors
   save works and a symlinked config is followed; a burst of saves is applied once;
-- a config that does not load (half saved, bad JSON, an unknown field, no description)
-  changes nothing: the last good config keeps serving, and one warning names the file and
-  the line and column, or the field; the next good save applies;
-- what a reload applies is the registry's to decide (`Registry.reconfigure`): unchanged
-  groups keep their upstreams, and the clients are told;
+- a config that does not load (half saved, bad JSON, an unknown field, no description),
+  or that `apply` refuses, changes nothing: `refused` hears why (the root server keeps
+  the last good config and logs it, or, serving none, shows the new problems); the next
+  good save applies;
+- what a reload applies is `apply`'s to decide (the root server's, then
+  `Registry.reconfigure`): unchanged groups keep their upstreams, and the clients are told;
 - SIGHUP reloads the config, and whatever else was given `also_on_sighup` (the users
   file): one process has one SIGHUP handler.
 """
@@ -27,13 +28,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from groups.config import load_config
-from groups.errors import ConfigError
+from groups.config import Config, load_config
+from groups.errors import DynamicMcpError
 from groups.watching import BURST_MS, QUIET_MS, FileWatch
 
 if TYPE_CHECKING:
     from groups.changes import Changes
-    from groups.registry import Registry
 
 __all__ = ["BURST_MS", "QUIET_MS", "ConfigReloader"]
 
@@ -43,9 +43,22 @@ logger = logging.getLogger(__name__)
 class ConfigReloader:
     """Watches one config file and the `.env` beside it; applies each good change."""
 
-    def __init__(self, path: Path, registry: Registry) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        apply: Callable[[Config], Changes],
+        refused: Callable[[DynamicMcpError], None],
+    ) -> None:
+        """Args:
+        path: the config file.
+        apply: serves a config that loaded, and says what changed; raises a
+            `DynamicMcpError` if it cannot be served (a store setting it cannot use).
+        refused: hears why the config on disk cannot be served now.
+        """
         self.path = path.absolute()
-        self._registry = registry
+        self._apply = apply
+        self._refused = refused
         self._lock = anyio.Lock()  # a save and a SIGHUP at once: one reload after the other
         self._watch = FileWatch(lambda: (self.path, self.path.parent / ".env"), self.reload)
         self._on_sighup_too: list[Callable[[], Awaitable[object]]] = []
@@ -69,14 +82,13 @@ class ConfigReloader:
         self._watch.stop()
 
     async def reload(self) -> Changes | None:
-        """Apply the config as it is on disk now; None when it does not load."""
+        """Apply the config as it is on disk now; None when it cannot be served."""
         async with self._lock:
             try:
-                config = load_config(self.path)
-            except ConfigError as exc:
-                logger.warning("%s (still serving the last good config)", exc)
+                changes = self._apply(load_config(self.path))
+            except DynamicMcpError as exc:
+                self._refused(exc)
                 return None
-            changes = self._registry.reconfigure(config)
             if changes:
                 logger.info("reloaded %s: %s", self.path, changes)
             return changes

@@ -10,6 +10,10 @@
 Guarantees:
 - building it reads no file and starts nothing: the lifespan loads the config when the
   server starts, and a group's upstream starts on the group's first use;
+- over stdio, a config that cannot be used (missing, invalid, a store setting it cannot
+  use) is served anyway: `initialize` is answered, no group is served or started, and
+  what is wrong is in `get_dynamic_tools`' description and every call's error, until a
+  save fixes it (over HTTP, and for the terminal commands, it stops the start);
 - the lifespan owns the registry: when it ends, every upstream is closed (`Registry.aclose`)
   and so is the code sandbox's every worker (`MetaTools.aclose`), and while it runs, edits
   of the config and of its `.env` are applied (`groups.reload`), and over HTTP those of the
@@ -36,9 +40,11 @@ from typing import TYPE_CHECKING, Any, get_args
 import anyio
 from fastmcp import FastMCP
 
-from groups import LogLevel, version
+from groups import LOG_LEVEL_ENV_VAR, LogLevel, version
 from groups.catalog import Catalog
+from groups.changes import Changes
 from groups.config import Config, load_config, resolve_config_path, use_configured_store
+from groups.errors import ConfigError, DynamicMcpError
 from groups.internals import (
     guard_http_with,
     serve_listen,
@@ -51,7 +57,7 @@ from groups.registry import Registry
 from groups.reload import ConfigReloader
 from groups.serving.audit import audit, audit_target
 from groups.serving.health import add_health_routes
-from groups.serving.logs import configure_logging
+from groups.serving.logs import announce, configure_logging
 from groups.serving.metrics import add_metrics_route, metrics
 from groups.serving.notifier import Notifier
 from groups.serving.tracing import configure_tracing, shutdown_tracing
@@ -83,16 +89,22 @@ class RootServer(FastMCP):
         notifier: Notifier | None = None,
         auth: AuthProvider | None = None,
         watch: bool = True,
+        unusable: DynamicMcpError | None = None,
     ) -> None:
         """Args:
         config_path: the config (default: `resolve_config_path`, when the server starts).
         config: the config already loaded from `config_path`, if it was.
+        unusable: why the config at `config_path` could not be used, if it was read and
+            refused (over stdio: it is served, saying so, until fixed).
         registry, notifier: made here unless given (the command line makes the registry
             first, so its redactor can be in logging from the start).
         auth: who may connect over HTTP (`groups.serving.bearer_token.BearerToken`).
         watch: apply edits of the config while serving (off for a terminal command).
         """
         self.config_path, self._config, self._watch = config_path, config, watch
+        self._unusable = unusable
+        self._over_stdio = False  # set by run_stdio_async: a config refused is served anyway
+        self._served_path: Path | None = None  # the config the lifespan read, or tried to
         self.registry = Registry(catalog=Catalog()) if registry is None else registry
         self.notifier = Notifier() if notifier is None else notifier
         self.notifier.on_leave = self.registry.release
@@ -134,27 +146,42 @@ class RootServer(FastMCP):
 
     @asynccontextmanager
     async def _serving(self, server: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        """Load the config and serve its groups; at the end, close every upstream."""
-        registry, path = self.registry, self.config_path
-        if self._config is None:
-            path = resolve_config_path(path)
-        config = self._config or load_config(path)
-        store = use_configured_store(config, path, registry.redactor)  # before any use
-        registry.configure(config, config_path=path)
+        """Load the config and serve its groups; at the end, close every upstream.
+
+        Over stdio, a config that cannot be used is served too, with no group and the
+        reason where the client shows it (`Registry.refuse`), until a save fixes it.
+        """
+        registry, path, config = self.registry, self.config_path, self._config
+        store = None
+        try:
+            if self._unusable is not None:
+                raise self._unusable
+            if config is None:
+                path = resolve_config_path(path)
+                config = load_config(path)
+            store = self._take(config, path)
+        except DynamicMcpError as exc:
+            if not self._over_stdio:
+                raise
+            path = path or (exc.file if isinstance(exc, ConfigError) else None)
+            logger.error("serving no group until the config is fixed: %s", exc)
+            registry.refuse(exc, config_path=path)
+        self._served_path = path
         configure_tracing()
-        self._open_audit(config.settings.audit_log, path)
-        if self.http_front is not None and config.settings.http.metrics:  # only HTTP serves it
-            metrics.start(
+        front = self.http_front
+        if front is not None and config is not None and config.settings.http.metrics:
+            metrics.start(  # only HTTP serves it
                 is_group=lambda name: registry.config_of(name) is not None,
-                open_sessions=self.http_front.open_sessions,
+                open_sessions=front.open_sessions,
                 processes=registry.processes,
             )
         self._loaded = True
         self.meta_tools.changed()
-        reloader = ConfigReloader(path, registry) if path is not None and self._watch else None
+        reloader = None
+        if path is not None and self._watch:
+            reloader = ConfigReloader(path, apply=self._reloaded, refused=self._refused)
         watching = asyncio.get_running_loop().create_task(reloader.run()) if reloader else None
-        front = self.http_front
-        fronting = front.serving(store, config.settings.http) if front else nullcontext()
+        fronting = front.serving(store, config.settings.http) if front and config else nullcontext()
         administered = self._administered(store, reloader)
         try:
             async with fronting, administered:
@@ -172,7 +199,7 @@ class RootServer(FastMCP):
             metrics.stop()
             shutdown_tracing()
 
-    def _administered(self, store: Store, reloader: ConfigReloader | None) -> Any:
+    def _administered(self, store: Store | None, reloader: ConfigReloader | None) -> Any:
         """Over HTTP, what lets an operator change users and end sessions while serving
         (`groups.serving.administration`): the users file watched (unless `watch` is
         off), and with a shared store, messages between replicas and heartbeats."""
@@ -183,14 +210,37 @@ class RootServer(FastMCP):
         administration = Administration(self.registry, self.notifier, self.http_front, self.auth)
         return administration.running(store, watch=self._watch, reloader=reloader)
 
-    def _open_audit(self, where: str | None, config_path: Path | None) -> None:
-        """Write the audit log where the settings say, naming this replica in each line.
+    def _take(self, config: Config, path: Path | None) -> Store:
+        """Serve `config`'s groups: its store chosen first, its audit log open after.
 
         Raises:
-            ConfigError: the file cannot be opened for appending.
+            StoreSettingError, ConfigError: a store or audit setting cannot be used;
+                nothing was applied then.
         """
+        store = use_configured_store(config, path, self.registry.redactor)  # before any use
+        target = audit_target(config.settings.audit_log, path)  # checked before anything
+        self.registry.configure(config, config_path=path)
         replica = self.http_front.sessions.replica if self.http_front else "stdio"
-        audit.open(audit_target(where, config_path), replica=replica)
+        audit.open(target, replica=replica)
+        return store
+
+    def _reloaded(self, config: Config) -> Changes:
+        """A config saved while serving: applied in place, or, if none could be used
+        until now, served from scratch."""
+        if self.registry.unusable is None:
+            return self.registry.reconfigure(config)
+        self._take(config, self._served_path)
+        self._changed("tools")
+        return Changes(added=tuple(self.registry.group_names()))
+
+    def _refused(self, error: DynamicMcpError) -> None:
+        """A save that cannot be served: the last good config stays, or, if there is none,
+        the clients are shown the new reason."""
+        if self.registry.unusable is None:
+            logger.warning("%s (still serving the last good config)", error)
+            return
+        logger.warning("serving no group until the config is fixed: %s", error)
+        self.registry.refuse(error, config_path=self._served_path)
 
     # ---- serving: the same rules however it is started -------------------------------
 
@@ -201,6 +251,7 @@ class RootServer(FastMCP):
         from groups.serving.stdio_pipes import stdio_streams
 
         self._own_log_level(log_level)
+        self._over_stdio = True
 
         async def serve() -> None:
             async with stdio_streams() as (read_stream, write_stream):
@@ -221,14 +272,19 @@ class RootServer(FastMCP):
         """Serve HTTP: auth needed off loopback, FastMCP's Host/Origin guard on. Without
         `auth` given, it is taken from the environment: named users or a shared token.
 
+        The socket is bound first and its URL said at the default level
+        (`http://HOST:PORT/mcp`), before the lifespan starts.
+
         Raises:
             UnsafeServingError: `host` is not loopback and no auth is configured, or the
                 auth configured is unusable.
+            CannotListenError: the address cannot be bound (a port taken).
         """
         import fastmcp
 
         from groups import GATEWAY_ENV_VARS
         from groups.serving.http_access import browser_guard, http_auth
+        from groups.serving.listening import endpoint_url, listen
         from groups.serving.users import JwtSettings
 
         host = host or fastmcp.settings.host
@@ -241,6 +297,13 @@ class RootServer(FastMCP):
         # Without log_config None, uvicorn installs handlers that write around ours.
         uvicorn_config = {**(uvicorn_config or {}), "log_config": None}
         options |= browser_guard(host)
+        if "sockets" not in options:  # bound here, so that where it listens can be said
+            port = options.pop("port", None)
+            sock = listen(host, fastmcp.settings.port if port is None else port)
+            default_path = "sse_path" if transport == "sse" else "streamable_http_path"
+            path = options.get("path") or getattr(fastmcp.settings, default_path)
+            announce("serving MCP at %s", endpoint_url(host, sock, path))
+            options["sockets"] = [sock]
         run = super().run_http_async
         await self._until_signal(
             lambda: run(
@@ -318,7 +381,7 @@ def for_fastmcp_run(build: Callable[..., FastMCP]) -> FastMCP:
     from groups.serving.logs import quiet_fastmcp
 
     registry = Registry(catalog=Catalog())
-    level = os.environ.get("DYNAMIC_MCP_LOG_LEVEL", "warning").lower()
+    level = os.environ.get(LOG_LEVEL_ENV_VAR, "warning").lower()
     configure_logging(level if level in get_args(LogLevel) else "warning", registry.redactor)  # type: ignore[arg-type]
     quiet_fastmcp()
     return build(registry=registry)

@@ -51,7 +51,9 @@ def import_(
     /,
     *,
     global_: Annotated[bool, Parameter(name=["--global", "-g"])] = False,
-    output: Annotated[Path, Parameter(name=["--output", "-o"])] = Path("dynamic-mcp.json"),
+    output: Annotated[Path, Parameter(name=["--output", "-o", "--config"])] = Path(
+        "dynamic-mcp.json"
+    ),
     force: Annotated[bool, Parameter(name=["--force", "-f"])] = False,
     merge: bool = False,
     yes: Annotated[bool, Parameter(name=["--yes", "-y"])] = False,
@@ -67,7 +69,7 @@ def import_(
     global_
         Read the tool's user config instead of the current directory's project config.
     output
-        Where to write the config.
+        Where to write the config (--config, as every command names it).
     force
         Replace an existing output without asking.
     merge

@@ -69,12 +69,16 @@ def test_each_command_is_listed_with_the_first_line_of_its_docstring():
         ),
     ],
 )
-def test_a_bad_config_is_one_line_on_stderr_and_exit_code_2(tmp_path: Path, content, expected):
+def test_a_bad_config_refuses_an_http_start_in_one_line_on_stderr_and_exit_code_2(
+    tmp_path: Path, content, expected
+):
+    """Over HTTP whoever started it reads its stderr (over stdio it serves, saying so:
+    test_broken_config)."""
     path = tmp_path / "dynamic-mcp.json"
     if content is not None:
         path.write_text(content)
 
-    result = run(str(path))
+    result = run(str(path), "--transport", "http", "--port", str(free_port()))
 
     assert result.returncode == 2
     assert result.stdout == ""
@@ -88,7 +92,7 @@ def test_a_start_refused_for_its_config_imports_none_of_the_server_stack(tmp_pat
     refused = f"""
 import sys, server
 try:
-    server.main([{str(tmp_path / "missing.json")!r}])
+    server.main([{str(tmp_path / "missing.json")!r}, "--transport", "http"])
 except SystemExit as exit:
     print(exit.code, sorted({{name.split(".")[0] for name in sys.modules}} & {{"fastmcp", "mcp"}}))
 """
@@ -101,7 +105,7 @@ except SystemExit as exit:
 
 def test_without_a_config_the_error_says_how_to_give_one(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k != "DYNAMIC_MCP_CONFIG"}
-    result = run(cwd=tmp_path, env=env)
+    result = run("check", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert "DYNAMIC_MCP_CONFIG" in result.stderr
 
@@ -109,12 +113,13 @@ def test_without_a_config_the_error_says_how_to_give_one(tmp_path: Path):
 def test_the_config_path_can_come_from_the_environment(tmp_path: Path):
     path = tmp_path / "elsewhere.json"
     path.write_text(json.dumps({"mcpServers": {"a": {"description": "x", "comand": "e"}}}))
-    result = run(cwd=tmp_path, env={**os.environ, "DYNAMIC_MCP_CONFIG": str(path)})
+    result = run("check", cwd=tmp_path, env={**os.environ, "DYNAMIC_MCP_CONFIG": str(path)})
     assert result.stderr.startswith(f"dynamic-mcp: {path}: mcpServers.a.comand")
 
 
 def test_serving_over_http_answers_an_mcp_client(tmp_path: Path):
-    """`--transport http` serves streamable HTTP on 127.0.0.1 at /mcp."""
+    """`--transport http` serves streamable HTTP on 127.0.0.1 at /mcp; the config given
+    as --config, as every command takes it (the other tests give it first)."""
     config = tmp_path / "dynamic-mcp.json"
     config.write_text(json.dumps({"mcpServers": {"echo": stdio_entry()}}))
     port = free_port()
@@ -128,7 +133,7 @@ def test_serving_over_http_answers_an_mcp_client(tmp_path: Path):
             return names, result.content[0].text
 
     process = subprocess.Popen(
-        [SCRIPT, str(config), "--transport", "http", "--port", str(port)],
+        [SCRIPT, "--config", str(config), "--transport", "http", "--port", str(port)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -113,6 +113,95 @@ def test_invalid_json_points_at_line_and_column():
     assert str(caught.value).startswith("cfg.json:2:28: invalid JSON")
 
 
+def test_every_problem_is_reported_each_by_its_path_and_a_near_miss_gets_a_suggestion():
+    text = json.dumps(
+        {
+            "mcpServers": {
+                "time": {"description": "Time", "comand": "uvx"},  # a typo: one problem
+                "git": {"command": "git-mcp"},
+                "web": {"description": "Web", "uri": "https://example.test/mcp"},
+            },
+            "settings": {"serch": True},
+        }
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "cfg.json")
+
+    assert [(p.server, p.field, p.problem) for p in caught.value.problems] == [
+        ("time", "mcpServers.time.comand", "unknown field; did you mean 'command'?"),
+        ("git", "mcpServers.git.description", "required field is missing"),
+        ("web", "mcpServers.web.uri", "unknown field; did you mean 'url'?"),
+        (None, "settings.serch", "unknown field; did you mean 'search'?"),
+    ]
+    assert str(caught.value) == (
+        "cfg.json: 4 problems:\n"
+        "  mcpServers.time.comand: unknown field; did you mean 'command'?\n"
+        "  mcpServers.git.description: required field is missing\n"
+        "  mcpServers.web.uri: unknown field; did you mean 'url'?\n"
+        "  settings.serch: unknown field; did you mean 'search'?"
+    )
+
+
+@pytest.mark.parametrize("name", ["http", "stdio", "sse"])
+def test_a_group_named_like_a_transport_keeps_its_name_in_the_path(name):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config_text(**{name: {"description": "d", "comand": "x"}}))
+    assert caught.value.field == f"mcpServers.{name}.comand"
+
+
+def test_a_bad_value_that_could_be_a_secret_is_not_quoted():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            config_text(
+                s={"description": "d", "command": "x", "env": "TOKEN=s3cret", "args": {"k": "v2"}},
+                h={"description": "d", "url": "https://h.test/mcp", "headers": {"A": "b", "B": 7}},
+            )
+        )
+    shown = str(caught.value)
+    assert [p.field for p in caught.value.problems] == [
+        "mcpServers.s.args",
+        "mcpServers.s.env",
+        "mcpServers.h.headers.B",
+    ]
+    assert "s3cret" not in shown and "v2" not in shown and "7" not in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "cause"),
+    [
+        # the comma is on the line before the closing brace, which is where JSON gives up
+        (
+            '{\n  "mcpServers": {\n    "a": {"description": "x", "command": "y"},\n  }\n}',
+            (4, 3),
+            "a trailing comma at the end of line 3: JSON allows none after the last item",
+        ),
+        (
+            '{\n "mcpServers": {\n  "a": {}\n  "b": {}\n }\n}',
+            (4, 3),
+            "a comma missing at the end of line 3",
+        ),
+        ("{'mcpServers': {}}", (1, 2), "a text in single quotes: JSON takes double quotes"),
+        ('{\n  // mine\n  "mcpServers": {}\n}', (2, 3), "a comment: JSON has none"),
+        (r'{"mcpServers": {"a": {"cwd": "C:\Users"}}}', (1, 33), "a backslash in a text"),
+        ("", (1, 1), "the file is empty (saved half-way?)"),
+        (
+            '{"mcpServers": {',
+            (1, 17),
+            "the file ends too soon: a closing brace or bracket is missing",
+        ),
+        ('{"mcpServers": {}}}', (1, 19), "something after the config's closing brace"),
+    ],
+)
+def test_a_json_syntax_error_names_its_likely_cause(text, at, cause):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "cfg.json")
+    error = caught.value
+    assert (error.line, error.column) == at
+    assert error.problem.startswith("invalid JSON: ")
+    assert error.problem.split("; likely ", 1)[1].startswith(cause)
+
+
 def test_a_missing_file_is_a_config_error_naming_it(tmp_path: Path):
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "absent.json")

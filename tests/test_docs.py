@@ -260,7 +260,7 @@ def test_each_shell_command_shown_is_one_that_exists(snippet: Snippet):
     "mistake",
     [
         "dynamic-mcp dynamic-mcp.json --transprt http",  # an option that does not exist
-        "dynamic-mcp tools",  # a required argument left out
+        "dynamic-mcp admin revoke",  # a required argument left out
         "python3 scripts/dev.py tests",  # a command dev.py does not have
         "uv run exmaples/tour.py",  # a script that is not there
         "dynamic-mpc check",  # a program nobody knows

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,38 @@ async def test_fastmcp_run_over_http_keeps_the_token_and_origin_rules(config):
     assert "refusing to serve on 0.0.0.0 without a token" in refusal
     assert (anonymous.status_code, from_a_page.status_code) == (401, 403)
     assert names == ["get_dynamic_tools", "call_dynamic_tool"]
+
+
+async def test_serving_says_where_it_listens_at_the_default_level_and_that_url_answers(config):
+    process = dynamic_mcp(
+        config, "--port", "0", env={"DYNAMIC_MCP_HTTP_TOKEN": TOKEN}, output=subprocess.PIPE
+    )
+    try:
+        ready, _, _ = select.select([process.stderr], [], [], 60)  # bounded: it may say nothing
+        said = process.stderr.readline() if ready else ""  # the first line, before any request
+        url = said.rsplit(" ", 1)[-1].strip()
+        async with Client(url, auth=BearerAuth(TOKEN)) as client:
+            tools = await client.list_tools()
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)
+
+    assert said.startswith("dynamic-mcp INFO dynamic_mcp.serving: serving MCP at http://127.0.0.1:")
+    assert url.endswith("/mcp") and not url.endswith(":0/mcp")  # the port given, not 0
+    assert [tool.name for tool in tools] == ["get_dynamic_tools", "call_dynamic_tool"]
+
+
+def test_a_port_taken_is_one_line_saying_what_to_do(config):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        process = dynamic_mcp(config, "--port", str(port), output=subprocess.PIPE)
+        stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 2
+    assert stdout == ""
+    assert stderr.strip().splitlines() == [
+        f"dynamic-mcp: cannot listen on 127.0.0.1:{port}: Address already in use; is "
+        "dynamic-mcp (or another server) listening there already? Choose another with --port"
+    ]

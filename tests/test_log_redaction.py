@@ -38,13 +38,13 @@ def test_an_upstreams_stderr_is_logged_under_its_group_with_its_secrets_hidden(w
         "arguments": {"group": "chatty", "name": "echo", "args": {"text": "hi"}},
     }
 
-    messages, log = raw_debug_session(write_config({"chatty": CHATTY}), [call], log_level="warning")
+    messages, log = raw_debug_session(write_config({"chatty": CHATTY}), [call], log_level="info")
 
     assert [m["result"]["content"][0]["text"] for m in messages if m.get("id") == 1] == ["hi"]
     lines = log.splitlines()
-    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: chatty upstream starting" in lines
-    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: using API_TOKEN=***" in lines
-    assert "dynamic-mcp WARNING groups.upstream.stderr: chatty: using --token ***" in lines
+    assert "dynamic-mcp INFO groups.upstream.stderr: chatty: chatty upstream starting" in lines
+    assert "dynamic-mcp INFO groups.upstream.stderr: chatty: using API_TOKEN=***" in lines
+    assert "dynamic-mcp INFO groups.upstream.stderr: chatty: using --token ***" in lines
     assert ENV_TOKEN not in log
     assert ARG_TOKEN not in log
 
@@ -77,8 +77,9 @@ class _Heard(logging.Handler):
 
 
 async def test_an_upstreams_stderr_pipe_is_read_by_us_alone_and_closed_with_its_session(
-    write_config,
+    write_config, caplog
 ):
+    caplog.set_level(logging.INFO, logger="groups.upstream.stderr")  # its ordinary lines
     started = _Heard("chatty: chatty upstream starting")
     logging.getLogger("groups.upstream.stderr").addHandler(started)
     server = build_server(write_config({"chatty": CHATTY}))
@@ -155,8 +156,9 @@ def test_fastmcp_run_logs_uvicorn_and_its_own_log_level_through_the_redaction(wr
 def test_a_terminal_command_shows_an_upstreams_stderr_with_its_secrets_hidden(write_config):
     config = write_config({"chatty": CHATTY})
 
+    call = [SCRIPT, "call", "chatty", "echo", "--args", '{"text": "hi"}', "--config", str(config)]
     done = subprocess.run(
-        [SCRIPT, "call", "chatty", "echo", "--args", '{"text": "hi"}', "--config", str(config)],
+        [*call, "--log-level", "info"],  # an upstream's ordinary stderr is INFO
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,

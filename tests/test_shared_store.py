@@ -204,17 +204,20 @@ def test_a_redis_store_without_a_key_is_refused_before_anything_starts(
         config.write_text(json.dumps(data))
     monkeypatch.delenv("DYNAMIC_MCP_STORE_KEY", raising=False)
 
-    served = run(str(config))
+    served = run(str(config))  # over stdio: served, saying why no group is (issue 29.3)
     listed = run("auth", "--list", "--config", str(config))
+    checked = run("check", str(config))
 
-    refusal = (
-        f"dynamic-mcp: the store {redis_server.url} is shared, so it needs a key to encrypt "
+    why = (
+        f"the store {redis_server.url} is shared, so it needs a key to encrypt "
         'tokens with: set DYNAMIC_MCP_STORE_KEY, or "store_key" in the settings '
         "(`${file:PATH}` works)"
     )
-    for result in (served, listed):
+    assert served.returncode == 0, served.stderr
+    assert f"ERROR dynamic_mcp: serving no group until the config is fixed: {why}" in served.stderr
+    for result in (listed, checked):
         assert result.returncode == 2, result.stderr
-        assert result.stderr.splitlines() == [refusal]
+        assert result.stderr.splitlines() == [f"dynamic-mcp: {why}"]
     assert redis_server.values("*") == {}
 
 

@@ -90,6 +90,45 @@ def test_tools_of_a_group_that_cannot_start_exits_1_with_the_reason(write_config
     assert "command not found: '/nonexistent/upstream'" in listed.stderr
 
 
+# ---- every command ----------------------------------------------------------------------
+
+
+def test_every_command_takes_the_config_first_or_as_config_and_a_log_level(write_config):
+    config = write_config({"echo": stdio_entry()})
+
+    listed = run("tools", str(config), "echo", "--log-level", "info")
+    called = run("call", str(config), "echo", "echo", "--args", '{"text": "hi"}')
+    checked = run("check", "--config", str(config), "--log-level", "info", "--json")
+    signed_in = run("auth", str(config), "--list", "--log-level", "warning")
+    rekeyed = run("rekey", "--config", str(config))
+
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("pid  ") and "connecting group echo" in listed.stderr
+    assert (called.returncode, called.stdout) == (0, "hi\n"), called.stderr
+    assert checked.returncode == 0 and "connecting group echo" in checked.stderr
+    assert [row["status"] for row in json.loads(checked.stdout)] == ["ok"]
+    assert signed_in.stdout == "No remote (http/sse) groups in the config.\n", signed_in.stderr
+    assert (rekeyed.returncode, rekeyed.stdout) == (2, "")  # read, and refused for what it says
+    assert rekeyed.stderr.startswith("dynamic-mcp: rekey: re-encrypts a shared store")
+
+
+def test_a_config_given_twice_or_arguments_too_many_are_refused_naming_them(write_config):
+    config = write_config({"echo": stdio_entry()})
+
+    twice = run("tools", str(config), "echo", "--config", "other.json")
+    too_many = run("call", str(config), "echo", "echo", "extra")
+
+    assert (twice.returncode, twice.stdout) == (2, "")
+    assert twice.stderr == (
+        f"dynamic-mcp: --config: the config is given twice: {str(config)!r} and 'other.json'\n"
+    )
+    assert (too_many.returncode, too_many.stdout) == (2, "")
+    assert too_many.stderr == (
+        f"dynamic-mcp: call: takes [CONFIG] GROUP TOOL; arguments given: 4: {config} echo "
+        "echo extra\n"
+    )
+
+
 # ---- call -------------------------------------------------------------------------------
 
 
@@ -240,6 +279,40 @@ def test_check_of_an_invalid_config_names_the_field_and_exits_2(tmp_path: Path):
     assert checked.returncode == 2
     assert str(config) in checked.stderr
     assert "echo" in checked.stderr and "description" in checked.stderr
+
+
+def test_check_names_every_problem_of_a_config_with_a_suggestion_and_exits_2(tmp_path: Path):
+    config = tmp_path / "dynamic-mcp.json"
+    servers = {
+        "time": {"description": "Time", "comand": "uvx", "args": ["mcp-server-time"]},
+        "echo": {"command": sys.executable, "env": {"TOKEN": "s3cret"}},
+    }
+    config.write_text(json.dumps({"mcpServers": servers}))
+
+    checked = run("check", str(config))
+
+    assert checked.returncode == 2
+    assert checked.stdout == ""
+    assert checked.stderr.splitlines() == [
+        f"dynamic-mcp: {config}: 2 problems:",
+        "  mcpServers.time.comand: unknown field; did you mean 'command'?",
+        "  mcpServers.echo.description: required field is missing",
+    ]
+
+
+def test_tools_and_call_of_a_broken_config_exit_2_naming_the_problem(tmp_path: Path):
+    """A terminal prints what is wrong; unlike a stdio server, nothing is served."""
+    config = tmp_path / "dynamic-mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"time": {"description": "T", "comand": "x"}}}))
+
+    listed = run("tools", "time", "--config", str(config))
+    called = run("call", "time", "get_current_time", "--config", str(config))
+
+    expected = (
+        f"dynamic-mcp: {config}: mcpServers.time.comand: unknown field; did you mean 'command'?\n"
+    )
+    assert (listed.returncode, listed.stdout, listed.stderr) == (2, "", expected)
+    assert (called.returncode, called.stdout, called.stderr) == (2, "", expected)
 
 
 def _read_all(fd: int) -> str:

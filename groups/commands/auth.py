@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
-from groups import CONFIG_ENV_VAR
+from groups.commands.arguments import ConfigOption, LogLevelOption, config_and_names
 from groups.errors import AuthCommandError
 
 if TYPE_CHECKING:
@@ -39,22 +39,20 @@ __all__ = ["auth"]
 
 
 def auth(
-    group: str | None = None,
-    /,
-    *,
-    config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
+    *arguments: Annotated[str, Parameter(name="[CONFIG] [GROUP]")],
+    config: ConfigOption = None,
     logout: bool = False,
     list_: Annotated[bool, Parameter(name="--list")] = False,
     user: str | None = None,
+    log_level: LogLevelOption = "error",
 ) -> None:
     """Sign GROUP in to its OAuth server now, sign it out, or list remote groups' sign-ins.
 
     Parameters
     ----------
-    group
-        The remote group (an http or sse entry) to sign in or out.
-    config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
+    arguments
+        The remote group (an http or sse entry) to sign in or out, none with --list;
+        before it, the config's path if not --config.
     logout
         Delete GROUP's stored tokens; its next use asks for a sign-in again.
     list_
@@ -76,8 +74,11 @@ def auth(
     from groups.secrets import Redactor
     from groups.serving.logs import configure_logging
 
+    names = [] if list_ else ["GROUP"]
+    config, given = config_and_names("auth", arguments, names, config, optional=len(names))
+    group = given[0] if given else None
     redactor = Redactor()
-    configure_logging("error", redactor)
+    configure_logging(log_level, redactor)
     path = resolve_config_path(config)
     loaded = load_config(path)
     use_configured_store(loaded, path, redactor)

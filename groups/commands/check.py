@@ -2,6 +2,7 @@
 
     dynamic-mcp check                       # a table, and a progress line per group on a TTY
     dynamic-mcp check other.json --json     # one object per group, for scripts
+    dynamic-mcp check --config other.json --log-level info   # and what the groups logged
 
 The config is validated first (an invalid one is one error naming file, server and field,
 exit 2). Then every enabled group is connected at once, as many starting together as
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
-from groups import CONFIG_ENV_VAR
+from groups import LogLevel
+from groups.commands.arguments import CONFIG_HELP, ConfigOption, LogLevelOption, one_config
 
 if TYPE_CHECKING:
     import mcp_types
@@ -77,23 +79,24 @@ class GroupCheck:
 
 
 def check(
-    config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
+    config: Annotated[Path | None, Parameter(help=CONFIG_HELP)] = None,
     /,
     *,
+    config_option: ConfigOption = None,
     json_: Annotated[bool, Parameter(name="--json")] = False,
+    log_level: LogLevelOption = "error",
 ) -> None:
     """Validate CONFIG, connect every enabled group, and report each one and its token cost.
 
     Parameters
     ----------
-    config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
     json_
         Print a JSON list, one object per group, instead of the table.
     """
     import anyio
 
-    rows, via_total, store = anyio.run(_check_all, config, sys.stderr.isatty())
+    path = one_config(config, config_option)
+    rows, via_total, store = anyio.run(_check_all, path, sys.stderr.isatty(), log_level)
     if json_:
         print(json.dumps([asdict(row) for row in rows], indent=2))
         if store is not None and store.failed:
@@ -107,7 +110,7 @@ def check(
 
 
 async def _check_all(
-    config: Path | None, progress: bool
+    config: Path | None, progress: bool, log_level: LogLevel
 ) -> tuple[list[GroupCheck], int, StoreCheck | None]:
     """Every group's row, in config order, the tokens of dynamic-mcp's own tools/list, and
     the shared store's line (None with the local files)."""
@@ -116,7 +119,7 @@ async def _check_all(
     from groups.commands.terminal import own_server
     from groups.upstream import STARTS_AT_ONCE
 
-    async with own_server(config) as own:
+    async with own_server(config, log_level=log_level) as own:
         store = await _check_store()
         registry = own.registry
         listed = await own.client.list_tools()  # before any group connects or fails

@@ -17,23 +17,20 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from groups import CONFIG_ENV_VAR
+from groups.commands.arguments import CONFIG_HELP, ConfigOption, LogLevelOption, one_config
 from groups.errors import CommandArgumentError
 
 __all__ = ["rekey"]
 
 
 def rekey(
-    config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None,
+    config: Annotated[Path | None, Parameter(help=CONFIG_HELP)] = None,
     /,
+    *,
+    config_option: ConfigOption = None,
+    log_level: LogLevelOption = "error",
 ) -> None:
-    """Write every encrypted value of the shared store again with the newest store key.
-
-    Parameters
-    ----------
-    config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
-    """
+    """Write every encrypted value of the shared store again with the newest store key."""
     import anyio
 
     from groups.config import load_config, resolve_config_path, use_configured_store
@@ -42,13 +39,14 @@ def rekey(
     from groups.storage.shared import SharedStore
 
     redactor = Redactor()
-    configure_logging("error", redactor)
-    path = resolve_config_path(config)
+    configure_logging(log_level, redactor)
+    path = resolve_config_path(one_config(config, config_option))
     store = use_configured_store(load_config(path), path, redactor)
     if not isinstance(store, SharedStore):
         raise CommandArgumentError(
-            "rekey re-encrypts a shared store (DYNAMIC_MCP_STORE or settings.store): the "
-            "local files are not encrypted, there is nothing to rewrite"
+            "rekey",
+            "re-encrypts a shared store (DYNAMIC_MCP_STORE or settings.store): the local "
+            "files are not encrypted, there is nothing to rewrite",
         )
 
     async def run() -> int:

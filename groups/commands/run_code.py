@@ -1,6 +1,6 @@
 """`dynamic-mcp run-code`: run a program as the model would, to test a setup from a terminal.
 
-    dynamic-mcp run-code zones.py --config dynamic-mcp.json
+    dynamic-mcp run-code zones.py --config dynamic-mcp.json    # or: run-code CONFIG zones.py
     echo 'return await call_tool("time", "get_current_time", {"timezone": "UTC"})' \\
         | dynamic-mcp run-code -
 
@@ -20,43 +20,45 @@ from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import Parameter
 
-from groups.commands.tools import ConfigPath, print_result
+from groups.commands.arguments import ConfigOption, LogLevelOption, config_and_names
+from groups.commands.tools import print_result
 from groups.errors import CommandArgumentError, ConfigError
 
 if TYPE_CHECKING:
     import mcp_types
 
+    from groups import LogLevel
+
 __all__ = ["run_code"]
 
 
 def run_code(
-    program: Annotated[str, Parameter(allow_leading_hyphen=True)],  # "-": stdin
-    /,
-    *,
-    config: ConfigPath = None,
+    *arguments: Annotated[str, Parameter(name="[CONFIG] PROGRAM", allow_leading_hyphen=True)],
+    config: ConfigOption = None,
+    log_level: LogLevelOption = "error",
 ) -> None:
     """Run PROGRAM (a file, or - for stdin) as run_dynamic_code; exit 1 when it fails.
 
     Parameters
     ----------
-    program
-        The Python program's file, or - to read it from stdin.
-    config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
+    arguments
+        The Python program's file, or - to read it from stdin; before it, the config's
+        path if not --config.
     """
     import anyio
 
+    config, (program,) = config_and_names("run-code", arguments, ["PROGRAM"], config)
     code = _read(program)
-    result = anyio.run(partial(_run, config, code))
+    result = anyio.run(partial(_run, config, code, log_level))
     print_result(result)
     if result.is_error:
         sys.exit(1)
 
 
-async def _run(config: Path | None, code: str) -> mcp_types.CallToolResult:
+async def _run(config: Path | None, code: str, log_level: LogLevel) -> mcp_types.CallToolResult:
     from groups.commands.terminal import own_server
 
-    async with own_server(config) as own:
+    async with own_server(config, log_level=log_level) as own:
         if own.config.settings.code_limits is None:
             raise ConfigError(
                 own.config_path,

@@ -11,8 +11,9 @@ Guarantees: a command sees what a model would, through the same meta-tools, filt
 limits and errors, over MCP (in memory); nothing watches the config; a remote group that
 wants a sign-in says to run `dynamic-mcp auth` rather than open a browser the command
 would not wait for; every upstream is closed when the block ends. Only errors are logged
-(the command reports every failure itself), and what a stdio upstream prints to its stderr,
-which is often why it failed.
+by default (the command reports every failure itself, `--log-level` shows more), and the
+lines a stdio upstream prints to its stderr that look like errors, which are often why it
+failed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from groups import LogLevel
 
 if TYPE_CHECKING:
     from fastmcp import Client, FastMCP
@@ -52,8 +55,11 @@ class OwnServer:
 
 
 @asynccontextmanager
-async def own_server(config_path: Path | None, *, catalog: bool = True) -> AsyncIterator[OwnServer]:
-    """The root server for `config_path`, running, with a client connected to it.
+async def own_server(
+    config_path: Path | None, *, catalog: bool = True, log_level: LogLevel = "error"
+) -> AsyncIterator[OwnServer]:
+    """The root server for `config_path`, running, with a client connected to it; logs
+    from `log_level` up, and an upstream's stderr lines that look like errors at any level.
 
     Raises:
         ConfigError: the config is missing or invalid (before anything starts).
@@ -68,9 +74,10 @@ async def own_server(config_path: Path | None, *, catalog: bool = True) -> Async
     if _builder is None:
         raise RuntimeError("server.py declares the meta-tools: import it before a command runs")
     registry = Registry(catalog=Catalog() if catalog else None, browser_sign_in=False)
-    configure_logging("error", registry.redactor)
-    # An upstream's stderr reached the terminal before it went through the redaction; keep it.
-    logging.getLogger("groups.upstream.stderr").setLevel(logging.WARNING)
+    configure_logging(log_level, registry.redactor)
+    # What an upstream says on stderr that looks like an error is often why it failed.
+    least = min(logging.WARNING, logging.getLevelNamesMapping()[log_level.upper()])
+    logging.getLogger("groups.upstream.stderr").setLevel(least)
     path = resolve_config_path(config_path)
     config = load_config(path)
     use_configured_store(config, path, registry.redactor)  # a bad setting: one line, not a trace

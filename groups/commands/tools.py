@@ -1,8 +1,10 @@
 """`dynamic-mcp tools` and `dynamic-mcp call`: a group's tools, and one call, from a terminal.
 
     dynamic-mcp tools time                     # each tool, its description and parameters
-    dynamic-mcp tools time --json              # the expansion exactly as the model gets it
+    dynamic-mcp tools other.json time --json   # the expansion exactly as the model gets it
     dynamic-mcp call time get_current_time --args '{"timezone": "UTC"}'
+
+The config comes first or as --config, like every command's (`groups.commands.arguments`).
 
 Both go through `get_dynamic_tools` and `call_dynamic_tool` of dynamic-mcp's own server
 (`groups.commands.terminal`), so what they print is what a model would get. `call` prints text
@@ -20,40 +22,39 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from cyclopts import Parameter
 
-from groups import CONFIG_ENV_VAR
+from groups import LogLevel
+from groups.commands.arguments import ConfigOption, LogLevelOption, config_and_names
 from groups.errors import CommandArgumentError
 
 if TYPE_CHECKING:
     import mcp_types
 
-__all__ = ["ConfigPath", "call", "describe_tools", "print_result", "tools"]
-
-ConfigPath = Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)]
+__all__ = ["call", "describe_tools", "print_result", "tools"]
 
 
 def tools(
-    group: str,
-    /,
-    *,
-    config: ConfigPath = None,
+    *arguments: Annotated[str, Parameter(name="[CONFIG] GROUP")],
+    config: ConfigOption = None,
     json_: Annotated[bool, Parameter(name="--json")] = False,
+    log_level: LogLevelOption = "error",
 ) -> None:
     """List GROUP's tools with their parameters, asking its upstream now.
 
     Parameters
     ----------
-    group
-        The group, as named in the config.
-    config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
+    arguments
+        The group, as named in the config; before it, the config's path if not --config.
     json_
         Print the tools as compact JSON, exactly as get_dynamic_tools gives them to the model.
     """
     import anyio
 
+    config, (group,) = config_and_names("tools", arguments, ["GROUP"], config)
     # The catalog is for sparing the model a wait; a person asking here wants the upstream's
     # own answer, and a broken upstream to show as broken.
-    ask = partial(_call_meta_tool, config, "get_dynamic_tools", {"group": group}, catalog=False)
+    ask = partial(
+        _call_meta_tool, config, "get_dynamic_tools", {"group": group}, log_level, catalog=False
+    )
     result = anyio.run(ask)
     if result.is_error or json_:
         print_result(result)
@@ -64,42 +65,42 @@ def tools(
 
 
 def call(
-    group: str,
-    tool: str,
-    /,
-    *,
+    *arguments: Annotated[str, Parameter(name="[CONFIG] GROUP TOOL")],
     args: str = "{}",
-    config: ConfigPath = None,
+    config: ConfigOption = None,
+    log_level: LogLevelOption = "error",
 ) -> None:
     """Call TOOL of GROUP and print its result; exit 1 when the result is an error.
 
     Parameters
     ----------
-    group
-        The group, as named in the config.
-    tool
-        The tool's name, as `dynamic-mcp tools GROUP` lists it.
+    arguments
+        The group, as named in the config, and the tool's name, as `dynamic-mcp tools
+        GROUP` lists it; before them, the config's path if not --config.
     args
         The tool's arguments as a JSON object, e.g. '{"timezone": "UTC"}'.
-    config
-        Path to dynamic-mcp.json (default: $DYNAMIC_MCP_CONFIG, else ./dynamic-mcp.json).
     """
     import anyio
 
-    arguments = _json_object(args)
-    request = {"group": group, "name": tool, "args": arguments}
-    result = anyio.run(partial(_call_meta_tool, config, "call_dynamic_tool", request))
+    config, (group, tool) = config_and_names("call", arguments, ["GROUP", "TOOL"], config)
+    request = {"group": group, "name": tool, "args": _json_object(args)}
+    result = anyio.run(partial(_call_meta_tool, config, "call_dynamic_tool", request, log_level))
     print_result(result)
     if result.is_error:
         sys.exit(1)
 
 
 async def _call_meta_tool(
-    config: Path | None, name: str, arguments: dict[str, Any], *, catalog: bool = True
+    config: Path | None,
+    name: str,
+    arguments: dict[str, Any],
+    log_level: LogLevel,
+    *,
+    catalog: bool = True,
 ) -> mcp_types.CallToolResult:
     from groups.commands.terminal import own_server
 
-    async with own_server(config, catalog=catalog) as own:
+    async with own_server(config, catalog=catalog, log_level=log_level) as own:
         return await own.client.call_tool_mcp(name, arguments)
 
 

@@ -161,7 +161,14 @@ def open_sealed(store: SharedStore, channel: str, data: str) -> dict[str, Any] |
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
-        logger.warning("dropped a message on %s no replica with this key sent", channel)
+        if text is None and store.seal.is_sealed(data):  # a replica's, with another key?
+            logger.warning(
+                "dropped a message on %s sealed with another key: do all replicas have the "
+                "same store key?",
+                channel,
+            )
+        else:
+            logger.warning("dropped a message on %s no replica sent", channel)
         return None
     at = payload.get("at")
     if not isinstance(at, int | float) or abs(time.time() - at) > MESSAGE_FRESH:

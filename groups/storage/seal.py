@@ -43,17 +43,29 @@ class Seal:
 
     def opened(self, kind: str, subject: str, sealed: str) -> str | None:
         """The text `sealed` holds, if this key sealed it for `kind` and `subject`."""
-        try:
-            value = json.loads(sealed)
-            text, mac = value["text"], value["mac"]
-        except (ValueError, TypeError, KeyError):
+        envelope = _envelope(sealed)
+        if envelope is None:
             return None
-        if not isinstance(text, str) or not isinstance(mac, str):
-            return None
+        text, mac = envelope
         macs = [self._mac(key, kind, subject, text) for key in self._keys]
         return text if any([hmac.compare_digest(mac, made) for made in macs]) else None
+
+    @staticmethod
+    def is_sealed(sealed: str) -> bool:
+        """Whether `sealed` is shaped as a seal makes it (with whatever key)."""
+        return _envelope(sealed) is not None
 
     @staticmethod
     def _mac(key: bytes, kind: str, subject: str, text: str) -> str:
         message = json.dumps([kind, subject, text]).encode()  # unambiguous: no joins to forge
         return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _envelope(sealed: str) -> tuple[str, str] | None:
+    """The text and MAC of a sealed value, or None if it is not one."""
+    try:
+        value = json.loads(sealed)
+        text, mac = value["text"], value["mac"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return (text, mac) if isinstance(text, str) and isinstance(mac, str) else None

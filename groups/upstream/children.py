@@ -12,7 +12,13 @@ after a grace period every child still alive is ended: SIGTERM to its process gr
 MCP SDK starts each upstream as a group leader, so an `npx` wrapper's node goes with it),
 then SIGKILL to whatever still remains.
 
-Guarantees: only this process's own children, by PID, are signalled, and only at shutdown.
+Guarantees: only this process's own children, by PID, are signalled, and only at shutdown;
+none is reaped here. Each child's exit status belongs to whoever started it: asyncio's
+child watcher, which on Python 3.11 (`ThreadedChildWatcher`) waits for it by PID in a
+thread of its own. Waiting for a child with `os.waitpid`, as `psutil.wait_procs` does,
+steals that status: the watcher then logs "Unknown child process pid …, will report
+returncode 255" at exit. So a child counts as ended once it is a zombie (or gone), and
+its owner reaps it.
 
 `child_holding(pipe)` finds which child a pipe end went to (`groups.upstream.stderr`), so
 an operator sees each upstream's PID (`dynamic-mcp admin replicas`).
@@ -33,6 +39,7 @@ __all__ = ["child_holding", "end_children_after"]
 logger = logging.getLogger(__name__)
 
 KILL_AFTER = 1.0  # seconds from SIGTERM to SIGKILL for a child that ignores SIGTERM
+EXIT_POLL_INTERVAL = 0.02  # how often a signalled child is looked at until it has exited
 
 
 async def end_children_after(grace: float) -> None:
@@ -44,9 +51,27 @@ async def end_children_after(grace: float) -> None:
     logger.info("ending %d upstream processes still closing after %gs", len(children), grace)
     for child in children:
         _signal_group(child, signal.SIGTERM)
-    _, alive = await anyio.to_thread.run_sync(lambda: psutil.wait_procs(children, KILL_AFTER))
-    for child in alive:
+    for child in await _running_after(children, KILL_AFTER):
         _signal_group(child, signal.SIGKILL)
+
+
+async def _running_after(children: list[psutil.Process], seconds: float) -> list[psutil.Process]:
+    """Those of `children` still running after up to `seconds`, none of them reaped."""
+    running = children
+    with anyio.move_on_after(seconds):
+        # No event says a process that is not ours to reap has exited (a pidfd would, on
+        # Linux alone): look, as the MCP SDK does for its own children.
+        while running := [child for child in running if _running(child)]:  # noqa: ASYNC110
+            await anyio.sleep(EXIT_POLL_INTERVAL)
+    return [child for child in running if _running(child)]
+
+
+def _running(child: psutil.Process) -> bool:
+    """Whether `child` has yet to exit: a zombie has, and waits for its owner to reap it."""
+    try:
+        return child.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal_group(child: psutil.Process, sig: signal.Signals) -> None:

@@ -12,7 +12,9 @@ Guarantees:
   `STARTS_AT_ONCE` upstreams start at once, the others wait their turn;
 - a failed attempt leaves nothing running, and becomes one `GroupUnavailableError` that
   says why in the config's words (no resolved secret reaches it), and whether a retry can
-  help; a server that wants a person to sign in is `AuthorizationRequired` instead;
+  help; a server that wants a person to sign in is `AuthorizationRequired` instead; a
+  stdio upstream's last stderr lines, if they were below the level shown, are shown then
+  (`UpstreamStderr.show_unseen`);
 - a connected client is held open by a task of its own, which owns its `async with` (as
   FastMCP's stdio transport holds its process), until `close()`; closing is bounded by
   `CLOSE_TIMEOUT` and runs to its end even when the closer is cancelled.
@@ -211,6 +213,9 @@ class Connector:
         except Exception as exc:
             if any(auth.needs_sign_in for auth in auths):
                 raise AuthorizationRequired(self.group) from exc
+            transport = client.transport
+            if isinstance(transport, LoggedStdioTransport) and transport.stderr is not None:
+                transport.stderr.show_unseen()  # its last words, often why
             raise self._unavailable(exc, config, http_errors, attempt) from exc
         auth = auths[-1] if auths else None
         pid = transport.pid if isinstance(transport, LoggedStdioTransport) else None

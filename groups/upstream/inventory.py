@@ -150,7 +150,9 @@ class Tools:
         upstream it is listening to.
         """
         if isinstance(message, mcp_types.ToolListChangedNotification):
-            logger.info("group %s: the upstream's tools changed", self.group)
+            listed = session is not None and session.tools is not None
+            if listed or not self._catalog_stale:  # news: what was known is dropped now
+                logger.info("group %s: the upstream's tools changed", self.group)
             self._catalog_stale = True  # until a listing replaces the entry
             if session is not None:
                 session.tools, session.tool_names = None, frozenset()

@@ -150,6 +150,7 @@ class LoggedStdioTransport(StdioTransport):
         super().__init__(**options)
         self.group = group
         self.pid: int | None = None  # the upstream's process, once spawned (where it can be told)
+        self.stderr: UpstreamStderr | None = None  # the last session's, once one started
 
     @asynccontextmanager
     async def connect_session(
@@ -158,7 +159,7 @@ class LoggedStdioTransport(StdioTransport):
         transport_options: TransportOptions | None = None,
         **session_kwargs: Unpack[SessionKwargs],
     ) -> AsyncIterator[ClientSession]:
-        stderr = UpstreamStderr(self.group)
+        stderr = self.stderr = UpstreamStderr(self.group)
         async with stderr as self.log_file:
             connecting = super().connect_session(
                 transport_options=transport_options, **session_kwargs
