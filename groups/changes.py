@@ -4,7 +4,9 @@
     str(changes)     # "+ new, - gone, ~ edited, ~ kept (description), settings.search"
 
 Guarantees: a group is `changed` (closed, started anew on next use) only when its launch
-identity is another (`groups.config.identity`), or its `sessions` (one process for every
+identity is another (`groups.config.identity`) than the one it runs with (its sessions',
+`${VAR}`s as they read them when they started: a `.env` saved after an upstream started
+with its value restarts nothing), or its `sessions` (one process for every
 user, or one each: the processes running are of the other kind); a new description alone
 makes it `described`, and new filters, timeouts, idle time, feature switches or `access`
 make it `retuned`: both keep their upstream. Comparing changes nothing.

@@ -127,6 +127,13 @@ class Registry:
         self.unusable = None
         self._watch_idle()
 
+    def _applied_identity(self, name: str) -> str:
+        """The launch identity `name` runs with: its sessions', when they all started with
+        one (a `${VAR}` first read as its upstream started, after the config was), else
+        the identity the config gave it."""
+        launched = self._upstreams[name].launched()
+        return launched.pop() if len(launched) == 1 else self._identities[name]
+
     def refuse(self, error: DynamicMcpError, *, config_path: Path | None = None) -> None:
         """Serve no group, because the config cannot be used: `error` says why, in the
         groups' description and in the error of every request for one. Starts nothing."""
@@ -146,7 +153,9 @@ class Registry:
         variables = variables_for(self._config_path)
         servers = config.enabled()
         identities = {name: launch_identity(server, variables) for name, server in servers.items()}
-        applied = {name: (self._identities[name], u.config) for name, u in self._upstreams.items()}
+        applied = {
+            name: (self._applied_identity(name), u.config) for name, u in self._upstreams.items()
+        }
         diff = compare(applied, identities, servers, self.settings, config.settings)
         self.settings = config.settings
         kept = {n: s for n, s in servers.items() if n in self._upstreams and n not in diff.changed}

@@ -21,6 +21,7 @@ from fastmcp import Client
 from mcp.client.subscriptions import listen
 from mcp.shared.subscriptions import ToolsListChanged
 
+from groups.config import load_config
 from server import build_server
 
 NOTICE_WAIT = 15.0  # seconds for a save to be noticed, applied and announced
@@ -236,6 +237,37 @@ async def test_a_variable_changed_in_the_env_file_restarts_the_groups_that_use_i
             while await value() != "after":  # noqa: ASYNC110 - the upstream is polled
                 await anyio.sleep(0.1)
         assert await other_pid() == pid
+
+
+async def test_a_variable_first_read_as_its_upstream_started_restarts_it_only_when_it_changes(
+    write_config, tmp_path: Path, monkeypatch
+):
+    # The .env is written after the config was read; the group's first request reads it
+    # and starts its upstream with that value: a reload then has nothing to restart.
+    monkeypatch.delenv("DMCP_TEST_LATE", raising=False)
+    config = write_config({"late": stdio_entry(env={"VALUE": "${DMCP_TEST_LATE}"})})
+    server = build_server(config, watch=False)  # reloaded by hand: no race with a watcher
+    async with Client(server) as client:
+
+        async def value_and_pid() -> tuple[str, int]:
+            call = {"group": "late", "name": "env", "args": {"name": "VALUE"}}
+            value = await client.call_tool_mcp("call_dynamic_tool", call)
+            pid = await client.call_tool_mcp(
+                "call_dynamic_tool", call | {"name": "pid", "args": {}}
+            )
+            return value.content[0].text, pid.structured_content["result"]
+
+        (tmp_path / ".env").write_text("DMCP_TEST_LATE=first\n")
+        value, pid = await value_and_pid()
+        unchanged = server.registry.reconfigure(load_config(config))
+        assert (value, unchanged.changed) == ("first", ())
+        assert await value_and_pid() == ("first", pid)
+
+        (tmp_path / ".env").write_text("DMCP_TEST_LATE=second\n")
+        changed = server.registry.reconfigure(load_config(config))
+        value, new_pid = await value_and_pid()
+        assert (changed.changed, value) == (("late",), "second")
+        assert new_pid != pid
 
 
 async def value_of_v(client: Client) -> str:

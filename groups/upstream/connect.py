@@ -32,6 +32,7 @@ import anyio
 import mcp_types
 
 from groups.config import ServerConfig, StdioServer
+from groups.config.identity import launch_identity
 from groups.errors import GroupUnavailableError
 from groups.secrets import Redactor, shown_args, shown_url
 from groups.serving.tracing import span
@@ -219,8 +220,19 @@ class Connector:
             raise self._unavailable(exc, config, http_errors, attempt) from exc
         auth = auths[-1] if auths else None
         pid = transport.pid if isinstance(transport, LoggedStdioTransport) else None
+        # What it was started with, `${VAR}`s as read now: a reload compares with this.
+        launched = launch_identity(config, variables)
         made.append(
-            Session(self.group, held, route, user=user, auth=auth, http_errors=http_errors, pid=pid)
+            Session(
+                self.group,
+                held,
+                route,
+                user=user,
+                auth=auth,
+                http_errors=http_errors,
+                pid=pid,
+                launched=launched,
+            )
         )
         return made[0]
 

@@ -93,6 +93,9 @@ class Session:
     busy: int = 0  # requests on it now
     last_used: float = field(default_factory=time.monotonic)
     pid: int | None = None  # a stdio upstream's process, where it can be told
+    # The launch identity it was started with (`groups.config.identity`), variables as
+    # they were then: a reload restarts it only if the config now says otherwise.
+    launched: str | None = None
 
     def __post_init__(self) -> None:
         self.subscribers = Subscribers(self.group)

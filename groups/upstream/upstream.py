@@ -296,6 +296,14 @@ class Upstream:
             timeout = self.config.timeout.tools.total_seconds()
             return await send_tool_call(session, name, arguments, caller, limit=timeout)
 
+    def launched(self) -> set[str]:
+        """The launch identities its live sessions were started with."""
+        return {
+            session.launched
+            for _, session in self._sessions.items()
+            if not session.lost and session.launched is not None
+        }
+
     def processes(self) -> int:
         """The upstream processes this group runs now: a stdio group's sessions."""
         return len(self._sessions) if isinstance(self.config, StdioServer) else 0
