@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from cyclopts import App, Parameter
 
-from groups import CONFIG_ENV_VAR
+from groups import CONFIG_ENV_VAR, LOG_LEVEL_ENV_VAR, LogLevel
 from groups.commands.tables import NONE, ago, at, span, table
 
 if TYPE_CHECKING:
@@ -61,10 +61,13 @@ class AdminOptions:
         else ./dynamic-mcp.json).
     json
         Print JSON instead of a table.
+    log_level
+        Least severe log message written to stderr (also $DYNAMIC_MCP_LOG_LEVEL).
     """
 
     config: Annotated[Path | None, Parameter(env_var=CONFIG_ENV_VAR)] = None
     json: bool = False
+    log_level: Annotated[LogLevel, Parameter(env_var=LOG_LEVEL_ENV_VAR)] = "warning"
 
 
 @admin.command
@@ -244,7 +247,7 @@ def _store(options: AdminOptions) -> tuple[Config, Path, SharedStore]:
     from groups.storage.shared import SharedStore
 
     redactor = Redactor()
-    configure_logging("warning", redactor)  # a forged record is said, once, on stderr
+    configure_logging(options.log_level, redactor)  # a forged record is said, once, on stderr
     path = resolve_config_path(options.config)
     config = load_config(path)
     store = use_configured_store(config, path, redactor)
