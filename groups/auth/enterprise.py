@@ -273,9 +273,13 @@ class EnterpriseOAuth(httpx2.Auth):
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         answered: httpx2.Response | None = None
+        tried: str | None = None  # the Authorization `answered` was the answer to
         if self._sdk is None:
             # Which authorization server: the one the resource metadata names, asked
-            # only once the server has refused us.
+            # only once the server has refused us (a token stored before may still do).
+            stored = await self._storage.get_tokens()
+            if stored is not None and (stored.expires_in is None or stored.expires_in > 0):
+                tried = request.headers["Authorization"] = f"Bearer {stored.access_token}"
             answered = yield request
             if answered.status_code != 401:
                 return
@@ -297,7 +301,7 @@ class EnterpriseOAuth(httpx2.Auth):
                 except StopAsyncIteration:
                     return
                 if answered is not None and outgoing is request:
-                    if "authorization" not in outgoing.headers:  # refused as it was: go on
+                    if outgoing.headers.get("Authorization") == tried:  # refused already
                         response, answered = answered, None
                         continue
                     answered = None
