@@ -6,7 +6,7 @@ server, for the tests of enterprise-managed authorization (SEP-990).
 One process on 127.0.0.1:PORT, three parts, each checking what it gets as a real one would:
 
 - the identity provider, issuer `BASE/idp` (OpenID configuration at
-  `/idp/.well-known/openid-configuration`), whose ID tokens and grants are signed (ES256) by
+  `/idp/.well-known/openid-configuration`), whose ID tokens and grants are signed (RS256) by
   PRIVATE_KEY_PEM_FILE's key — the tests sign their users' ID tokens with it too. Its token
   endpoint takes only RFC 8693 token exchange, from the client `dynamic-mcp` with the
   secret `idp-secret` (Basic): an ID token (`subject_token_type` id_token) it issued for
@@ -130,7 +130,7 @@ async def idp_token(request: Request) -> Response:
         claims = jwt.decode(
             str(form.get("subject_token")),
             PUBLIC_KEY,
-            algorithms=["ES256"],
+            algorithms=["RS256"],
             audience=IDP_CLIENT,
             issuer=IDP,
             options={"require": ["exp", "sub"]},
@@ -154,7 +154,7 @@ async def idp_token(request: Request) -> Response:
             "jti": secrets.token_hex(8),
         },
         PRIVATE_KEY,  # type: ignore[arg-type]
-        algorithm="ES256",
+        algorithm="RS256",
         headers={"typ": "oauth-id-jag+jwt"},
     )
     return JSONResponse(
@@ -186,7 +186,7 @@ async def as_token(request: Request) -> Response:
     try:
         if jwt.get_unverified_header(assertion).get("typ") != "oauth-id-jag+jwt":
             return _refuse("invalid_grant", "not an ID-JAG")
-        claims = jwt.decode(assertion, PUBLIC_KEY, algorithms=["ES256"], audience=AS, issuer=IDP)
+        claims = jwt.decode(assertion, PUBLIC_KEY, algorithms=["RS256"], audience=AS, issuer=IDP)
     except jwt.InvalidTokenError as exc:
         return _refuse("invalid_grant", f"the ID-JAG does not hold: {exc}")
     if claims.get("client_id") != client or claims.get("resource") != RESOURCE:
