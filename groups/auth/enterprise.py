@@ -53,8 +53,8 @@ from mcp.client.auth.utils import (
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from mcp.shared.auth_utils import check_resource_allowed, resource_url_from_server_url
 
-from groups.auth.id_tokens import id_token_of
 from groups.config import UnresolvedError, interpolate
+from groups.serving.id_tokens import id_token_of
 from groups.upstream.failures import AuthorizationRefused
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def id_token_source(
     user: str | None,
 ) -> Callable[[], str]:
     """Where `user`'s ID token comes from, read at each exchange: a gateway's named user's
-    is the organisation's JWT they last signed in with (`groups.auth.id_tokens`); the
+    is the organisation's JWT they last signed in with (`groups.serving.id_tokens`); the
     implicit user's is `oauth_idp.id_token`.
     """
     if user is not None:

@@ -21,7 +21,7 @@ Guarantees:
   public key, expiry, issuer and audience, both required), then says when it holds: an
   `exp` is required, an `nbf` or `iat` in the future (past `leeway`) is refused, and so
   is a lifetime (`exp` from `iat`, or from now) past `max_lifetime` when one is set;
-- the verified JWT is kept as the user's newest ID token (`groups.auth.id_tokens`), for
+- the verified JWT is kept as the user's newest ID token (`groups.serving.id_tokens`), for
   the groups that exchange it for the user's own upstream access (SEP-990);
 - the user is its `user_claim` (`sub` by default), a non-empty string, else the request
   gets 401, and is the token's subject: what the SDK compares a legacy session's owner
@@ -50,10 +50,10 @@ from fastmcp.server.auth.providers.jwt import JWTVerifier
 
 from groups import GATEWAY_ENV_VARS
 from groups.access import GROUP_PREFIX, UserToken
-from groups.auth.id_tokens import remember
 from groups.config import parse_duration
 from groups.errors import UnsafeServingError
 from groups.serving.http_access import is_loopback
+from groups.serving.id_tokens import remember
 from groups.storage.private_files import NotPrivateError, read_private
 
 __all__ = [

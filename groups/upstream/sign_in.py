@@ -182,7 +182,7 @@ class GroupSignIn:
         """Stop `user`'s sign-in and drop their OAuth clients (the next one reads the store
         anew: tokens deleted there are gone) and the ID token they brought; whether a
         sign-in was waiting for them."""
-        from groups.auth.id_tokens import forget
+        from groups.serving.id_tokens import forget
 
         forget(user)
         sign_in = self._sign_ins.pop(user, None)
