@@ -126,7 +126,8 @@ def id_token_source(
                 raise EnterpriseSignInError(
                     f"user {user!r} has signed in with no ID token of the organisation that "
                     "is still good: oauth_grant id_jag on a gateway needs users signed in "
-                    "with the organisation's JWTs (--jwks-url or --jwt-public-key)"
+                    "with the organisation's JWTs (--jwks-url or --jwt-public-key)",
+                    permanent=True,
                 )
             return token
 
@@ -137,7 +138,8 @@ def id_token_source(
         if written is None:
             raise EnterpriseSignInError(
                 "oauth_idp.id_token is not set: name the ID token to exchange, as "
-                "${VAR} or ${file:PATH} (on a gateway, each user's JWT is theirs)"
+                "${VAR} or ${file:PATH} (on a gateway, each user's JWT is theirs)",
+                permanent=True,
             )
         try:
             token = interpolate(written, variables(), redactor).strip()

@@ -38,7 +38,12 @@ class AuthorizationRequired(Exception):
 
 class AuthorizationRefused(Exception):
     """No token was to be had without a person (an identity provider or an authorization
-    server refused, or a setting is missing): the message says which side and setting."""
+    server refused, or a setting is missing): the message says which side and setting.
+    `permanent`: only a change of the config can help (a policy or a file may change)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def classify(
         (cause for cause in _chain(exc) if isinstance(cause, AuthorizationRefused)), None
     )
     if refused is not None:
-        return Failure(str(refused), permanent=False)  # the IdP's policy or a file may change
+        return Failure(str(refused), permanent=refused.permanent)
     if http_error is not None:
         status, url = http_error
         reason = f"HTTP {status} from {url}"
