@@ -134,6 +134,10 @@ async def test_over_stdio_the_users_id_token_becomes_their_access_and_again_on_e
             "crm": entry(enterprise, issuer=f"{enterprise}/idp", id_token=alice),
             "denied": entry(enterprise, token_endpoint=f"{enterprise}/idp/token", id_token=mallory),
             "unnamed": entry(enterprise, issuer=f"{enterprise}/idp"),
+            "unknown": {
+                **entry(enterprise, issuer=f"{enterprise}/idp", id_token=alice),
+                "oauth_client_secret": "not-the-secret",
+            },
         }
     )
     client = await connect(config)
@@ -144,6 +148,7 @@ async def test_over_stdio_the_users_id_token_becomes_their_access_and_again_on_e
     again = await call(client, "crm")
     denied = await call(client, "denied")
     unnamed = await call(client, "unnamed")
+    unknown = await call(client, "unknown")
 
     assert first == (False, "alice 1")  # one token exchange, no link, no person
     # Expired: a new exchange from her ID token (more than one only on a machine so slow
@@ -153,6 +158,8 @@ async def test_over_stdio_the_users_id_token_becomes_their_access_and_again_on_e
     assert denied[0] and "identity provider (oauth_idp) refused" in denied[1], denied
     assert "access_denied: policy: mallory may not use this MCP server" in denied[1]
     assert unnamed[0] and "oauth_idp.id_token is not set" in unnamed[1], unnamed
+    assert unknown[0] and "the authorization server did not take" in unknown[1], unknown
+    assert "oauth_client_id 'mcp-client'" in unknown[1] and "not-the-secret" not in unknown[1]
 
 
 async def test_on_a_gateway_each_user_gets_their_own_upstream_token_from_their_own_id_token(

@@ -1,8 +1,8 @@
 """Enterprise-managed authorization (SEP-990): the organisation's identity provider, not a
 consent screen per server, decides who may use an MCP server.
 
-    idp = IdentityProviderClient(server.oauth_idp, secret, id_token=lambda: jwt, redactor=r)
-    auth = EnterpriseOAuth(url, server, idp, tokens)     # handed to the transport
+    id_token = id_token_source(server, variables, redactor, user)   # whose ID token, read when
+    auth = enterprise_oauth(url, server, credentials, tokens, id_token, redactor)  # to transport
 
 For `"oauth_grant": "id_jag"`. When the server wants a token:
 
@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 import httpx2
 from fastmcp.client.auth.oauth import TokenStorageAdapter
-from mcp.client.auth import TokenStorage
+from mcp.client.auth import OAuthFlowError, TokenStorage
 from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from mcp.client.auth.utils import (
     build_oauth_authorization_server_metadata_discovery_urls,
@@ -302,6 +302,11 @@ class EnterpriseOAuth(httpx2.Auth):
                     outgoing = await flow.asend(response)
                 except StopAsyncIteration:
                     return
+                except OAuthFlowError as exc:  # the SDK's leg: the authorization server's
+                    raise EnterpriseSignInError(
+                        "the authorization server did not take the identity provider's grant "
+                        f"from oauth_client_id {self._server.oauth_client_id!r}: {exc}"
+                    ) from None
                 if answered is not None and outgoing is request:
                     if outgoing.headers.get("Authorization") == tried:  # refused already
                         response, answered = answered, None
