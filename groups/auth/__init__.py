@@ -5,7 +5,9 @@
 
 Tokens and registrations live in the process's one store (`groups.storage.default_store`),
 a gateway's named users each in a scope of their own. A sign-in ends on a loopback port
-(`loopback`), or on a gateway's own `/oauth/callback` (`handover`, `callback_route`).
+(`loopback`), or on a gateway's own `/oauth/callback` (`handover`, `callback_route`). No
+person signs in for a service account (`machine`) nor where the organisation's identity
+provider vouches for the user (`enterprise`, SEP-990).
 """
 
 from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth

@@ -45,16 +45,19 @@ class ClientCredentials:
 
     secret: str | None = None
     private_key: str | None = None
+    idp_secret: str | None = None  # `oauth_idp.client_secret`: at the identity provider
 
     def __repr__(self) -> str:  # never the values, wherever an object is shown
         has = {"secret": self.secret is not None, "key": self.private_key is not None}
+        has["idp secret"] = self.idp_secret is not None
         return f"ClientCredentials({', '.join(name for name, held in has.items() if held)})"
 
 
 def client_credentials(
     server: HttpServer | SseServer, variables: Mapping[str, str], redactor: Redactor
 ) -> ClientCredentials:
-    """The entry's `oauth_client_secret` and `oauth_private_key`, `${...}` resolved.
+    """The entry's `oauth_client_secret`, `oauth_private_key` and `oauth_idp.client_secret`,
+    `${...}` resolved.
 
     Raises:
         UnresolvedError: a `${VAR}` is unset or a `${file:PATH}` unusable.
@@ -65,7 +68,12 @@ def client_credentials(
         pair = f"{quote(server.oauth_client_id, safe='')}:{quote(secret, safe='')}"
         redactor.add(base64.b64encode(pair.encode()).decode())
     key = _resolved(server.oauth_private_key, variables, redactor)
-    return ClientCredentials(secret, key)
+    idp = server.oauth_idp
+    idp_secret = _resolved(idp.client_secret, variables, redactor) if idp is not None else None
+    if idp is not None and idp_secret is not None:
+        pair = f"{quote(idp.client_id, safe='')}:{quote(idp_secret, safe='')}"
+        redactor.add(base64.b64encode(pair.encode()).decode())
+    return ClientCredentials(secret, key, idp_secret)
 
 
 def _resolved(written: str | None, variables: Mapping[str, str], redactor: Redactor) -> str | None:

@@ -17,7 +17,8 @@ Guarantees:
   given: the browser lands on the gateway's route, which finishes it
   (`groups.auth.handover`); without one, on a loopback port of this machine;
 - a service account (`oauth_grant: client_credentials`) needs no person: no link, no
-  browser; the sign-in fetches its token;
+  browser; the sign-in fetches its token; nor does a user whose organisation's identity
+  provider vouches for them (`id_jag`, given `id_token`: where their ID token comes from);
 - the sign-in ends signed in only if the server then answers the probe, and says why not.
 """
 
@@ -31,13 +32,17 @@ import anyio
 import httpx2
 
 from groups.auth.credentials import ClientCredentials
+from groups.auth.enterprise import EnterpriseOAuth, enterprise_oauth
 from groups.auth.handover import HandedOver, Handover
 from groups.auth.machine import MachineOAuth, machine_oauth
 from groups.auth.oauth import CALLBACK_TIMEOUT, GroupOAuth
 from groups.auth.tokens import carry_over_legacy, registered_port
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from groups.config import HttpServer, SseServer
+    from groups.secrets import Redactor
     from groups.storage.store import Scope
 
 __all__ = ["LINK_WAIT", "SignIn"]
@@ -69,6 +74,8 @@ class SignIn:
         user: str | None = None,
         browser: bool = True,
         handover: Handover | None = None,
+        id_token: Callable[[], str] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.group = group
         self.url = url
@@ -78,6 +85,8 @@ class SignIn:
         self.user = user  # a gateway's named user, whose tokens these are; None: the implicit
         self.browser = browser
         self.handover = handover  # the gateway's route finishes it (`groups.auth.handover`)
+        self.id_token = id_token  # `id_jag`: the ID token to exchange, and who learns it
+        self.redactor = redactor
         self.link: str | None = None
         self.error: str | None = None
         self._done = anyio.Event()
@@ -129,7 +138,7 @@ class SignIn:
             oauth = await self._oauth()
             async with httpx2.AsyncClient(auth=oauth, timeout=CALLBACK_TIMEOUT + 30) as http:
                 status = await self._probe(http)
-            if status in (401, 403) or oauth.context.current_tokens is None:
+            if status in (401, 403) or not _holds_token(oauth):
                 raise RuntimeError(f"the server still refuses us (HTTP {status})")
             logger.warning("group %s: signed in%s", self.group, self._whom)  # the person waits
         except HandedOver:
@@ -147,11 +156,18 @@ class SignIn:
             self._done.set()
             self._news.set()
 
-    async def _oauth(self) -> GroupOAuth | MachineOAuth:
-        """A person's OAuth, which asks them in a browser, or a service account's."""
+    async def _oauth(self) -> GroupOAuth | MachineOAuth | EnterpriseOAuth:
+        """A person's OAuth, which asks them in a browser, a service account's, or the
+        identity provider's for the user."""
         credentials = self.credentials or ClientCredentials()
         if self.server.oauth_grant == "client_credentials":
             return machine_oauth(self.url, self.server, credentials, self.tokens)
+        if self.server.oauth_grant == "id_jag":
+            if self.id_token is None or self.redactor is None:
+                raise TypeError("an id_jag sign-in needs where its ID token comes from")
+            return enterprise_oauth(
+                self.url, self.server, credentials, self.tokens, self.id_token, self.redactor
+            )
         return GroupOAuth(
             self.url,
             self.server,
@@ -193,6 +209,12 @@ class SignIn:
             link,
             CALLBACK_TIMEOUT / 60,
         )
+
+
+def _holds_token(oauth: GroupOAuth | MachineOAuth | EnterpriseOAuth) -> bool:
+    if isinstance(oauth, EnterpriseOAuth):
+        return oauth.holds_token
+    return oauth.context.current_tokens is not None
 
 
 _KEEP: set[Any] = set()  # sign-ins in progress, kept from garbage collection

@@ -139,6 +139,11 @@ def _remote_group(
             f"group {group!r} signs in as the gateway's service account, shared by every "
             "user: leave out --user"
         )
+    if user is not None and server.oauth_grant == "id_jag":
+        raise AuthCommandError(
+            f"group {group!r} gets each user's token from the JWT they sign in to the "
+            "gateway with, at their first call: nothing to sign in to for --user"
+        )
     return group, server
 
 
@@ -146,6 +151,7 @@ async def _sign_in(
     group: str, server: HttpServer | SseServer, path: Path, redactor: Redactor, user: str | None
 ) -> None:
     from groups.auth.credentials import client_credentials
+    from groups.auth.enterprise import id_token_source
     from groups.auth.oauth import CALLBACK_TIMEOUT
     from groups.auth.sign_in import SignIn
     from groups.auth.tokens import oauth_tokens, stored_sign_in
@@ -163,14 +169,17 @@ async def _sign_in(
     except UnresolvedError as exc:
         raise AuthCommandError(f"group {group!r}: {exc}") from None
     tokens = oauth_tokens(group, redactor, user=user)
-    sign_in = SignIn(group, url, server, tokens, credentials, user=user)
+    id_token = id_token_source(server, lambda: variables, redactor, user)
+    sign_in = SignIn(
+        group, url, server, tokens, credentials, user=user, id_token=id_token, redactor=redactor
+    )
     whose = f" for user {user}" if user is not None else ""
     link = await sign_in.start(wait=None)
-    if server.oauth_grant == "client_credentials":  # a service account: no person, no link
+    if server.oauth_grant in ("client_credentials", "id_jag"):  # no person, no link
         if not await sign_in.wait():
             raise AuthCommandError(f"no token for {group}: {sign_in.error}")
         stored = await stored_sign_in(tokens, url)
-        print(f"Fetched a token for {group} (client_credentials): {_validity(stored)}.")
+        print(f"Fetched a token for {group} ({server.oauth_grant}): {_validity(stored)}.")
         return
     if link is not None:
         print(

@@ -43,6 +43,7 @@ __all__ = [
     "Features",
     "HttpServer",
     "HttpSettings",
+    "IdentityProvider",
     "ServerConfig",
     "Settings",
     "SigningAlgorithm",
@@ -227,6 +228,30 @@ SigningAlgorithm = Literal[
 ]
 
 
+class IdentityProvider(_Strict):
+    """The organisation's identity provider, for `"oauth_grant": "id_jag"` (SEP-990): where
+    an ID token is exchanged for an identity assertion grant (ID-JAG, RFC 8693)."""
+
+    # Its token endpoint, or its issuer, whose metadata names the token endpoint.
+    issuer: str | None = None
+    token_endpoint: str | None = None
+    # dynamic-mcp as the identity provider knows it: the client the ID tokens are issued
+    # to (their `aud`), and its secret (`${VAR}` or `${file:PATH}`, never logged).
+    client_id: str
+    client_secret: str | None = None
+    # The implicit user's ID token (`${VAR}` or `${file:PATH}`, read at each exchange); a
+    # gateway's named users' are the JWTs they sign in to the gateway with.
+    id_token: str | None = None
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> Self:
+        if (self.issuer is None) == (self.token_endpoint is None):
+            raise PydanticCustomError(
+                "oauth_idp", "give the identity provider's issuer or its token_endpoint (one)"
+            )
+        return self
+
+
 class _RemoteServer(_Server):
     url: str
     headers: dict[str, str] = {}
@@ -238,7 +263,13 @@ class _RemoteServer(_Server):
     # For an OAuth app registered with one fixed redirect URI, 127.0.0.1:<port>/callback.
     oauth_callback_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     # `client_credentials`: a service account, no person; a token is fetched when needed.
-    oauth_grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    # `id_jag`: the organisation's identity provider vouches for the user (SEP-990): their
+    # ID token is exchanged at `oauth_idp` for a grant, which the server's authorization
+    # server takes (RFC 7523 jwt-bearer) from this client (`oauth_client_id` and secret).
+    oauth_grant: Literal["authorization_code", "client_credentials", "id_jag"] = (
+        "authorization_code"
+    )
+    oauth_idp: IdentityProvider | None = None
     # `client_credentials` by `private_key_jwt`: a PEM key (`${file:PATH}`), and its algorithm.
     oauth_private_key: str | None = None
     oauth_signing_algorithm: SigningAlgorithm | None = None
@@ -266,6 +297,16 @@ def _oauth_problem(server: _RemoteServer) -> str | None:
         return "oauth_signing_algorithm needs oauth_private_key"
     if server.oauth_client_secret is not None and server.oauth_client_id is None:
         return "oauth_client_secret needs the oauth_client_id it was issued with"
+    enterprise = server.oauth_grant == "id_jag"
+    if enterprise and server.oauth_idp is None:
+        return "oauth_grant id_jag needs oauth_idp: the identity provider to exchange ID tokens at"
+    if server.oauth_idp is not None and not enterprise:
+        return "oauth_idp is for oauth_grant id_jag: set oauth_grant to it"
+    if enterprise and (server.oauth_client_id is None or server.oauth_client_secret is None):
+        return (
+            "oauth_grant id_jag needs oauth_client_id and oauth_client_secret: the client "
+            "the authorization server knows, which presents the identity provider's grants"
+        )
     if machine and server.oauth_client_id is None:
         return "oauth_grant client_credentials needs oauth_client_id"
     if machine and (server.oauth_client_secret is None) == (server.oauth_private_key is None):

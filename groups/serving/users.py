@@ -21,6 +21,8 @@ Guarantees:
   public key, expiry, issuer and audience, both required), then says when it holds: an
   `exp` is required, an `nbf` or `iat` in the future (past `leeway`) is refused, and so
   is a lifetime (`exp` from `iat`, or from now) past `max_lifetime` when one is set;
+- the verified JWT is kept as the user's newest ID token (`groups.serving.id_tokens`), for
+  the groups that exchange it for the user's own upstream access (SEP-990);
 - the user is its `user_claim` (`sub` by default), a non-empty string, else the request
   gets 401, and is the token's subject: what the SDK compares a legacy session's owner
   by, so two users of one client app never own one session; the user's groups are its
@@ -51,6 +53,7 @@ from groups.access import GROUP_PREFIX, UserToken
 from groups.config import parse_duration
 from groups.errors import UnsafeServingError
 from groups.serving.http_access import is_loopback
+from groups.serving.id_tokens import remember
 from groups.storage.private_files import NotPrivateError, read_private
 
 __all__ = [
@@ -306,6 +309,9 @@ class OrganisationTokens(JWTVerifier):
         if (untimely := self._untimely(verified.claims)) is not None:
             logger.info("refused a JWT of user %r: %s", user, untimely)
             return None
+        # The user's own ID token, for groups their identity provider gives access to
+        # (`oauth_grant: id_jag`); kept in memory apart from the access token, never shown.
+        remember(user, token, float(verified.claims["exp"]))
         return UserToken(
             **verified.model_dump(exclude={"token", "subject"}),
             token=HIDDEN,

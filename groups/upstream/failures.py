@@ -19,6 +19,7 @@ from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 from groups.errors import StoreUnavailableError
 
 __all__ = [
+    "AuthorizationRefused",
     "AuthorizationRequired",
     "Failure",
     "answered_with_http_error",
@@ -33,6 +34,16 @@ PERMANENT_HTTP_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 410, 415})
 
 class AuthorizationRequired(Exception):
     """A remote server wants a person to sign in (OAuth), which a request cannot wait for."""
+
+
+class AuthorizationRefused(Exception):
+    """No token was to be had without a person (an identity provider or an authorization
+    server refused, or a setting is missing): the message says which side and setting.
+    `permanent`: only a change of the config can help (a policy or a file may change)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,12 @@ def classify(
     `http_error` is the last HTTP error status and URL seen during the attempt, if any;
     `command` is a stdio upstream's command as the config writes it, the name to show.
     """
+    # Why there was no token comes before the 401 it led to: it names what to fix.
+    refused = next(
+        (cause for cause in _chain(exc) if isinstance(cause, AuthorizationRefused)), None
+    )
+    if refused is not None:
+        return Failure(str(refused), permanent=refused.permanent)
     if http_error is not None:
         status, url = http_error
         reason = f"HTTP {status} from {url}"

@@ -39,6 +39,7 @@ from groups.upstream.failures import AuthorizationRequired
 
 if TYPE_CHECKING:
     from groups.auth.credentials import ClientCredentials
+    from groups.auth.enterprise import EnterpriseOAuth
     from groups.auth.handover import Handover
     from groups.auth.machine import MachineOAuth
     from groups.auth.oauth import GroupOAuth
@@ -65,7 +66,8 @@ class GroupSignIn:
         self._config = config  # read at each use: a reload may change the entry in place
         self._variables = variables  # read again at each sign-in, as at each connection
         self._redactor = redactor
-        self._oauth: dict[tuple[str | None, str], GroupOAuth | MachineOAuth] = {}  # (user, url)
+        # By (user, url): a person's, a service account's, or an identity provider's.
+        self._oauth: dict[tuple[str | None, str], GroupOAuth | MachineOAuth | EnterpriseOAuth] = {}
         self._sign_ins: dict[str | None, SignIn] = {}  # by user: the one under way or last done
 
     def __repr__(self) -> str:
@@ -77,9 +79,13 @@ class GroupSignIn:
         sign_in = self._sign_ins.get(user)
         return sign_in is not None and sign_in.pending
 
-    def oauth_for(self, url: str, user: str | None = None) -> GroupOAuth | MachineOAuth:
+    def oauth_for(
+        self, url: str, user: str | None = None
+    ) -> GroupOAuth | MachineOAuth | EnterpriseOAuth:
         """The OAuth client that signs requests to `url`, made on first use: a person's
-        (`GroupOAuth`), or a service account's, which never needs one (`machine_oauth`).
+        (`GroupOAuth`), a service account's, which never needs one (`machine_oauth`), or
+        the user's by their organisation's identity provider, which never needs one either
+        (`enterprise_oauth`, from `user`'s own ID token).
 
         Raises:
             UnresolvedError: a `${VAR}` in its secret or key is unset, or a file unusable.
@@ -95,6 +101,8 @@ class GroupSignIn:
             tokens = self._tokens(user)
             if server.oauth_grant == "client_credentials":
                 self._oauth[user, url] = machine_oauth(url, server, credentials, tokens)
+            elif server.oauth_grant == "id_jag":
+                self._oauth[user, url] = self._enterprise(url, server, credentials, tokens, user)
             else:
                 handover = self._handover(user, tokens)  # registered with the same redirect
                 self._oauth[user, url] = GroupOAuth(
@@ -172,7 +180,11 @@ class GroupSignIn:
 
     def forget_user(self, user: str) -> bool:
         """Stop `user`'s sign-in and drop their OAuth clients (the next one reads the store
-        anew: tokens deleted there are gone); whether a sign-in was waiting for them."""
+        anew: tokens deleted there are gone) and the ID token they brought; whether a
+        sign-in was waiting for them."""
+        from groups.serving.id_tokens import forget
+
+        forget(user)
         sign_in = self._sign_ins.pop(user, None)
         for key in [key for key in self._oauth if key[0] == user]:
             del self._oauth[key]
@@ -203,6 +215,20 @@ class GroupSignIn:
         from groups.auth.credentials import client_credentials
 
         return client_credentials(server, self._variables(), self._redactor)
+
+    def _enterprise(
+        self,
+        url: str,
+        server: HttpServer | SseServer,
+        credentials: ClientCredentials,
+        tokens: Scope,
+        user: str | None,
+    ) -> EnterpriseOAuth:
+        """`user`'s OAuth by the organisation's identity provider: their own ID token."""
+        from groups.auth.enterprise import enterprise_oauth, id_token_source
+
+        id_token = id_token_source(server, self._variables, self._redactor, user)
+        return enterprise_oauth(url, server, credentials, tokens, id_token, self._redactor)
 
     def _handover(self, user: str | None, tokens: Scope) -> Handover | None:
         """Where `user`'s sign-in ends: the gateway's route (with a public URL), or None:

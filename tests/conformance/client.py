@@ -59,7 +59,9 @@ def dynamic_mcp() -> str:
 def group_entry(url: str, context: dict[str, Any], scenario: str, scratch: Path) -> dict[str, Any]:
     """The config entry for the scenario's server, with the credentials its context hands
     out, as a user would write them: the private key in a file of its own (mode 600),
-    named by `${file:…}`; the grant a service account uses where the scenario is one."""
+    named by `${file:…}`; the grant a service account uses where the scenario is one; the
+    organisation's identity provider and the user's ID token (in a file of its own, as the
+    key) where the scenario is enterprise-managed authorization (SEP-990)."""
     entry: dict[str, Any] = {"description": "The conformance scenario's server", "url": url}
     if client_id := context.get("client_id"):
         entry["oauth_client_id"] = client_id
@@ -73,6 +75,16 @@ def group_entry(url: str, context: dict[str, Any], scenario: str, scratch: Path)
         entry["oauth_signing_algorithm"] = context.get("signing_algorithm", "RS256")
     if scenario.startswith("auth/client-credentials"):
         entry["oauth_grant"] = "client_credentials"
+    if id_token := context.get("idp_id_token"):  # SEP-990: the user's ID token from the IdP
+        token_file = scratch / "id-token.jwt"
+        token_file.touch(mode=0o600)
+        token_file.write_text(id_token)
+        entry["oauth_grant"] = "id_jag"
+        entry["oauth_idp"] = {
+            "issuer": context["idp_issuer"],
+            "client_id": context["idp_client_id"],
+            "id_token": f"${{file:{token_file}}}",
+        }
     if scenario in CLIENT_METADATA_URLS:
         entry["oauth_client_metadata_url"] = CLIENT_METADATA_URLS[scenario]
     return entry
