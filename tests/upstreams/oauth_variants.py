@@ -1,7 +1,7 @@
 """An MCP server and its authorization server, with discovery laid out in each way the
 2025-11-25 authorization spec allows, for the tests.
 
-    python oauth_variants.py PORT LAYOUT [TOKEN_SECONDS [PUBLIC_KEY_PEM_FILE]]
+    python oauth_variants.py PORT LAYOUT [TOKEN_SECONDS [PUBLIC_KEY_PEM_FILE]] [--offline-access]
 
 One process on 127.0.0.1:PORT: the MCP endpoint `/mcp` (tools `whoami`, the caller's
 client id and granted scopes, `write`, which needs the scope `write`, and `admin`, which
@@ -27,6 +27,12 @@ audience. Access tokens live TOKEN_SECONDS (default 3600). A call of `write` wit
 token lacking `write` is refused 403 insufficient_scope, asking for `read write`; a call of
 `admin` is refused 403 insufficient_scope to every token, asking for `read`, a scope every
 token holds (the account lacks a permission no sign-in can give).
+
+With `--offline-access` it is OpenID-flavoured as SEP-2207 describes: its metadata lists
+`offline_access` in `scopes_supported`, and it issues a refresh token only where that
+scope was granted to a client registered with the `refresh_token` grant (and honours it).
+Without, it lists no `offline_access` and refuses a request for it (`invalid_scope`), as a
+server may that does not know the scope.
 """
 
 from __future__ import annotations
@@ -52,10 +58,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
-PORT = int(sys.argv[1])
-LAYOUT = sys.argv[2]
-TOKEN_SECONDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3600
-PUBLIC_KEY = Path(sys.argv[4]).read_text() if len(sys.argv) > 4 else None
+OFFLINE_ACCESS = "--offline-access" in sys.argv
+ARGS = [arg for arg in sys.argv[1:] if arg != "--offline-access"]
+PORT = int(ARGS[0])
+LAYOUT = ARGS[1]
+TOKEN_SECONDS = int(ARGS[2]) if len(ARGS) > 2 else 3600
+PUBLIC_KEY = Path(ARGS[3]).read_text() if len(ARGS) > 3 else None
 BASE = f"http://127.0.0.1:{PORT}"
 ISSUER = f"{BASE}/tenant1"
 SERVICE_ID, SERVICE_SECRET = "service", "service-secret"
@@ -75,6 +83,7 @@ SERVER_METADATA = {
 clients: dict[str, dict[str, Any]] = {}
 codes: dict[str, dict[str, Any]] = {}  # code -> client, scope, PKCE challenge
 tokens: dict[str, dict[str, Any]] = {}  # access token -> client, scopes, expiry
+refresh_tokens: dict[str, dict[str, Any]] = {}  # refresh token -> client, scopes
 caller: dict[str, Any] = {}  # who the request being served now came from
 
 mcp = FastMCP("oauth-variants")
@@ -143,7 +152,8 @@ async def server_metadata(request: Request) -> Response:
             "token_endpoint": f"{ISSUER}/token",
             "registration_endpoint": f"{ISSUER}/register",
             "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "grant_types_supported": ["authorization_code", "client_credentials"]
+            + (["refresh_token"] if OFFLINE_ACCESS else []),
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": [
                 "none",
@@ -151,7 +161,7 @@ async def server_metadata(request: Request) -> Response:
                 "private_key_jwt",
             ],
             "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
-            "scopes_supported": ["read", "write"],
+            "scopes_supported": ["read", "write"] + (["offline_access"] if OFFLINE_ACCESS else []),
             "client_id_metadata_document_supported": True,
         }
     )
@@ -170,10 +180,14 @@ async def authorize(request: Request) -> Response:
     known = query.get("client_id") in clients or query.get("client_id", "").startswith("https:")
     if not known:
         return JSONResponse({"error": "invalid_client"}, status_code=400)
+    scopes = query.get("scope", "").split()
+    if "offline_access" in scopes and not OFFLINE_ACCESS:
+        answer = {"error": "invalid_scope", "state": query["state"]}
+        return RedirectResponse(f"{query['redirect_uri']}?{urlencode(answer)}", status_code=302)
     code = secrets.token_urlsafe(16)
     codes[code] = {
         "client_id": query["client_id"],
-        "scopes": query.get("scope", "").split(),
+        "scopes": scopes,
         "challenge": query["code_challenge"],
     }
     answer = {"code": code, "state": query["state"], "iss": ISSUER}
@@ -190,6 +204,11 @@ async def token(request: Request) -> Response:
         if issued is None or digest.decode() != issued["challenge"]:
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
         return _issue(issued["client_id"], issued["scopes"])
+    if grant == "refresh_token" and OFFLINE_ACCESS:
+        held = refresh_tokens.pop(str(form.get("refresh_token")), None)  # rotated: used once
+        if held is None or held["client_id"] != form.get("client_id"):
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return _issue(held["client_id"], held["scopes"])
     if grant == "client_credentials" and _service_authenticated(request, form):
         return _issue(SERVICE_ID, str(form.get("scope", "")).split())
     return JSONResponse({"error": "invalid_client"}, status_code=401)
@@ -224,6 +243,10 @@ def _issue(client_id: str, scopes: list[str]) -> Response:
         "expires_in": TOKEN_SECONDS,
         "scope": " ".join(scopes),
     }
+    registered = clients.get(client_id, {}).get("grant_types", [])
+    if "offline_access" in scopes and "refresh_token" in registered:
+        answer["refresh_token"] = secrets.token_urlsafe(24)
+        refresh_tokens[answer["refresh_token"]] = {"client_id": client_id, "scopes": scopes}
     return JSONResponse(answer)
 
 
