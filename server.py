@@ -5,6 +5,7 @@
     fastmcp run server.py                        # $DYNAMIC_MCP_CONFIG or ./dynamic-mcp.json
     dynamic-mcp check | tools G | call G T       # from a terminal (groups.commands)
     dynamic-mcp admin users | revoke USER        # a team gateway's users, across replicas
+    dynamic-mcp gateway new-user NAME --users F  # a user's token; gateway new-store-key
 
 The client sees two tools (three with `settings.search`). `get_dynamic_tools(group)`
 connects the group's upstream on first use and returns its tools as compact JSON;
@@ -132,6 +133,11 @@ for command, name, summary in (
         "groups.commands.admin:admin",
         "admin",
         "List a team gateway's users, sessions, sign-ins and replicas, or revoke a user.",
+    ),
+    (
+        "groups.commands.gateway:gateway",
+        "gateway",
+        "Make a team gateway's secrets: a user's token, a store key.",
     ),
 ):
     app.command(command, name=name, help=summary)
