@@ -35,7 +35,7 @@ README_LIMIT = 12_000  # bytes: a first page, read in a few minutes (issue 29)
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 # Programs the docs may show that are not ours, so a typo in one of ours is caught.
 OTHER_PROGRAMS = {
-    "brew", "cat", "chmod", "claude", "cut", "export", "git", "install", "kill",
+    "brew", "cat", "chmod", "claude", "cut", "export", "git", "install", "kill", "sudo",
     "npx", "openssl", "pipx", "printf", "sha256sum", "ssh", "which",
 }  # fmt: skip
 SEPARATORS = {"&&", "||", ";", "|", "&"}
@@ -191,7 +191,9 @@ def check_command(words: list[str], snippet: Snippet) -> None:
     if not words:  # only variables set, as in `token="$(openssl rand -hex 32)"`
         return
     program, *args = words
-    if program == "dynamic-mcp":
+    if program == "sudo":  # `sudo -u USER COMMAND`: the command is checked
+        check_command(args[2:] if args[:1] == ["-u"] else args, snippet)
+    elif program == "dynamic-mcp":
         check_dynamic_mcp(args, snippet)
     elif program == "uvx":
         check_uvx(args, snippet)

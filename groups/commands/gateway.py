@@ -62,7 +62,10 @@ def new_user(
             )
     token = secrets.token_urlsafe(TOKEN_BYTES)
     entries[name] = HASHED_PREFIX + hashlib.sha256(token.encode()).hexdigest()
-    write_atomically(users, json.dumps(entries, indent=2) + "\n")
+    try:
+        write_atomically(users, json.dumps(entries, indent=2) + "\n")
+    except OSError as exc:
+        raise UnsafeServingError(f"cannot write the users file {users}: {exc.strerror}") from None
     sys.stderr.write(f"added {name!r} to {users}; their token, shown only now:\n")
     print(token)
 
