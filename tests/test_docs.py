@@ -281,10 +281,10 @@ def test_a_command_that_does_not_exist_is_caught(mistake: str):
 # ---- usage summaries --------------------------------------------------------------------
 
 
-def help_text(command: str | None) -> str:
-    """What `dynamic-mcp [COMMAND] --help` prints."""
+def help_text(command: list[str]) -> str:
+    """What `dynamic-mcp [COMMAND [SUBCOMMAND]] --help` prints."""
     out = io.StringIO()
-    app.help_print([command] if command else [], console=Console(file=out, width=300))
+    app.help_print(command, console=Console(file=out, width=300))
     return out.getvalue()
 
 
@@ -307,11 +307,13 @@ def check_synopsis(snippet: Snippet) -> None:
     assert entries, f"{snippet}: no usage found"
     for usage in entries:
         words = usage.split()
-        command = words[1] if len(words) > 1 and words[1] in commands else None
+        command = words[1:2] if len(words) > 1 and words[1] in commands else []
+        if command and len(words) > 2 and words[2] in app[command[0]]._commands:
+            command.append(words[2])  # `admin users`, `gateway new-user`
         listed = help_text(command)
         for option in re.findall(r"(?<![\w-])--?[a-z][\w-]*", usage):
             assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", listed), (
-                f"{snippet}: {usage!r}: `dynamic-mcp {command or ''} --help` has no {option}"
+                f"{snippet}: {usage!r}: `dynamic-mcp {' '.join(command)} --help` has no {option}"
             )
 
 
