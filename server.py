@@ -6,6 +6,7 @@
     dynamic-mcp check | tools G | call G T       # from a terminal (groups.commands)
     dynamic-mcp admin users | revoke USER        # a team gateway's users, across replicas
     dynamic-mcp run-code PROGRAM.py              # a program, as run_dynamic_code runs it
+    dynamic-mcp gateway new-user NAME --users F  # a user's token; gateway new-store-key
 
 The client sees two tools (one more each with `settings.search` and `settings.code`).
 `get_dynamic_tools(group)` connects the group's upstream on first use and returns its tools
@@ -163,6 +164,12 @@ for command, name, summary, arguments in (
         "admin",
         "List a team gateway's users, sessions, sign-ins and replicas, or revoke a user.",
         None,  # an App of its own commands, each with its usage
+    ),
+    (
+        "groups.commands.gateway:gateway",
+        "gateway",
+        "Make a team gateway's secrets: a user's token, a store key.",
+        None,  # an App of its own commands
     ),
 ):
     usage = {"usage": f"Usage: dynamic-mcp {name} [OPTIONS] {arguments}"} if arguments else {}

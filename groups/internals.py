@@ -6,6 +6,7 @@
     serve_resource_subscriptions(server, subscribe, unsubscribe)  # resources/subscribe
     await serve_streams(server, read_stream, write_stream)
     guard_http_with(server, BearerToken(token))          # auth decided once the host is known
+    index, options = host_origin_guard(app)             # FastMCP's Host/Origin guard of an app
     request = await refresh_request(oauth)              # an OAuth refresh, sent when we choose
     refreshed = await take_refresh_response(oauth, response)
     redirect_to(oauth, "https://gw.example/oauth/callback")  # a sign-in ending on a gateway
@@ -63,6 +64,7 @@ __all__ = [
     "held_session",
     "held_session_count",
     "held_session_owners",
+    "host_origin_guard",
     "http_session_manager",
     "limit_http_sessions",
     "pipe_write_protocol",
@@ -242,6 +244,22 @@ def guard_http_with(server: FastMCP, auth: AuthProvider | None) -> None:
     `auth` in its constructor and reads the attribute when it builds the HTTP app.
     """
     server.auth = auth
+
+
+def host_origin_guard(app: Starlette) -> tuple[int, dict[str, Any]] | None:
+    """Where FastMCP's Host/Origin guard is in `app`'s middleware, and the options it is
+    built with; None without one (`host_origin_protection` off).
+
+    FastMCP builds the guard from `http_app`'s options, before the lifespan reads the
+    config, and offers no way to add names to it later; `groups.serving.host_refusals`
+    builds it again, in its place, with the config's names.
+    """
+    from fastmcp.server.http import HostOriginGuardMiddleware
+
+    for index, middleware in enumerate(app.user_middleware):
+        if middleware.cls is HostOriginGuardMiddleware:
+            return index, dict(middleware.kwargs)
+    return None
 
 
 def pipe_write_protocol() -> type[asyncio.Protocol]:

@@ -35,7 +35,7 @@ README_LIMIT = 12_000  # bytes: a first page, read in a few minutes (issue 29)
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 # Programs the docs may show that are not ours, so a typo in one of ours is caught.
 OTHER_PROGRAMS = {
-    "brew", "cat", "chmod", "claude", "cut", "echo", "export", "git", "install", "kill",
+    "brew", "cat", "chmod", "claude", "cut", "echo", "export", "git", "install", "kill", "sudo",
     "npx", "openssl", "pipx", "printf", "sha256sum", "ssh", "which",
 }  # fmt: skip
 SEPARATORS = {"&&", "||", ";", "|", "&"}
@@ -191,7 +191,9 @@ def check_command(words: list[str], snippet: Snippet) -> None:
     if not words:  # only variables set, as in `token="$(openssl rand -hex 32)"`
         return
     program, *args = words
-    if program == "dynamic-mcp":
+    if program == "sudo":  # `sudo -u USER COMMAND`: the command is checked
+        check_command(args[2:] if args[:1] == ["-u"] else args, snippet)
+    elif program == "dynamic-mcp":
         check_dynamic_mcp(args, snippet)
     elif program == "uvx":
         check_uvx(args, snippet)
@@ -279,10 +281,10 @@ def test_a_command_that_does_not_exist_is_caught(mistake: str):
 # ---- usage summaries --------------------------------------------------------------------
 
 
-def help_text(command: str | None) -> str:
-    """What `dynamic-mcp [COMMAND] --help` prints."""
+def help_text(command: list[str]) -> str:
+    """What `dynamic-mcp [COMMAND [SUBCOMMAND]] --help` prints."""
     out = io.StringIO()
-    app.help_print([command] if command else [], console=Console(file=out, width=300))
+    app.help_print(command, console=Console(file=out, width=300))
     return out.getvalue()
 
 
@@ -305,11 +307,13 @@ def check_synopsis(snippet: Snippet) -> None:
     assert entries, f"{snippet}: no usage found"
     for usage in entries:
         words = usage.split()
-        command = words[1] if len(words) > 1 and words[1] in commands else None
+        command = words[1:2] if len(words) > 1 and words[1] in commands else []
+        if command and len(words) > 2 and words[2] in app[command[0]]._commands:
+            command.append(words[2])  # `admin users`, `gateway new-user`
         listed = help_text(command)
         for option in re.findall(r"(?<![\w-])--?[a-z][\w-]*", usage):
             assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", listed), (
-                f"{snippet}: {usage!r}: `dynamic-mcp {command or ''} --help` has no {option}"
+                f"{snippet}: {usage!r}: `dynamic-mcp {' '.join(command)} --help` has no {option}"
             )
 
 

@@ -347,6 +347,30 @@ def test_http_session_manager_finds_the_endpoint_behind_fastmcps_auth_wrapper():
     assert internals.http_session_manager(app)() is None, UPDATE  # made when it starts
 
 
+async def test_host_origin_guard_finds_the_guard_fastmcp_builds_and_what_it_is_built_with():
+    """Rebuilt with the same options in its place, it refuses as FastMCP's own did."""
+    from fastmcp.server.http import HostOriginGuardMiddleware
+    from starlette.middleware import Middleware
+
+    app = FastMCP("probe").http_app(
+        transport="http", host_origin_protection=True, allowed_origins=["https://a.example"]
+    )
+    found = internals.host_origin_guard(app)
+    assert found is not None, UPDATE
+    index, options = found
+    app.user_middleware[index] = Middleware(HostOriginGuardMiddleware, **options)
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        elsewhere = await http.get("/mcp", headers={"Host": "attacker.example"})
+    assert options == {
+        "allowed_hosts": None,
+        "allowed_origins": ["https://a.example"],
+        "mode": "strict",
+    }, UPDATE
+    assert elsewhere.status_code == 421, UPDATE
+    assert internals.host_origin_guard(FastMCP("probe").http_app()) is None, UPDATE  # off
+
+
 async def test_a_code_is_exchanged_and_taken_as_a_gateways_sign_in_finishes_it():
     provider, kept = _provider_holding_a_refresh_token()
     provider.context.current_tokens = None

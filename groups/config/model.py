@@ -382,6 +382,65 @@ def plain_group_name(name: str, taken: Collection[str] = ()) -> str:
     return candidate
 
 
+_HOST_NAME = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _host_name(value: str) -> str:
+    """A Host name as `settings.http.allowed_hosts` takes it: `mcp.example.com`,
+    `*.example.com`, an IP address, or `*` for any."""
+    name = value.strip().lower()
+    parts = urlsplit(name if "//" in name else f"//{name}")
+    if "//" in name or parts.path or parts.query or parts.fragment:
+        raise PydanticCustomError(
+            "host", "a host name, not a URL: write '{name}'", {"name": parts.hostname or name}
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None or (name.count(":") == 1 and not name.startswith("[")):
+        raise PydanticCustomError(
+            "host",
+            "a host name without its port: write '{name}' (every port is accepted)",
+            {"name": parts.hostname or name.rsplit(":", 1)[0]},
+        )
+    if name == "*" or _HOST_NAME.match(name) or _is_ip_address(name.strip("[]")):
+        return name
+    raise PydanticCustomError(
+        "host",
+        "expected a host name such as mcp.example.com or *.example.com, got '{value}'",
+        {"value": value},
+    )
+
+
+def _origin(value: str) -> str:
+    """A browser origin as `settings.http.allowed_origins` takes it: `https://app.example.com`
+    (`:port` where it is not the scheme's own; `*` in the name for several)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PydanticCustomError(
+            "origin",
+            "expected an origin such as https://app.example.com, got '{value}'",
+            {"value": value},
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        origin = f"{parts.scheme}://{parts.netloc}"
+        raise PydanticCustomError(
+            "origin", "an origin has no path: write '{origin}'", {"origin": origin}
+        )
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _is_ip_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class HttpSettings(_Strict):
     """What one HTTP client may ask of a gateway: `"settings": {"http": {...}}`. Read when
     the server starts."""
@@ -398,6 +457,14 @@ class HttpSettings(_Strict):
     session_idle_timeout: Duration = timedelta(minutes=30)
     # Count calls, sessions, limits… and serve them at /metrics (`groups.serving.metrics`).
     metrics: bool = True
+    # The names clients reach this server by, besides localhost and the address it
+    # listens on: a load balancer on the same machine passes on its own ("mcp.example.com",
+    # "*.example.com"). Any other Host is 421 (`groups.serving.host_refusals`); off
+    # loopback, with none given, any Host is accepted.
+    allowed_hosts: list[Annotated[str, AfterValidator(_host_name)]] = []
+    # Browser pages of other origins that may call it ("https://app.example.com"), besides
+    # this machine's and the gateway's own; any other is 403.
+    allowed_origins: list[Annotated[str, AfterValidator(_origin)]] = []
 
     @property
     def renew_every(self) -> float:

@@ -13,7 +13,9 @@ Guarantees:
 - with auth (on any host) a request without a token, or with one not accepted, gets 401;
 - a browser page from another origin gets 403 and a request naming a host we do not
   serve gets 421, whatever the address (DNS-rebinding protection): both are FastMCP's own
-  Host/Origin guard; pages on loopback and the server's own origin pass;
+  Host/Origin guard; pages on loopback and the server's own origin pass, and the names of
+  `settings.http.allowed_hosts`/`allowed_origins`, each refusal logged saying so
+  (`groups.serving.host_refusals`);
 - the token is compared in constant time and never logged.
 """
 

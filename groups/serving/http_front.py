@@ -6,7 +6,9 @@
     async with front.serving(store, settings.http):         # in the server's lifespan
         ...
 
-A request reaches the endpoint through: FastMCP's authentication (who is asking); the
+A request reaches the endpoint through: FastMCP's Host/Origin guard, with the config's
+allowed names (`groups.serving.host_refusals`, which says why it refuses); FastMCP's
+authentication (who is asking); the
 body, read once within its limit (`groups.serving.request_bodies`: nothing before
 identity); a note of when its user was last seen (`seen`, for `dynamic-mcp admin`); each
 user's limits on sessions (`groups.serving.session_limits`); the legacy sessions every
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from groups.access import user_of_scope
 from groups.internals import held_session_count, http_session_manager, limit_http_sessions
 from groups.serving.heartbeat import SeenUsers
+from groups.serving.host_refusals import HostRefusals
 from groups.serving.request_bodies import RequestBodies
 from groups.serving.session_limits import SessionLimits
 from groups.serving.shared_sessions import SharedSessions
@@ -44,6 +47,7 @@ class HttpFront:
     """The parts before one MCP endpoint (see the module)."""
 
     def __init__(self, path: str, *, needs_identity: bool) -> None:
+        self.hosts = HostRefusals()
         self.sessions = SharedSessions(path)
         self.limits = SessionLimits(then=self.sessions.handle)
         self.seen = SeenUsers()
@@ -65,6 +69,7 @@ class HttpFront:
     def attach(self, app: Starlette) -> None:
         """Serve `app`'s MCP endpoint."""
         self._manager = http_session_manager(app)
+        self.hosts.attach(app)
         self.sessions.attach(app)
 
     def open_sessions(self) -> int:
@@ -75,6 +80,7 @@ class HttpFront:
     @asynccontextmanager
     async def serving(self, store: Store, settings: HttpSettings) -> AsyncIterator[None]:
         """Apply `settings` and share sessions through `store` while this runs."""
+        self.hosts.use(settings)
         self.bodies.limit = settings.max_request_body
         self.limits.use(store, settings)
         # A session's record lives as long as the session can, written again as often
