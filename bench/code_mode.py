@@ -2,6 +2,7 @@
 
     uv run python -m bench.code_mode                       # every task, Markdown tables
     uv run python -m bench.code_mode --tasks meetings --zones 10 --json
+    uv run python -m bench.code_mode overhead --runs 5     # the sandbox's time (code_overhead)
 
 The tasks are data ([code_tasks.py](code_tasks.py)): each one's calls, made one by one
 with call_dynamic_tool, and its program, the same calls made by one run_dynamic_code.
@@ -34,6 +35,7 @@ from typing import Any
 import anyio
 from cyclopts import App
 
+from bench.code_overhead import overhead
 from bench.code_proxy import serve, text
 from bench.code_tasks import Task, parsed, tasks
 from bench.tokens import count
@@ -41,6 +43,7 @@ from bench.tokens import count
 app = App(
     name="bench.code_mode", help="Context tokens of multi-step tasks, with and without code mode."
 )
+app.command(overhead)
 
 
 @app.default

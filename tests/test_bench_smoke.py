@@ -96,3 +96,20 @@ def test_the_code_mode_bench_counts_one_task_both_ways():
     assert plain["expansions"] < code["expansions"] < plain["expansions with raw output schemas"]
     assert plain["tools/list"] < code["tools/list"]  # the third tool's cost, every turn
     assert set(json.loads(code["value"])) == {"now", "meeting at 09:00 UTC"}
+
+
+def test_the_code_mode_overhead_bench_times_every_kind_of_run_against_a_plain_call():
+    figures = _bench_code_mode("overhead", "--runs", "1", "--repeats", "1", "--calls", "2")
+
+    # which figures there are, not how large: no timing is asserted
+    assert set(figures["rows"]) == {
+        "plain call",
+        "cold run, one call",
+        "run, one call",
+        "run, no call",
+        "run, 2 calls",
+        "per call inside code",
+        "2 calls: one program against 2 plain calls",
+    }
+    assert len(figures["rounds"]) == 1
+    assert all(value > 0 for value in figures["rounds"][0].values())
