@@ -21,7 +21,10 @@ reads:
 - `read over the turns`: everything the model reads, summed over all its turns: at each
   one the listing and every call and result before it, the expansions' calls included,
   through the turn that reads the last result and writes the answer. The prompt and the
-  answer are left out: the same both ways.
+  answer are left out: the same both ways;
+- `… independent calls at once`: the same, for a model that makes together the calls that
+  need none of each other's results (`Step.at_once`), the expansions among them, so that
+  a turn holds several calls.
 """
 
 from __future__ import annotations
@@ -102,16 +105,16 @@ async def _one_way(folder: Path, task: Task, *, code: bool) -> dict[str, Any]:
             expansions[group] = text(await client.call_tool_mcp("get_dynamic_tools", request))
             before.append(count(json.dumps(request)) + count(expansions[group]))
         steps, value = await (_program(client, task) if code else _calls(client, task))
-    turns = before + steps
+    together = [before, *(_at_once(task, steps) if not code else [steps])]
     figures: dict[str, Any] = {
         "tools/list": listing,
         "expansions": sum(count(e) for e in expansions.values()),
         "task": sum(steps),
         "turns": len(steps),
+        "turns, independent calls at once": len(together) - 1,
         "read over the task": sum(sum(steps[: n + 1]) for n in range(len(steps))),
-        # one turn before each call and one after the last: each reads the listing and
-        # every call and result before it
-        "read over the turns": sum(listing + sum(turns[:n]) for n in range(len(turns) + 1)),
+        "read over the turns": _read([[one] for one in before + steps], listing),
+        "read over the turns, independent calls at once": _read(together, listing),
     }
     if code:
         figures["value"] = value  # what the program found, to compare with the calls' results
@@ -119,6 +122,25 @@ async def _one_way(folder: Path, task: Task, *, code: bool) -> dict[str, Any]:
         raw = [await _raw_expansion(e, servers[g]) for g, e in expansions.items()]
         figures["expansions with raw output schemas"] = sum(count(e) for e in raw)
     return figures
+
+
+def _read(turns: list[list[int]], listing: int) -> int:
+    """What the model reads over `turns` (each the tokens of its calls and results): one
+    turn before the first and one after each, every one reading the listing and all that
+    came before it."""
+    tokens = [sum(turn) for turn in turns]
+    return sum(listing + sum(tokens[:n]) for n in range(len(tokens) + 1))
+
+
+def _at_once(task: Task, steps: list[int]) -> list[list[int]]:
+    """The steps' tokens, grouped into the turns of a model making independent calls together."""
+    turns: list[list[int]] = []
+    for step, tokens in zip(task.steps, steps, strict=True):
+        if step.at_once and turns:
+            turns[-1].append(tokens)
+        else:
+            turns.append([tokens])
+    return turns
 
 
 async def _calls(client: Any, task: Task) -> tuple[list[int], str]:
@@ -173,8 +195,13 @@ def table(name: str, figures: dict[str, Any]) -> str:
         ("expansions", "expansions"),
         ("task: calls and results", "task"),
         ("turns of the task", "turns"),
+        ("turns, independent calls at once", "turns, independent calls at once"),
         ("read over the task", "read over the task"),
         ("read over the turns (everything)", "read over the turns"),
+        (
+            "read over the turns, independent calls at once",
+            "read over the turns, independent calls at once",
+        ),
     ]
     lines = [
         f"### {name}: {figures['asked']} ({figures['calls']} calls)",

@@ -6,7 +6,9 @@
         task.program                 # the same calls as one run_dynamic_code program
 
 A step's arguments may come from what earlier calls returned (`Step.args` a function of
-their results), as a model would write them after reading those results. A task's program
+their results), as a model would write them after reading those results. A step that
+needs no result of the steps since the last one that starts a turn is marked `at_once`:
+a model that makes independent calls together makes it in the same turn. A task's program
 makes the same calls in the same order, so the two ways differ only in what the model
 reads. What the model finally writes (its answer to the user) is left out of both.
 
@@ -39,11 +41,13 @@ Args = dict[str, Any] | Callable[[list[Any]], dict[str, Any]]
 @dataclass(frozen=True)
 class Step:
     """One call of call_dynamic_tool; `args` may read the results of the calls before it
-    (each as JSON where its text is JSON, else the text)."""
+    (each as JSON where its text is JSON, else the text). `at_once`: it can be made in
+    the same turn as the step before, needing none of that turn's results."""
 
     group: str
     tool: str
     args: Args
+    at_once: bool = False
 
     def arguments(self, results: list[Any]) -> dict[str, Any]:
         return self.args(results) if callable(self.args) else self.args
@@ -90,9 +94,9 @@ def _meetings(zones: list[str]) -> Task:
     """The first task measured (2026-12-07): two time calls per zone, nothing stored."""
     steps = []
     for zone in zones:
-        steps.append(Step("time", "get_current_time", {"timezone": zone}))
+        steps.append(Step("time", "get_current_time", {"timezone": zone}, at_once=bool(steps)))
         meeting = {"source_timezone": "UTC", "time": "09:00", "target_timezone": zone}
-        steps.append(Step("time", "convert_time", meeting))
+        steps.append(Step("time", "convert_time", meeting, at_once=True))
     program = f"""
 zones = {zones!r}
 now, meeting = {{}}, {{}}
@@ -134,7 +138,10 @@ def _zone_entities(zones: list[str]) -> Callable[[list[Any]], dict[str, Any]]:
 
 def _zones_in_memory(zones: list[str]) -> Task:
     """Issue 28's scripted task: the time in the zones, stored in a graph, read back."""
-    steps = [Step("time", "get_current_time", {"timezone": zone}) for zone in zones]
+    steps = [
+        Step("time", "get_current_time", {"timezone": zone}, at_once=n > 0)
+        for n, zone in enumerate(zones)
+    ]
     steps.append(Step("memory", "create_entities", _zone_entities(zones)))
     steps.append(Step("memory", "read_graph", {}))
     program = f"""
@@ -188,21 +195,28 @@ def _team_of(project: str, index: int) -> Callable[[list[Any]], dict[str, Any]]:
 
 
 def _team_graph() -> Task:
-    """Build a small graph, then query it twice, each query led by the one before."""
+    """Build a small graph, then query it: each project's node, then the people its
+    relations name."""
     steps = [
         Step("memory", "create_entities", {"entities": TEAM_ENTITIES}),
         Step("memory", "create_relations", {"relations": TEAM_RELATIONS}),
     ]
-    for project in PROJECTS:
-        steps.append(Step("memory", "open_nodes", {"names": [project]}))
-        steps.append(Step("memory", "open_nodes", _team_of(project, len(steps) - 1)))
+    opened = {}  # each project's open_nodes, by the index of its result
+    for n, project in enumerate(PROJECTS):
+        opened[project] = len(steps)
+        steps.append(Step("memory", "open_nodes", {"names": [project]}, at_once=n > 0))
+    for n, (project, index) in enumerate(opened.items()):
+        steps.append(Step("memory", "open_nodes", _team_of(project, index), at_once=n > 0))
     program = f"""
 await call_tool("memory", "create_entities", {{"entities": {TEAM_ENTITIES!r}}})
 await call_tool("memory", "create_relations", {{"relations": {TEAM_RELATIONS!r}}})
+projects = {list(PROJECTS)!r}
+nodes = {{}}
+for project in projects:
+    nodes[project] = await call_tool("memory", "open_nodes", {{"names": [project]}})
 reviewers = {{}}
-for project in {list(PROJECTS)!r}:
-    node = await call_tool("memory", "open_nodes", {{"names": [project]}})
-    names = [r["from"] for r in node["relations"] if r["to"] == project]
+for project in projects:
+    names = [r["from"] for r in nodes[project]["relations"] if r["to"] == project]
     team = await call_tool("memory", "open_nodes", {{"names": names}})
     reviewers[project] = {{e["name"]: e["observations"] for e in team["entities"]}}
 return reviewers
@@ -221,7 +235,10 @@ CITIES = ["New York", "Chicago", "Los Angeles"]  # the three server-everything k
 
 def _weather() -> Task:
     """Gather a few small results and aggregate them: where code mode pays least."""
-    steps = [Step("everything", "get-structured-content", {"location": c}) for c in CITIES]
+    steps = [
+        Step("everything", "get-structured-content", {"location": city}, at_once=n > 0)
+        for n, city in enumerate(CITIES)
+    ]
     program = f"""
 weather = {{}}
 for city in {CITIES!r}:

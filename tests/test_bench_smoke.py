@@ -90,6 +90,7 @@ def test_the_code_mode_bench_counts_one_task_both_ways():
     plain, code = figures["tool calls"], figures["code"]
 
     assert (figures["calls"], plain["turns"], code["turns"]) == (4, 4, 1)
+    assert plain["turns, independent calls at once"] == 1  # no call needs another's result
     # token counts, not timings: the same on every machine for the same upstream
     assert code["read over the task"] < plain["read over the task"]
     assert code["read over the turns"] < plain["read over the turns"]
