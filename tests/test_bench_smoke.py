@@ -71,9 +71,9 @@ def test_the_bench_smoke_run_produces_every_metric_for_direct_and_dynamic_mcp(tm
     assert "## First call after an expansion from the catalog" in run.stdout
 
 
-def test_the_code_mode_bench_counts_one_task_both_ways():
+def _bench_code_mode(*args: str) -> dict:
     run = subprocess.run(
-        [sys.executable, "-m", "bench.code_mode", "--zones", "2", "--json"],
+        [sys.executable, "-m", "bench.code_mode", *args, "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -81,11 +81,36 @@ def test_the_code_mode_bench_counts_one_task_both_ways():
         stdin=subprocess.DEVNULL,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    figures = json.loads(run.stdout)
+    return json.loads(run.stdout)
+
+
+def test_the_code_mode_bench_counts_one_task_both_ways():
+    # the one task on an upstream installed here: the others start npm servers with npx
+    figures = _bench_code_mode("--tasks", "meetings", "--zones", "2")["tasks"]["meetings"]
     plain, code = figures["tool calls"], figures["code"]
 
     assert (figures["calls"], plain["turns"], code["turns"]) == (4, 4, 1)
+    assert plain["turns, independent calls at once"] == 1  # no call needs another's result
     # token counts, not timings: the same on every machine for the same upstream
     assert code["read over the task"] < plain["read over the task"]
-    assert plain["expansion"] < code["expansion"] < plain["expansion with raw output schemas"]
+    assert code["read over the turns"] < plain["read over the turns"]
+    assert plain["expansions"] < code["expansions"] < plain["expansions with raw output schemas"]
     assert plain["tools/list"] < code["tools/list"]  # the third tool's cost, every turn
+    assert set(json.loads(code["value"])) == {"now", "meeting at 09:00 UTC"}
+
+
+def test_the_code_mode_overhead_bench_times_every_kind_of_run_against_a_plain_call():
+    figures = _bench_code_mode("overhead", "--runs", "1", "--repeats", "1", "--calls", "2")
+
+    # which figures there are, not how large: no timing is asserted
+    assert set(figures["rows"]) == {
+        "plain call",
+        "cold run, one call",
+        "run, one call",
+        "run, no call",
+        "run, 2 calls",
+        "per call inside code",
+        "2 calls: one program against 2 plain calls",
+    }
+    assert len(figures["rounds"]) == 1
+    assert all(value > 0 for value in figures["rounds"][0].values())
