@@ -22,7 +22,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -30,7 +33,16 @@ from typing import Self
 import psutil
 import redis
 
-__all__ = ["Cluster", "HAProxy", "RedisProcess", "Replica", "missing_parts", "redis_commands"]
+__all__ = [
+    "HEARTBEAT_KEY",
+    "Cluster",
+    "HAProxy",
+    "RedisProcess",
+    "Replica",
+    "commands_sent",
+    "missing_parts",
+    "redis_commands",
+]
 
 REPO = Path(__file__).resolve().parent.parent  # the replicas run `-m server` from here
 
@@ -121,6 +133,38 @@ def redis_commands(redis_client: redis.Redis) -> int:
     then counted once, before."""
     stats = redis_client.info("commandstats")
     return sum(stat["calls"] for name, stat in stats.items() if name != "cmdstat_info")
+
+
+# What every replica writes every few seconds, whoever asks (groups.serving.heartbeat).
+HEARTBEAT_KEY = "gateway/replicas/heartbeats"
+MONITOR_WAIT = 30.0  # seconds for Redis's MONITOR to start, and to see its last command
+
+
+@contextmanager
+def commands_sent(server: RedisProcess) -> Iterator[list[str]]:
+    """Every command `server` is sent inside the block, as text (its MONITOR): unlike
+    counting commands, it tells which ones, so a replica's heartbeat can be told apart."""
+    sent: list[str] = []
+    end = "end-of-monitoring-7f3a"
+    ready = threading.Event()
+    ender = server.client()
+    ender.ping()  # connected (its HELLO sent) before the monitoring starts
+
+    def monitor() -> None:
+        with server.client().monitor() as commands:
+            ready.set()
+            while end not in (command := commands.next_command()["command"]):
+                sent.append(command)
+
+    watching = threading.Thread(target=monitor, daemon=True)
+    watching.start()
+    if not ready.wait(MONITOR_WAIT):
+        raise TimeoutError("Redis's MONITOR did not start")
+    try:
+        yield sent
+    finally:
+        ender.echo(end)  # the monitor's last command
+        watching.join(MONITOR_WAIT)
 
 
 class Replica:
