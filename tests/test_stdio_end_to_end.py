@@ -242,7 +242,8 @@ EVERYTHING = "@modelcontextprotocol/server-everything"
 
 def in_npx_cache(package: str) -> bool:
     """Whether npx can start `package` offline: the project does not install npm packages."""
-    cached = Path.home().glob(f".npm/_npx/*/node_modules/{package}/package.json")
+    cache = Path(os.environ.get("npm_config_cache") or Path.home() / ".npm")  # noqa: SIM112 - npm reads it lower case
+    cached = cache.glob(f"_npx/*/node_modules/{package}/package.json")
     return shutil.which("npx") is not None and next(cached, None) is not None
 
 
