@@ -32,6 +32,20 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
+# A raw JSON-RPC initialize, as a client sends it first, and what an HTTP POST accepts.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
 REPO = Path(__file__).resolve().parent.parent
 UPSTREAMS = Path(__file__).resolve().parent / "upstreams"
 ECHO_SERVER = UPSTREAMS / "echo_server.py"
@@ -433,18 +447,8 @@ def raw_debug_session(
     Initializes, makes each tools/call in turn (waiting for its response), lists the tools
     if asked, closes stdin, and returns every stdout message and the whole stderr.
     """
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "1"},
-        },
-    }
     requests = [
-        initialize,
+        INITIALIZE,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         *[
             {"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": params}

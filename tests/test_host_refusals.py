@@ -17,7 +17,15 @@ from types import SimpleNamespace
 
 import httpx2
 import pytest
-from conftest import REPO, dynamic_mcp_command, free_port, stdio_entry, wait_for_port
+from conftest import (
+    ACCEPT,
+    INITIALIZE,
+    REPO,
+    dynamic_mcp_command,
+    free_port,
+    stdio_entry,
+    wait_for_port,
+)
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
@@ -26,17 +34,6 @@ from groups.config import parse_config
 from groups.errors import ConfigError
 
 PUBLIC_NAME = "mcp.example.internal"  # what clients ask for; the proxy passes it on
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "probe", "version": "1"},
-    },
-}
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 ASKED = 3  # times the refused request is sent: said once in the log, not three times
 
 

@@ -14,22 +14,19 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import REPO, dynamic_mcp_command, free_port, stdio_entry, wait_for_port
+from conftest import (
+    ACCEPT,
+    INITIALIZE,
+    REPO,
+    dynamic_mcp_command,
+    free_port,
+    stdio_entry,
+    wait_for_port,
+)
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth
 
 TOKEN = "test-token-8c1f4d"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "probe", "version": "1"},
-    },
-}
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def dynamic_mcp(

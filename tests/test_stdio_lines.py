@@ -8,18 +8,8 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import INITIALIZE, REPO
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"},
-    },
-}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 MOST_LINES = 10  # read before the answer to tools/list must have come
