@@ -136,11 +136,7 @@ async def test_offline_access_is_asked_for_where_the_server_lists_it_and_the_tok
         first = await whoami(client)
         after = await signed_in(client)
         issued = stored_access_tokens()
-        with anyio.fail_after(EXPIRY_WAIT):  # until the first token has expired
-            for _ in range(int(EXPIRY_WAIT / 0.1)):
-                if stored_expired():
-                    break
-                await anyio.sleep(0.1)
+        await until_the_stored_token_expired()
         again = await whoami(client)
 
     link = first.content[0].text.rsplit(" ", 1)[1]
@@ -184,11 +180,7 @@ async def test_a_service_account_gets_a_token_without_a_person_and_a_new_one_on_
     async with Client(build_server(config)) as client:
         first = await whoami(client)
         issued = stored_access_tokens()
-        with anyio.fail_after(EXPIRY_WAIT):  # until the first token has expired
-            for _ in range(int(EXPIRY_WAIT / 0.1)):
-                if stored_expired():
-                    break
-                await anyio.sleep(0.1)
+        await until_the_stored_token_expired()
         again = await whoami(client)
 
     assert (first.is_error, first.content[0].text) == (False, "service read")
@@ -347,6 +339,14 @@ def _stored() -> dict[str, Any]:
 
 def stored_access_tokens() -> set[str]:
     return {entry["value"]["access_token"] for entry in _stored()["mcp-oauth-token"].values()}
+
+
+async def until_the_stored_token_expired() -> None:
+    with anyio.fail_after(EXPIRY_WAIT):
+        for _ in range(int(EXPIRY_WAIT / 0.1)):
+            if stored_expired():
+                return
+            await anyio.sleep(0.1)
 
 
 def stored_expired() -> bool:
