@@ -271,6 +271,22 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
+def listening(
+    command: list[str], port: int, *, stop_wait: float = 15, **popen: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`command` started (stdin and stdout closed, stderr too unless `popen` says), once it
+    listens on 127.0.0.1:`port`; stopped at the end."""
+    popen = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL} | popen
+    process = subprocess.Popen(command, **{"stderr": subprocess.DEVNULL, **popen})
+    try:
+        wait_for_port(port, process)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(stop_wait)
+
+
+@contextmanager
 def serving_http(
     config: Path,
     *args: str,
@@ -282,20 +298,9 @@ def serving_http(
     default): its URL and process. `env` replaces the inherited environment; `stderr`
     takes its log."""
     port = port or free_port()
-    process = subprocess.Popen(
-        dynamic_mcp_command(config, "--transport", "http", "--port", str(port), *args),
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
-    try:
-        wait_for_port(port, process)
+    command = dynamic_mcp_command(config, "--transport", "http", "--port", str(port), *args)
+    with listening(command, port, cwd=REPO, env=env, stderr=stderr) as process:
         yield f"http://127.0.0.1:{port}/mcp", process
-    finally:
-        process.terminate()
-        process.wait(15)
 
 
 def serve_echo(
@@ -304,18 +309,9 @@ def serve_echo(
     """Run the echo upstream (or another of `script`'s) over `transport` on a loopback
     port; yield its URL."""
     port = port or free_port()
-    process = subprocess.Popen(
-        python_command(script, transport, "127.0.0.1", str(port)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process)
+    with listening(python_command(script, transport, "127.0.0.1", str(port)), port, stop_wait=10):
         path = "/mcp" if transport == "http" else "/sse"
         yield f"http://127.0.0.1:{port}{path}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import anyio
 import jwt
 import pytest
-from conftest import UPSTREAMS, free_port, python_command, wait_for_port
+from conftest import UPSTREAMS, free_port, listening, python_command
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
@@ -53,13 +52,8 @@ def enterprise(idp_key: Path) -> Iterator[str]:
     """The identity provider, authorization server and MCP server; its base URL."""
     port = free_port()
     command = python_command(UPSTREAMS / "enterprise_idp.py", str(port), idp_key, SHORT_TOKEN)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, process)
+    with listening(command, port, stop_wait=10):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def id_token(idp_key: Path, base: str, user: str, audience: str = IDP_CLIENT) -> str:
